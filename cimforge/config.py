@@ -1,0 +1,522 @@
+"""One configuration object for the whole flow.
+
+A :class:`Config` is a tree of frozen dataclasses (model shape, numerics, analog tile, ADC,
+digital-CIM macro, device) loaded from a TOML preset or file.  Every width, rounding mode and
+saturation rule used by ``hw/``, ``golden/``, ``verif/`` and ``synth/`` is read from here; the
+values that follow from others (weight slices, input digits, shift range, accumulator widths)
+are properties, never stored twice.
+
+This module imports no other project code, so every layer can depend on it.
+
+TOML layout (all sections optional when ``base`` names a preset)::
+
+    base = "tiny"            # optional: start from a preset, then override keys below
+    seed = 1
+    [model]    name kind d_model n_heads d_ff n_layers vocab_size max_seq seq_len
+    [numerics] act_bits weight_bits acc_bits rounding saturate act_scale
+    [tile]     rows cols bits_per_cell dac_bits rows_per_read
+    [adc]      kind bits cols_per_adc
+    [dcim]     rows cols
+    [device]   preset
+
+Errors are :class:`ConfigError` (a ``ValueError``) whose message names the file, the key, the
+offending value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "NumericsConfig",
+    "TileConfig",
+    "AdcConfig",
+    "DcimConfig",
+    "DeviceConfig",
+    "Config",
+    "KNOWN_MODELS",
+    "ROUNDING_MODES",
+    "DEVICE_PRESETS",
+    "preset_names",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range.
+
+    ``key`` is the dotted key (``"tile.rows"``) when one is to blame; ``source`` the file.
+    """
+
+    def __init__(self, key: str | None, message: str, source: str | None = None):
+        self.key = key
+        self.detail = message
+        self.source = source
+        where = f"{source}: " if source else ""
+        what = f"{key}: " if key else ""
+        super().__init__(f"{where}{what}{message}")
+
+    def within(self, section: str | None = None, source: str | None = None) -> ConfigError:
+        """The same error, with its key prefixed by ``section`` and/or attributed to ``source``."""
+        key = self.key
+        if section is not None:
+            key = f"{section}.{key}" if key else section
+        return ConfigError(key, self.detail, source if source is not None else self.source)
+
+
+# --------------------------------------------------------------------------------------------
+# field checks: each raises ConfigError(key, "<value> ...: must be ...")
+
+
+def _check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(name, f"{value!r} must be an integer")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        if hi is None:
+            allowed = f">= {lo}"
+        elif lo is None:
+            allowed = f"<= {hi}"
+        else:
+            allowed = f"in [{lo}, {hi}]"
+        raise ConfigError(name, f"{value!r} is out of range: must be an integer {allowed}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(name, f"{value!r} is not allowed: must be one of {', '.join(map(str, choices))}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(name, f"{value!r} must be true or false")
+
+
+def _check_str(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(name, f"{value!r} must be a non-empty string")
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+
+
+MODEL_KINDS = ("encoder", "decoder")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Transformer shape.
+
+    ``kind`` is ``"encoder"`` (BERT/MiniLM: post-LN, bidirectional) or ``"decoder"``
+    (GPT: pre-LN, causal, KV cache). ``seq_len`` is the sequence length N used for workload
+    profiles and estimates; ``max_seq`` the longest sequence the hardware holds.
+    """
+
+    name: str = "custom"
+    kind: str = "encoder"
+    d_model: int = 384
+    n_heads: int = 12
+    d_ff: int = 1536
+    n_layers: int = 6
+    vocab_size: int = 30522
+    max_seq: int = 512
+    seq_len: int = 128
+
+    def __post_init__(self):
+        _check_str("name", self.name)
+        _check_choice("kind", self.kind, MODEL_KINDS)
+        for key in ("d_model", "n_heads", "d_ff", "n_layers", "vocab_size", "max_seq", "seq_len"):
+            _check_int(key, getattr(self, key), lo=1)
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                "d_model",
+                f"{self.d_model} is not divisible by n_heads ({self.n_heads}): "
+                "must be a multiple of n_heads",
+            )
+        if self.seq_len > self.max_seq:
+            raise ConfigError(
+                "seq_len", f"{self.seq_len} exceeds max_seq ({self.max_seq}): must be <= max_seq"
+            )
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+# Shapes of the published models; a [model] section may start from one with name = "...".
+KNOWN_MODELS: dict[str, ModelConfig] = {
+    m.name: m
+    for m in (
+        ModelConfig("minilm", "encoder", 384, 12, 1536, 6, 30522, 512, 128),
+        ModelConfig("bert-base", "encoder", 768, 12, 3072, 12, 30522, 512, 128),
+        ModelConfig("bert-large", "encoder", 1024, 16, 4096, 24, 30522, 512, 128),
+        ModelConfig("gpt2", "decoder", 768, 12, 3072, 12, 50257, 1024, 1024),
+        ModelConfig("gpt3", "decoder", 12288, 96, 49152, 96, 50257, 2048, 2048),
+    )
+}
+
+ROUNDING_MODES = ("half_even", "half_up", "floor")
+ACT_SCALES = ("per_token", "per_tensor")
+
+
+@dataclass(frozen=True)
+class NumericsConfig:
+    """Integer formats shared by hw/ and golden/.
+
+    Activations and weights are signed two's complement of ``act_bits`` / ``weight_bits``;
+    accumulators signed ``acc_bits``. ``rounding`` applies wherever a value is scaled down
+    (``half_even``: round half to even, ``half_up``: round half towards +inf, ``floor``:
+    arithmetic shift). ``saturate`` clamps results to their format instead of wrapping.
+    """
+
+    act_bits: int = 8
+    weight_bits: int = 8
+    acc_bits: int = 32
+    rounding: str = "half_even"
+    saturate: bool = True
+    act_scale: str = "per_token"
+
+    def __post_init__(self):
+        _check_int("act_bits", self.act_bits, lo=2, hi=16)
+        _check_int("weight_bits", self.weight_bits, lo=2, hi=16)
+        _check_int("acc_bits", self.acc_bits, lo=8, hi=48)
+        _check_choice("rounding", self.rounding, ROUNDING_MODES)
+        _check_bool("saturate", self.saturate)
+        _check_choice("act_scale", self.act_scale, ACT_SCALES)
+
+    @property
+    def acc_min(self) -> int:
+        return -(1 << (self.acc_bits - 1))
+
+    @property
+    def acc_max(self) -> int:
+        return (1 << (self.acc_bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Analog crossbar tile.
+
+    ``rows`` x ``cols`` cells of ``bits_per_cell`` bits; each signed weight is a differential
+    pair (G+ / G-) of ``weight_bits / bits_per_cell`` slices on adjacent columns. Inputs are
+    applied ``dac_bits`` at a time; ``rows_per_read`` word lines are activated per read.
+    """
+
+    rows: int = 256
+    cols: int = 256
+    bits_per_cell: int = 2
+    dac_bits: int = 1
+    rows_per_read: int = 256
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, lo=1, hi=4096)
+        _check_int("cols", self.cols, lo=1, hi=4096)
+        _check_choice("bits_per_cell", self.bits_per_cell, (1, 2, 4))
+        _check_choice("dac_bits", self.dac_bits, (1, 2, 4, 8))
+        _check_int("rows_per_read", self.rows_per_read, lo=1, hi=self.rows)
+        if self.rows % self.rows_per_read:
+            raise ConfigError(
+                "rows_per_read",
+                f"{self.rows_per_read} does not divide rows ({self.rows}): "
+                "must be a divisor of tile.rows",
+            )
+
+
+ADC_KINDS = ("sar", "flash")
+
+
+@dataclass(frozen=True)
+class AdcConfig:
+    """Column ADCs: ``kind`` SAR (one comparator decision per cycle) or flash, ``bits`` of
+    resolution, ``cols_per_adc`` columns multiplexed onto each converter."""
+
+    kind: str = "sar"
+    bits: int = 8
+    cols_per_adc: int = 8
+
+    def __post_init__(self):
+        _check_choice("kind", self.kind, ADC_KINDS)
+        _check_int("bits", self.bits, lo=1, hi=16)
+        _check_int("cols_per_adc", self.cols_per_adc, lo=1)
+        if self.kind == "flash" and self.bits > 8:
+            raise ConfigError(
+                "bits",
+                f"{self.bits} is too wide for a flash ADC (2^bits - 1 comparators): "
+                "must be <= 8 with kind = 'flash'",
+            )
+
+
+@dataclass(frozen=True)
+class DcimConfig:
+    """SRAM digital-CIM macro: ``rows`` stored vectors (tokens) of ``cols`` int elements."""
+
+    rows: int = 512
+    cols: int = 64
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, lo=1, hi=65536)
+        _check_int("cols", self.cols, lo=1, hi=4096)
+
+
+DEVICE_PRESETS = ("sram", "reram", "pcm", "fefet", "mram")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Memory device of the analog tile (presets after the survey's Table II)."""
+
+    preset: str = "pcm"
+
+    def __post_init__(self):
+        _check_choice("preset", self.preset, DEVICE_PRESETS)
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "numerics": NumericsConfig,
+    "tile": TileConfig,
+    "adc": AdcConfig,
+    "dcim": DcimConfig,
+    "device": DeviceConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, with the values derived from several sections."""
+
+    name: str = "custom"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    numerics: NumericsConfig = field(default_factory=NumericsConfig)
+    tile: TileConfig = field(default_factory=TileConfig)
+    adc: AdcConfig = field(default_factory=AdcConfig)
+    dcim: DcimConfig = field(default_factory=DcimConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+
+    def __post_init__(self):
+        _check_int("seed", self.seed, lo=0, hi=2**63 - 1)
+        t, n, a = self.tile, self.numerics, self.adc
+        if n.weight_bits % t.bits_per_cell:
+            raise ConfigError(
+                "tile.bits_per_cell",
+                f"{t.bits_per_cell} does not divide numerics.weight_bits ({n.weight_bits}): "
+                "must be a divisor of the weight width",
+            )
+        if n.act_bits % t.dac_bits:
+            raise ConfigError(
+                "tile.dac_bits",
+                f"{t.dac_bits} does not divide numerics.act_bits ({n.act_bits}): "
+                "must be a divisor of the activation width",
+            )
+        if t.cols % self.cols_per_channel:
+            raise ConfigError(
+                "tile.cols",
+                f"{t.cols} is not a multiple of the {self.cols_per_channel} columns one output "
+                f"channel needs (2 polarities x {self.weight_slices} slices): "
+                f"must be a multiple of {self.cols_per_channel}",
+            )
+        if t.cols % a.cols_per_adc:
+            raise ConfigError(
+                "adc.cols_per_adc",
+                f"{a.cols_per_adc} does not divide tile.cols ({t.cols}): "
+                "must be a divisor of tile.cols",
+            )
+        if self.term_bits + 1 > n.acc_bits:
+            raise ConfigError(
+                "numerics.acc_bits",
+                f"{n.acc_bits} cannot hold one shift-add term ({self.term_bits + 1} bits: "
+                f"{a.bits}-bit ADC code shifted by up to {self.max_shift}): "
+                f"must be >= {self.term_bits + 1}",
+            )
+
+    # -- derived values -----------------------------------------------------------------------
+
+    @property
+    def weight_slices(self) -> int:
+        """Cells per weight magnitude slice chain: ``weight_bits / bits_per_cell``."""
+        return self.numerics.weight_bits // self.tile.bits_per_cell
+
+    @property
+    def input_digits(self) -> int:
+        """DAC steps per input: ``act_bits / dac_bits`` (bits applied serially, MSB last)."""
+        return self.numerics.act_bits // self.tile.dac_bits
+
+    @property
+    def cols_per_channel(self) -> int:
+        """Physical columns per output channel: two polarities of every slice."""
+        return 2 * self.weight_slices
+
+    @property
+    def channels_per_tile(self) -> int:
+        return self.tile.cols // self.cols_per_channel
+
+    @property
+    def adcs_per_tile(self) -> int:
+        return self.tile.cols // self.adc.cols_per_adc
+
+    @property
+    def max_shift(self) -> int:
+        """Largest shift-add weight exponent: top input digit and top weight slice."""
+        t = self.tile
+        return (self.input_digits - 1) * t.dac_bits + (self.weight_slices - 1) * t.bits_per_cell
+
+    @property
+    def shift_bits(self) -> int:
+        """Width of a shift amount in ``[0, max_shift]``."""
+        return max(1, self.max_shift.bit_length())
+
+    @property
+    def term_bits(self) -> int:
+        """Magnitude bits of one shift-add term: an ADC code shifted by at most max_shift."""
+        return self.adc.bits + self.max_shift
+
+    @property
+    def digit_bits(self) -> int:
+        """Width of an input-digit index."""
+        return max(1, (self.input_digits - 1).bit_length())
+
+    @property
+    def slice_bits(self) -> int:
+        """Width of a weight-slice index."""
+        return max(1, (self.weight_slices - 1).bit_length())
+
+    def row_tiles(self, k: int) -> int:
+        """Row tiles a matrix of ``k`` input rows occupies."""
+        return math.ceil(k / self.tile.rows)
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of every value (the name excluded)."""
+        d = self.to_dict()
+        d.pop("name")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def _preset_dir() -> Path:
+    # A source checkout (the editable install the README uses) has configs/ next to cimforge/;
+    # a wheel carries the same files as the package cimforge.presets.
+    here = Path(__file__).resolve().parent.parent / "configs"
+    if here.is_dir():
+        return here
+    return Path(str(resources.files("cimforge.presets")))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in _preset_dir().glob("*.toml"))
+
+
+def _read_toml(path: Path, source: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(None, "file not found", source) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(None, f"invalid TOML: {e}", source) from None
+    except OSError as e:
+        raise ConfigError(None, f"cannot read: {e.strerror}", source) from None
+
+
+def _resolve(spec: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], str, str]:
+    """Raw merged dict for a preset name or TOML path, following ``base`` keys."""
+    path = Path(spec)
+    if spec in preset_names():
+        path = _preset_dir() / f"{spec}.toml"
+        source, name = f"{spec} (preset {path})", spec
+    elif path.suffix == ".toml" or path.exists():
+        source, name = str(path), path.stem
+    else:
+        raise ConfigError(
+            None,
+            f"{spec!r} is neither a preset nor a TOML file: "
+            f"must be one of {', '.join(preset_names())} or a path to a .toml file",
+        )
+    key = str(path.resolve())
+    if key in chain:
+        raise ConfigError("base", f"{spec!r} is included twice: base presets form a cycle", source)
+    raw = _read_toml(path, source)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw, source, name
+    if not isinstance(base, str):
+        raise ConfigError("base", f"{base!r} must be a preset name or a TOML path", source)
+    if not Path(base).is_absolute() and base not in preset_names():
+        # relative paths in 'base' are relative to the file that names them
+        candidate = path.parent / base
+        base = str(candidate) if candidate.exists() else base
+    merged, _, _ = _resolve(base, chain + (key,))
+    for section, values in raw.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged, source, name
+
+
+def _build_section(cls: type, section: str, values: Any, source: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(section, f"{values!r} must be a table ([{section}])", source)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    values = dict(values)
+    base_model = None
+    if cls is ModelConfig and "name" in values and values["name"] in KNOWN_MODELS:
+        base_model = KNOWN_MODELS[values["name"]]
+    for key in values:
+        if key not in allowed:
+            raise ConfigError(
+                f"{section}.{key}",
+                f"unknown key: [{section}] allows {', '.join(allowed)}",
+                source,
+            )
+    try:
+        if base_model is not None:
+            return dataclasses.replace(base_model, **values)
+        return cls(**values)
+    except ConfigError as e:
+        raise e.within(section, source) from None
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>", name: str = "custom") -> Config:
+    """Build and validate a :class:`Config` from a TOML-shaped dict."""
+    top_keys = {"seed", "name", *_SECTIONS}
+    for key in raw:
+        if key not in top_keys:
+            raise ConfigError(
+                key, f"unknown key: allowed are base, {', '.join(sorted(top_keys))}", source
+            )
+    kwargs: dict[str, Any] = {"name": raw.get("name", name)}
+    if "seed" in raw:
+        kwargs["seed"] = raw["seed"]
+    for section, cls in _SECTIONS.items():
+        if section in raw:
+            kwargs[section] = _build_section(cls, section, raw[section], source)
+    try:
+        return Config(**kwargs)
+    except ConfigError as e:
+        raise e.within(None, source) from None
+
+
+def load_config(spec: str | Path | None = None) -> Config:
+    """Load a preset by name (``"tiny"``) or a TOML file by path; ``None`` gives ``tiny``."""
+    spec = "tiny" if spec is None else str(spec)
+    raw, source, name = _resolve(spec)
+    return config_from_dict(raw, source, name)

@@ -1,0 +1,310 @@
+"""Shift-add bit-slice reduction: the bit-exact specification of ``hw/shift_add.py``.
+
+A crossbar read gives, per column, an unsigned ADC code: the (quantised) dot product of one
+input digit with one weight slice of one polarity over one group of rows. The shift-add unit
+turns a sequence of such codes into the integer dot product::
+
+    acc = sum over beats of  (-1)^negative * code * 2^(digit * dac_bits + slice * bits_per_cell)
+
+One *beat* carries one code per lane (lanes run in lock-step) and the tags shared by all
+lanes: ``digit`` (input digit index, 0 = least significant), ``slice`` (weight slice index),
+``negative`` (subtract this term: set for the G- column, and toggled for the most significant
+digit of a two's-complement input, whose weight is negative) and ``last`` (the final beat of
+one dot product: emit the accumulator, then restart from zero). Beats of further row tiles of
+the same output simply continue the sum before ``last``.
+
+Numerics, as named steps:
+
+1. *term*: ``code << (digit * dac_bits + slice * bits_per_cell)``, negated when ``negative``;
+   exact (the config guarantees ``acc_bits`` > term width).
+2. *accumulate*: ``acc + term``, exact, then
+3. *saturate* to signed ``acc_bits`` (clamp) when ``saturate`` is set, else *wrap* (two's
+   complement truncation) -- after **every** beat, as the hardware accumulator does.
+4. *emit* on ``last`` and reset ``acc`` to 0.
+
+Timing (the cycle model the RTL meets exactly): one beat per cycle per lane, a two-stage
+pipeline (term register, accumulator/output register) stalled as a whole while a result waits
+on a full output. See :class:`ShiftAddTiming`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from cimforge.config import Config
+
+__all__ = [
+    "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "dot_product_beats", "saturate", "wrap",
+]
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+@dataclass(frozen=True)
+class ShiftAddSpec:
+    """Parameters of one shift-add reduction unit.
+
+    Parameters
+    ----------
+    lanes : int
+        Parallel accumulators (one per ADC of the tile).
+    adc_bits : int
+        Width of an (unsigned) ADC code.
+    input_digits : int
+        Input digits per activation (``act_bits / dac_bits``).
+    dac_bits : int
+        Bits applied per digit; digit ``d`` weighs ``2^(d * dac_bits)``.
+    weight_slices : int
+        Weight slices per weight (``weight_bits / bits_per_cell``).
+    bits_per_cell : int
+        Bits per slice; slice ``k`` weighs ``2^(k * bits_per_cell)``.
+    acc_bits : int
+        Signed accumulator and output width.
+    saturate : bool
+        Clamp (True) or wrap (False) the accumulator after every beat.
+    """
+
+    lanes: int
+    adc_bits: int
+    input_digits: int
+    dac_bits: int
+    weight_slices: int
+    bits_per_cell: int
+    acc_bits: int
+    saturate: bool = True
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name != "saturate":
+                _positive_int(f.name, getattr(self, f.name))
+        if not isinstance(self.saturate, bool):
+            raise ValueError(f"saturate must be a bool, not {self.saturate!r}")
+        if self.adc_bits > 16:
+            raise ValueError(f"adc_bits must be at most 16, not {self.adc_bits}")
+        if self.term_bits + 1 > self.acc_bits:
+            raise ValueError(
+                f"acc_bits must be at least {self.term_bits + 1} to hold one signed term "
+                f"(adc_bits {self.adc_bits} + max_shift {self.max_shift}), not {self.acc_bits}"
+            )
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ShiftAddSpec:
+        return cls(
+            lanes=cfg.adcs_per_tile,
+            adc_bits=cfg.adc.bits,
+            input_digits=cfg.input_digits,
+            dac_bits=cfg.tile.dac_bits,
+            weight_slices=cfg.weight_slices,
+            bits_per_cell=cfg.tile.bits_per_cell,
+            acc_bits=cfg.numerics.acc_bits,
+            saturate=cfg.numerics.saturate,
+        )
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def max_shift(self) -> int:
+        return (self.input_digits - 1) * self.dac_bits + (self.weight_slices - 1) * (
+            self.bits_per_cell
+        )
+
+    @property
+    def term_bits(self) -> int:
+        """Magnitude bits of a shifted code."""
+        return self.adc_bits + self.max_shift
+
+    @property
+    def digit_bits(self) -> int:
+        return max(1, (self.input_digits - 1).bit_length())
+
+    @property
+    def slice_bits(self) -> int:
+        return max(1, (self.weight_slices - 1).bit_length())
+
+    @property
+    def acc_min(self) -> int:
+        return -(1 << (self.acc_bits - 1))
+
+    @property
+    def acc_max(self) -> int:
+        return (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def code_max(self) -> int:
+        return (1 << self.adc_bits) - 1
+
+
+@dataclass(frozen=True)
+class ShiftAddTiming:
+    """Cycle model of the shift-add unit.
+
+    Cycles are counted at the clock edge that completes a stream transfer. The unit accepts one
+    beat per cycle unless its output holds a result that is not being taken (then the whole
+    pipeline, and with it ``i_stream.ready``, stalls). A result is offered ``latency`` cycles
+    after its ``last`` beat is accepted, and never before the cycle after the previous result
+    was taken.
+    """
+
+    latency: int = 2
+
+    def output_cycle(self, last_accept_cycle: int, prev_transfer_cycle: int | None) -> int:
+        """Cycle in which the result of a vector whose last beat was accepted in
+        ``last_accept_cycle`` is first offered, given the cycle the previous result was taken."""
+        earliest = last_accept_cycle + self.latency
+        if prev_transfer_cycle is None:
+            return earliest
+        return max(earliest, prev_transfer_cycle + 1)
+
+    def stream_cycles(self, beats: int) -> int:
+        """Cycles from the first accepted beat to the last result offered, with the input
+        always valid and the output always ready: one beat per cycle plus the pipeline."""
+        return beats - 1 + self.latency
+
+
+@dataclass(frozen=True)
+class Beats:
+    """A sequence of ``n`` beats: ``codes`` (n, lanes) and per-beat tags (n,)."""
+
+    codes: np.ndarray
+    digit: np.ndarray
+    slice: np.ndarray
+    negative: np.ndarray
+    last: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.codes)
+        for name in ("digit", "slice", "negative", "last"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, codes has {n}")
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def check(self, spec: ShiftAddSpec) -> None:
+        """Raise ValueError if any field is outside what the hardware port can carry."""
+        if self.codes.ndim != 2 or self.codes.shape[1] != spec.lanes:
+            raise ValueError(f"codes must have shape (n, {spec.lanes}), not {self.codes.shape}")
+        for name, hi in (
+            ("codes", spec.code_max),
+            ("digit", spec.input_digits - 1),
+            ("slice", spec.weight_slices - 1),
+            ("negative", 1),
+            ("last", 1),
+        ):
+            a = np.asarray(getattr(self, name))
+            if a.size and (a.min() < 0 or a.max() > hi):
+                raise ValueError(f"{name} must lie in [0, {hi}]")
+
+
+def wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement truncation of int64 values to signed ``bits``."""
+    half = np.int64(1) << (bits - 1)
+    return ((x + half) & ((half << 1) - 1)) - half
+
+
+def saturate(x: np.ndarray, bits: int) -> np.ndarray:
+    """Clamp int64 values to signed ``bits``."""
+    return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def terms(spec: ShiftAddSpec, beats: Beats) -> np.ndarray:
+    """Step 1: the signed, shifted term of every beat and lane, int64 (n, lanes)."""
+    shift = beats.digit.astype(np.int64) * spec.dac_bits + beats.slice.astype(np.int64) * (
+        spec.bits_per_cell
+    )
+    t = beats.codes.astype(np.int64) << shift[:, None]
+    return np.where(beats.negative.astype(bool)[:, None], -t, t)
+
+
+def shift_add(spec: ShiftAddSpec, beats: Beats) -> np.ndarray:
+    """Results (one row of ``lanes`` int64 per ``last`` beat) of a beat sequence.
+
+    Beats after the final ``last`` belong to no result and are ignored. Vectorised: the
+    exact running sums come from one cumulative sum per lane; only where a running sum leaves
+    the accumulator range (so clamping or wrapping after a beat changes later sums) does the
+    per-beat recurrence run, for that segment alone.
+    """
+    beats.check(spec)
+    t = terms(spec, beats)
+    ends = np.flatnonzero(beats.last.astype(bool))
+    out = np.empty((len(ends), spec.lanes), dtype=np.int64)
+    limit = saturate if spec.saturate else wrap
+    start = 0
+    for i, end in enumerate(ends):
+        seg = t[start : end + 1]
+        running = np.cumsum(seg, axis=0)
+        if running.size == 0 or (
+            running.min() >= spec.acc_min and running.max() <= spec.acc_max
+        ):
+            out[i] = running[-1]
+        else:
+            acc = np.zeros(spec.lanes, dtype=np.int64)
+            for row in seg:
+                acc = limit(acc + row, spec.acc_bits)
+            out[i] = acc
+        start = end + 1
+    return out
+
+
+def dot_product_beats(
+    spec: ShiftAddSpec, x: np.ndarray, w: np.ndarray, rows_per_read: int
+) -> Beats:
+    """The beats an *ideal* crossbar (exact conductances, an ADC that resolves every level)
+    delivers for the dot products ``x @ w``, one result per row of ``x``.
+
+    ``x``: (n, k) signed inputs of ``input_digits`` bits, applied bit-serially (1-bit DAC);
+    ``w``: (k, lanes) signed weights, split into a positive and a negative magnitude (the G+ and
+    G- columns), each cut into ``weight_slices`` slices of ``bits_per_cell`` bits. Reads go
+    row group by row group (``rows_per_read`` rows, the last group zero-padded), and within a
+    group digit by digit, slice by slice, G+ then G-. The most significant input bit weighs
+    negative (two's complement), so its G+ terms are subtracted and its G- terms added.
+    """
+    if spec.dac_bits != 1:
+        raise ValueError(
+            f"dot_product_beats models a 1-bit DAC, not dac_bits = {spec.dac_bits}"
+        )
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    n, k = x.shape
+    if w.shape != (k, spec.lanes):
+        raise ValueError(f"w must have shape ({k}, {spec.lanes}), not {w.shape}")
+    in_bits = spec.input_digits
+    w_bits = spec.weight_slices * spec.bits_per_cell
+    if x.min(initial=0) < -(1 << (in_bits - 1)) or x.max(initial=0) >= 1 << (in_bits - 1):
+        raise ValueError(f"x must be signed {in_bits}-bit")
+    if w.min(initial=0) < -(1 << (w_bits - 1)) or w.max(initial=0) >= 1 << (w_bits - 1):
+        raise ValueError(f"w must be signed {w_bits}-bit")
+    levels_max = (1 << spec.bits_per_cell) - 1
+    if rows_per_read * levels_max > spec.code_max:
+        raise ValueError(
+            f"an ideal read of {rows_per_read} rows of {spec.bits_per_cell}-bit cells reaches "
+            f"{rows_per_read * levels_max}, beyond the {spec.adc_bits}-bit ADC's {spec.code_max}"
+        )
+    groups = -(-k // rows_per_read)
+    pad = groups * rows_per_read - k
+    xu = np.pad(x, ((0, 0), (0, pad))) & ((1 << in_bits) - 1)
+    xbits = (xu[..., None] >> np.arange(in_bits)) & 1  # (n, K, D)
+    mags = np.stack([np.maximum(w, 0), np.maximum(-w, 0)], axis=-1)  # (k, L, P)
+    mags = np.pad(mags, ((0, pad), (0, 0), (0, 0)))
+    shifts = np.arange(spec.weight_slices) * spec.bits_per_cell
+    levels = (mags[..., None] >> shifts) & levels_max  # (K, L, P, S)
+    xbits = xbits.reshape(n, groups, rows_per_read, in_bits)
+    levels = levels.reshape(groups, rows_per_read, spec.lanes, 2, spec.weight_slices)
+    codes = np.einsum("ngrd,grlps->ngdspl", xbits, levels)  # (n, G, D, S, P, L)
+    per_vec = groups * in_bits * spec.weight_slices * 2
+    g, d, s, p = np.meshgrid(
+        np.arange(groups), np.arange(in_bits), np.arange(spec.weight_slices), np.arange(2),
+        indexing="ij",
+    )
+    digit = np.tile(d.ravel(), n)
+    slice_ = np.tile(s.ravel(), n)
+    negative = np.tile((p.ravel() == 1) ^ (d.ravel() == in_bits - 1), n).astype(np.int64)
+    last = np.zeros(n * per_vec, dtype=np.int64)
+    last[per_vec - 1 :: per_vec] = 1
+    return Beats(codes.reshape(n * per_vec, spec.lanes), digit, slice_, negative, last)

@@ -1,0 +1,173 @@
+"""Generate the Verilog of every block for a config, with a manifest describing it.
+
+Nothing is written when a component is constructed; :func:`generate` is the one explicit call
+that writes files. The manifest is what the benches, the flow and users read:
+
+``manifest.json``::
+
+    {"generator": "cimforge 0.1.0", "config": {...}, "config_digest": "<sha256>",
+     "config_source": "...",
+     "blocks": {"shift_add": {"top": "shift_add", "file": "shift_add.v",
+                              "verilog_sha256": "...", "parameters": {...}, "latency": 2,
+                              "ports": [{"name": "i_stream__payload", "direction": "in",
+                                         "width": 55, "fields": [...]}, ...]}}}
+
+``fields`` lists the packed layout of a stream payload: ``name``, bit ``offset``, ``width``,
+``signed``, and for arrays ``count`` and ``stride``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import data, wiring
+
+from cimforge import __version__
+from cimforge.config import Config
+from golden.shift_add import ShiftAddSpec
+from hw.shift_add import ShiftAdd
+
+__all__ = ["BLOCKS", "Block", "build_block", "generate", "port_table", "layout_fields"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """How to build one top-level block from a config."""
+
+    name: str
+    make: Callable[[Config], wiring.Component]
+    parameters: Callable[[wiring.Component], dict[str, Any]]
+    latency: Callable[[wiring.Component], int]
+
+
+BLOCKS: dict[str, Block] = {
+    "shift_add": Block(
+        name="shift_add",
+        make=lambda cfg: ShiftAdd(ShiftAddSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.latency,
+    ),
+}
+
+
+def layout_fields(layout: Any) -> list[dict[str, Any]]:
+    """Flatten a payload layout into scalar fields and arrays of scalars."""
+    if isinstance(layout, data.StructLayout):
+        out = []
+        for name, field in layout:
+            shape = field.shape
+            if isinstance(shape, data.ArrayLayout):
+                elem = Shape.cast(shape.elem_shape)
+                out.append(
+                    {
+                        "name": name,
+                        "offset": field.offset,
+                        "width": elem.width,
+                        "signed": elem.signed,
+                        "count": shape.length,
+                        "stride": elem.width,
+                    }
+                )
+            else:
+                s = Shape.cast(shape)
+                out.append(
+                    {"name": name, "offset": field.offset, "width": s.width, "signed": s.signed}
+                )
+        return out
+    if isinstance(layout, data.ArrayLayout):
+        elem = Shape.cast(layout.elem_shape)
+        return [
+            {
+                "name": "data",
+                "offset": 0,
+                "width": elem.width,
+                "signed": elem.signed,
+                "count": layout.length,
+                "stride": elem.width,
+            }
+        ]
+    s = Shape.cast(layout)
+    return [{"name": "data", "offset": 0, "width": s.width, "signed": s.signed}]
+
+
+def port_table(component: wiring.Component) -> list[dict[str, Any]]:
+    """Ports of a component as they appear in its Verilog (plus ``clk`` and ``rst``)."""
+    ports = [
+        {"name": "clk", "direction": "in", "width": 1},
+        {"name": "rst", "direction": "in", "width": 1},
+    ]
+    for path, member, value in component.signature.flatten(component):
+        entry = {
+            "name": "__".join(str(p) for p in path),
+            "direction": "in" if member.flow == wiring.In else "out",
+            "width": len(value.as_value()) if hasattr(value, "as_value") else len(value),
+        }
+        shape = member.shape
+        if isinstance(shape, data.Layout):
+            entry["fields"] = layout_fields(shape)
+        ports.append(entry)
+    return ports
+
+
+def build_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
+    """The component and its Verilog text for block ``name``."""
+    component = BLOCKS[name].make(cfg)
+    text = verilog.convert(component, name=name, emit_src=False)
+    return component, text
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> dict[str, Any]:
+    """Write ``<block>.v`` for each block and ``manifest.json`` into ``out_dir``.
+
+    Everything is elaborated and converted first; files are written only once all blocks
+    converted, each atomically, the manifest last.
+    """
+    names = list(BLOCKS) if blocks is None else list(blocks)
+    converted = {}
+    for name in names:
+        component, text = build_block(name, cfg)
+        block = BLOCKS[name]
+        converted[name] = (
+            text,
+            {
+                "top": name,
+                "file": f"{name}.v",
+                "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "parameters": block.parameters(component),
+                "latency": block.latency(component),
+                "ports": port_table(component),
+            },
+        )
+    manifest = {
+        "generator": f"cimforge {__version__}",
+        "config_name": cfg.name,
+        "config_source": source,
+        "config_digest": cfg.digest(),
+        "config": cfg.to_dict(),
+        "blocks": {name: entry for name, (_, entry) in converted.items()},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for text, entry in converted.values():
+        _write_atomic(out_dir / entry["file"], text)
+    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest

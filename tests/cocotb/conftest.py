@@ -1,0 +1,59 @@
+"""Shared fixtures for the cocotb benches: one generated design per config, one build per
+(design, simulator) -- shared by pytest-xdist workers through a lock in verif.runner -- and one
+private work directory per test id."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import pytest
+
+from cimforge.config import load_config
+from hw.generate import generate
+from verif.simulators import SimulatorNotFound, find_simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "build" / "pytest-sim"
+
+
+def generated(config: str) -> Path:
+    """Generate ``config`` once (per digest) and return its manifest path."""
+    cfg = load_config(config)
+    out = CACHE / "designs" / f"{cfg.name}-{cfg.digest()[:12]}"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = out / "manifest.json"
+        # always regenerate: it is cheap, and keeps the design current with hw/ edits; the
+        # simulator build is cached by the Verilog's content hash, so it still builds once
+        generate(cfg, out, source=config)
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest() -> Path:
+    return generated("tiny")
+
+
+@pytest.fixture(params=["verilator", "icarus"])
+def simulator(request):
+    try:
+        return find_simulator(request.param)
+    except SimulatorNotFound as e:
+        if request.param == "verilator":
+            raise  # a dependency of cimforge: its absence is an install error, not a skip
+        pytest.skip(f"optional simulator missing: {e}")
+
+
+@pytest.fixture
+def work_dir(request, simulator) -> Path:
+    safe = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+    d = CACHE / "runs" / safe
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def cache_root() -> Path:
+    return CACHE / "builds"

@@ -1,0 +1,276 @@
+"""Build a generated block once per simulator and run its cocotb bench through
+``cocotb_tools.runner``.
+
+* Builds are cached by content: the build directory name carries a hash of the Verilog, the
+  simulator and the build arguments, so one generated design is compiled once and every test
+  runs against it; a file lock makes concurrent ``pytest -n 2`` workers wait for one build.
+* Every run gets its own test directory (one per test id), so runs never share files.
+* A failing bench raises :class:`BenchFailure` whose message holds the failing tests, the seed
+  and the tail of the simulator log -- not just cocotb's bare ``SystemExit: 1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from verif.simulators import Simulator
+
+__all__ = [
+    "VERILATOR_BUILD_ARGS",
+    "BenchFailure",
+    "BenchResult",
+    "TestOutcome",
+    "build_block",
+    "run_bench",
+]
+
+# Amaranth's Verilog back end sizes intermediate expressions by its own rules and leaves the
+# implicit extension/truncation to Verilog semantics, which trips WIDTHEXPAND/WIDTHTRUNC on
+# almost every arithmetic line of generated code. Widths are checked at the Amaranth level
+# (and bit-exactness by the benches), so this one class of warning is waived here, and only
+# here; every other Verilator warning stays fatal.
+VERILATOR_BUILD_ARGS = ("-Wno-WIDTH",)
+
+LOG_TAIL_LINES = 60
+
+
+class BenchFailure(AssertionError):
+    """A bench build or run failed; the message carries the evidence."""
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    name: str
+    passed: bool
+    sim_time_ns: float
+    message: str = ""
+
+
+@dataclass
+class BenchResult:
+    """What one bench run produced."""
+
+    block: str
+    simulator: str
+    seed: int | None
+    tests: list[TestOutcome]
+    records: list[dict[str, Any]]
+    log: Path
+    build_seconds: float
+    run_seconds: float
+    build_dir: Path
+    cached_build: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.tests) and all(t.passed for t in self.tests)
+
+    @property
+    def failed(self) -> list[TestOutcome]:
+        return [t for t in self.tests if not t.passed]
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text[-lines:])
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_key(sim: Simulator, verilog: Path, args: tuple[str, ...], waves: bool) -> str:
+    h = hashlib.sha256()
+    h.update(verilog.read_bytes())
+    h.update(f"{sim.name} {sim.version} {sim.executable} {args} {waves}".encode())
+    return h.hexdigest()[:16]
+
+
+def _waves() -> bool:
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def build_block(
+    manifest_path: Path, block: str, sim: Simulator, cache_root: Path
+) -> tuple[Path, float, bool]:
+    """Build ``block`` of a generated design for ``sim``; returns (build dir, seconds, cached)."""
+    from cocotb_tools.runner import get_runner
+
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["blocks"][block]
+    verilog = (manifest_path.parent / entry["file"]).resolve()
+    args = VERILATOR_BUILD_ARGS if sim.name == "verilator" else ()
+    waves = _waves()
+    build_dir = cache_root / sim.name / f"{block}-{_build_key(sim, verilog, args, waves)}"
+    stamp = build_dir / "cimforge.built"
+    with _locked(build_dir.with_suffix(".lock")):
+        if stamp.exists():
+            return build_dir, 0.0, True
+        t0 = time.monotonic()
+        log = build_dir.with_suffix(".build.log")
+        with sim.environment():
+            runner = get_runner(sim.name)
+            try:
+                runner.build(
+                    sources=[verilog],
+                    hdl_toplevel=entry["top"],
+                    build_dir=build_dir,
+                    build_args=list(args),
+                    timescale=("1ns", "1ps"),
+                    waves=waves,
+                    log_file=log,
+                    always=True,
+                )
+            except (RuntimeError, SystemExit) as e:
+                raise BenchFailure(
+                    f"{sim.describe()} failed to build {block} ({verilog}): {e}\n"
+                    f"--- {log} (tail) ---\n{_tail(log)}"
+                ) from None
+        stamp.write_text(f"{sim.describe()}\n")
+        return build_dir, time.monotonic() - t0, False
+
+
+def _parse_results(xml_path: Path) -> list[TestOutcome]:
+    if not xml_path.exists():
+        return []
+    tests = []
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        failure = case.find("failure")
+        error = case.find("error")
+        bad = failure if failure is not None else error
+        message = ""
+        if bad is not None:
+            message = (bad.get("message") or "") + ("\n" + bad.text if bad.text else "")
+        tests.append(
+            TestOutcome(
+                name=case.get("name", "?"),
+                passed=bad is None and case.find("skipped") is None,
+                sim_time_ns=float(case.get("sim_time_ns", 0) or 0),
+                message=message.strip(),
+            )
+        )
+    return tests
+
+
+def run_bench(
+    manifest_path: Path,
+    block: str,
+    sim: Simulator,
+    *,
+    work_dir: Path,
+    cache_root: Path,
+    testcase: str | list[str] | None = None,
+    seed: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    check: bool = True,
+) -> BenchResult:
+    """Build (once) and run the cocotb bench ``verif.benches.<block>`` on a generated design.
+
+    ``work_dir`` must be private to this run (e.g. one per pytest test id). With ``check`` a
+    failing run raises :class:`BenchFailure`; otherwise the result tells.
+    """
+    from cocotb_tools.runner import get_runner
+
+    manifest_path = manifest_path.resolve()
+    manifest = json.loads(manifest_path.read_text())
+    if block not in manifest["blocks"]:
+        raise ValueError(
+            f"block must be one of {', '.join(manifest['blocks'])} (from {manifest_path}), "
+            f"not {block!r}"
+        )
+    build_dir, build_seconds, cached = build_block(manifest_path, block, sim, cache_root)
+
+    work_dir = work_dir.resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    records_path = work_dir / "records.jsonl"
+    results_xml = work_dir / "results.xml"
+    log = work_dir / "sim.log"
+    for p in (records_path, results_xml, log):
+        p.unlink(missing_ok=True)
+    env = {
+        "CIMFORGE_MANIFEST": str(manifest_path),
+        "CIMFORGE_BLOCK": block,
+        "CIMFORGE_RECORDS": str(records_path),
+        **(extra_env or {}),
+    }
+    t0 = time.monotonic()
+    exit_error = None
+    with sim.environment():
+        runner = get_runner(sim.name)
+        try:
+            runner.test(
+                test_module=f"verif.benches.{block}",
+                hdl_toplevel=manifest["blocks"][block]["top"],
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=work_dir,
+                testcase=testcase,
+                seed=seed,
+                extra_env=env,
+                results_xml=str(results_xml),
+                log_file=log,
+                timescale=("1ns", "1ps") if sim.name == "icarus" else None,
+            )
+        except SystemExit as e:  # cocotb's runner exits on failure under pytest
+            exit_error = e
+    run_seconds = time.monotonic() - t0
+
+    records = []
+    if records_path.exists():
+        records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
+    result = BenchResult(
+        block=block,
+        simulator=sim.name,
+        seed=_seed_from_log(log) if seed is None else seed,
+        tests=_parse_results(results_xml),
+        records=records,
+        log=log,
+        build_seconds=build_seconds,
+        run_seconds=run_seconds,
+        build_dir=build_dir,
+        cached_build=cached,
+    )
+    if check and (not result.passed or exit_error is not None):
+        failed = result.failed
+        summary = (
+            "; ".join(f"{t.name}: {t.message.splitlines()[0] if t.message else 'failed'}"
+                      for t in failed)
+            or (f"simulator exited with {exit_error.code}" if exit_error else "no test ran")
+        )
+        raise BenchFailure(
+            f"{block} bench in {sim.describe()} failed (seed {result.seed}; rerun with "
+            f"COCOTB_RANDOM_SEED={result.seed}): {summary}\n"
+            f"--- {log} (tail) ---\n{_tail(log)}"
+        )
+    return result
+
+
+def _seed_from_log(log: Path) -> int | None:
+    import re
+
+    try:
+        m = re.search(r"[Ss]eeding Python random module with (\d+)", log.read_text(errors="replace"))
+    except OSError:
+        return None
+    return int(m[1]) if m else None
