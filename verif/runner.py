@@ -187,6 +187,9 @@ def run_bench(
 ) -> BenchResult:
     """Build (once) and run the cocotb bench ``verif.benches.<block>`` on a generated design.
 
+    ``seed`` defaults to the config's seed; a ``COCOTB_RANDOM_SEED`` in the environment
+    overrides both, and the result reports the seed cocotb actually used.
+
     ``work_dir`` must be private to this run (e.g. one per pytest test id). With ``check`` a
     failing run raises :class:`BenchFailure`; otherwise the result tells.
     """
@@ -200,6 +203,8 @@ def run_bench(
             f"not {block!r}"
         )
     build_dir, build_seconds, cached = build_block(manifest_path, block, sim, cache_root)
+    if seed is None:
+        seed = manifest["config"]["seed"]  # reproducible by default; COCOTB_RANDOM_SEED wins
 
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -242,7 +247,7 @@ def run_bench(
     result = BenchResult(
         block=block,
         simulator=sim.name,
-        seed=_seed_from_log(log) if seed is None else seed,
+        seed=_seed_from_log(log),
         tests=_parse_results(results_xml),
         records=records,
         log=log,

@@ -32,11 +32,11 @@ class Scoreboard:
         if expected != actual:
             self.error(f"{what}: expected {expected}, got {actual}")
 
-    def assert_clean(self, seed: int | None = None) -> None:
+    def assert_clean(self, context: str = "") -> None:
         if self.errors:
             raise AssertionError(
                 f"{self.name}: {len(self.errors)} mismatch(es) of {self.checked} checks "
-                f"(seed {seed}); first: {self.errors[0]}"
+                f"({context}); first: {self.errors[0]}"
             )
         if not self.checked:
             raise AssertionError(f"{self.name}: nothing was checked")

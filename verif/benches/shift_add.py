@@ -149,7 +149,7 @@ class ShiftAddTB:
             predicted_cycles=predicted,
             errors=len(b.errors),
         )
-        b.assert_clean(self.seed)
+        b.assert_clean(f"test seed {self.seed}, from COCOTB_RANDOM_SEED={cocotb.RANDOM_SEED}")
 
 
 def random_beats(spec: ShiftAddSpec, rng: np.random.Generator, vectors: int,

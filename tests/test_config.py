@@ -1,0 +1,151 @@
+"""cimforge.config: presets, overrides, derived values and every kind of bad input."""
+
+import dataclasses
+import re
+
+import pytest
+
+from cimforge.config import (
+    KNOWN_MODELS,
+    Config,
+    ConfigError,
+    TileConfig,
+    load_config,
+    preset_names,
+)
+
+
+def write(tmp_path, text, name="cfg.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_presets_load():
+    assert preset_names() == ["bert-base", "gpt2", "minilm", "tiny"]
+    for name in preset_names():
+        cfg = load_config(name)
+        assert cfg.name == name
+    assert load_config(None).name == "tiny"
+
+
+def test_known_model_shapes_fill_presets():
+    assert load_config("minilm").model == KNOWN_MODELS["minilm"]
+    assert load_config("gpt2").model.kind == "decoder"
+
+
+def test_derived_values_tiny():
+    cfg = load_config("tiny")
+    assert cfg.weight_slices == 4  # 8-bit weights / 2 bits per cell
+    assert cfg.input_digits == 8
+    assert cfg.cols_per_channel == 8
+    assert cfg.channels_per_tile == 4
+    assert cfg.adcs_per_tile == 8
+    assert cfg.max_shift == 7 + 6
+    assert cfg.row_tiles(64) == 2
+    assert cfg.model.d_head == 16
+
+
+def test_config_is_frozen():
+    cfg = load_config("tiny")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3
+
+
+def test_toml_path_with_base_and_overrides(tmp_path):
+    p = write(tmp_path, 'base = "minilm"\nseed = 7\n[adc]\nbits = 6\n')
+    cfg = load_config(p)
+    assert (cfg.seed, cfg.adc.bits, cfg.adc.cols_per_adc) == (7, 6, 8)
+    assert cfg.model == KNOWN_MODELS["minilm"] and cfg.name == "cfg"
+    assert cfg.digest() != load_config("minilm").digest()
+
+
+def test_base_relative_to_file(tmp_path):
+    write(tmp_path, 'base = "tiny"\n[adc]\nbits = 7\n', "parent.toml")
+    child = write(tmp_path, 'base = "parent.toml"\n[tile]\nrows_per_read = 8\n', "child.toml")
+    cfg = load_config(child)
+    assert (cfg.adc.bits, cfg.tile.rows_per_read, cfg.model.name) == (7, 8, "tiny")
+
+
+def test_digest_ignores_name_only():
+    a = load_config("tiny")
+    assert dataclasses.replace(a, name="other").digest() == a.digest()
+    assert dataclasses.replace(a, seed=2).digest() != a.digest()
+
+
+BAD = [
+    # (toml text, message regex)
+    ('base = "tiny"\n[tile]\nrowz = 3\n',
+     r"cfg\.toml: tile\.rowz: unknown key: \[tile\] allows rows, cols, bits_per_cell"),
+    ('base = "tiny"\nmystery = 1\n', r"cfg\.toml: mystery: unknown key: allowed are base"),
+    ('base = "tiny"\n[adc]\nbits = 17\n',
+     r"cfg\.toml: adc\.bits: 17 is out of range: must be an integer in \[1, 16\]"),
+    ('base = "tiny"\n[adc]\nbits = 0\n', r"adc\.bits: 0 is out of range"),
+    ('base = "tiny"\n[adc]\nbits = "8"\n', r"cfg\.toml: adc\.bits: '8' must be an integer"),
+    ('base = "tiny"\n[adc]\nkind = "delta-sigma"\n',
+     r"adc\.kind: 'delta-sigma' is not allowed: must be one of sar, flash"),
+    ('base = "tiny"\n[adc]\nkind = "flash"\nbits = 10\n',
+     r"adc\.bits: 10 is too wide for a flash ADC .*must be <= 8"),
+    ('base = "tiny"\n[model]\nd_model = 30\nn_heads = 4\n',
+     r"cfg\.toml: model\.d_model: 30 is not divisible by n_heads \(4\)"),
+    ('base = "tiny"\n[model]\nseq_len = 64\n', r"model\.seq_len: 64 exceeds max_seq \(16\)"),
+    ('base = "tiny"\n[model]\nkind = "seq2seq"\n',
+     r"model\.kind: 'seq2seq' is not allowed: must be one of encoder, decoder"),
+    ('base = "tiny"\n[tile]\nrows_per_read = 12\n',
+     r"cfg\.toml: tile\.rows_per_read: 12 does not divide rows \(32\)"),
+    ('base = "tiny"\n[tile]\nrows_per_read = 64\n',
+     r"tile\.rows_per_read: 64 is out of range: must be an integer in \[1, 32\]"),
+    ('base = "tiny"\n[tile]\nbits_per_cell = 3\n',
+     r"tile\.bits_per_cell: 3 is not allowed: must be one of 1, 2, 4"),
+    ('base = "tiny"\n[tile]\ncols = 36\n',
+     r"tile\.cols: 36 is not a multiple of the 8 columns one output channel needs"),
+    ('base = "tiny"\n[adc]\ncols_per_adc = 3\n',
+     r"adc\.cols_per_adc: 3 does not divide tile\.cols \(32\)"),
+    ('base = "tiny"\n[numerics]\nweight_bits = 6\n[tile]\nbits_per_cell = 4\n',
+     r"tile\.bits_per_cell: 4 does not divide numerics\.weight_bits \(6\)"),
+    ('base = "tiny"\n[numerics]\nrounding = "stochastic"\n',
+     r"numerics\.rounding: 'stochastic' is not allowed: must be one of half_even, half_up"),
+    ('base = "tiny"\n[numerics]\nsaturate = 1\n', r"numerics\.saturate: 1 must be true or false"),
+    ('base = "tiny"\n[numerics]\nacc_bits = 16\n[adc]\nbits = 8\n',
+     r"numerics\.acc_bits: 16 cannot hold one shift-add term \(22 bits"),
+    ('base = "tiny"\nseed = -1\n', r"seed: -1 is out of range: must be an integer in \[0, "),
+    ('base = "tiny"\n[device]\npreset = "dram"\n',
+     r"device\.preset: 'dram' is not allowed: must be one of sram, reram, pcm, fefet, mram"),
+    ('base = "tiny"\ntile = 3\n', r"cfg\.toml: tile: 3 must be a table \(\[tile\]\)"),
+    ('base = "nonesuch"\n', r"'nonesuch' is neither a preset nor a TOML file: must be one of"),
+    ('base = 3\n', r"cfg\.toml: base: 3 must be a preset name or a TOML path"),
+    ('[adc\nbits = 3', r"cfg\.toml: invalid TOML"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_config_messages(tmp_path, text, message):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(p)
+    assert str(p) in str(info.value) or "nonesuch" in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}/nope.toml: file not found")):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_neither_preset_nor_file():
+    with pytest.raises(ConfigError, match=r"'huge' is neither a preset nor a TOML file: "
+                                          r"must be one of bert-base, gpt2, minilm, tiny"):
+        load_config("huge")
+
+
+def test_base_cycle(tmp_path):
+    write(tmp_path, 'base = "b.toml"\n', "a.toml")
+    write(tmp_path, 'base = "a.toml"\n', "b.toml")
+    with pytest.raises(ConfigError, match=r"base: .* is included twice: base presets form a cycle"):
+        load_config(tmp_path / "a.toml")
+
+
+def test_direct_construction_validates():
+    with pytest.raises(ConfigError, match=r"rows_per_read: 5 does not divide rows \(256\)"):
+        TileConfig(rows_per_read=5)
+    with pytest.raises(ConfigError, match=r"adc\.cols_per_adc"):
+        Config(adc=dataclasses.replace(Config().adc, cols_per_adc=7))
