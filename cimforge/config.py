@@ -49,6 +49,7 @@ __all__ = [
     "DEVICE_PRESETS",
     "preset_names",
     "load_config",
+    "max_shift",
 ]
 
 
@@ -92,8 +93,11 @@ def _check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None =
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if isinstance(choices[0], int):
+        _check_int(name, value)  # so that true or 2.0 are not taken for 1 or 2
     if value not in choices:
-        raise ConfigError(name, f"{value!r} is not allowed: must be one of {', '.join(map(str, choices))}")
+        allowed = ", ".join(map(str, choices))
+        raise ConfigError(name, f"{value!r} is not allowed: must be one of {allowed}")
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -104,6 +108,12 @@ def _check_bool(name: str, value: Any) -> None:
 def _check_str(name: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigError(name, f"{value!r} must be a non-empty string")
+
+
+def max_shift(input_digits: int, dac_bits: int, weight_slices: int, bits_per_cell: int) -> int:
+    """Exponent of the heaviest shift-add term: input digit ``d`` weighs ``2^(d * dac_bits)``,
+    weight slice ``k`` weighs ``2^(k * bits_per_cell)``."""
+    return (input_digits - 1) * dac_bits + (weight_slices - 1) * bits_per_cell
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,27 +379,12 @@ class Config:
     def max_shift(self) -> int:
         """Largest shift-add weight exponent: top input digit and top weight slice."""
         t = self.tile
-        return (self.input_digits - 1) * t.dac_bits + (self.weight_slices - 1) * t.bits_per_cell
-
-    @property
-    def shift_bits(self) -> int:
-        """Width of a shift amount in ``[0, max_shift]``."""
-        return max(1, self.max_shift.bit_length())
+        return max_shift(self.input_digits, t.dac_bits, self.weight_slices, t.bits_per_cell)
 
     @property
     def term_bits(self) -> int:
         """Magnitude bits of one shift-add term: an ADC code shifted by at most max_shift."""
         return self.adc.bits + self.max_shift
-
-    @property
-    def digit_bits(self) -> int:
-        """Width of an input-digit index."""
-        return max(1, (self.input_digits - 1).bit_length())
-
-    @property
-    def slice_bits(self) -> int:
-        """Width of a weight-slice index."""
-        return max(1, (self.weight_slices - 1).bit_length())
 
     def row_tiles(self, k: int) -> int:
         """Row tiles a matrix of ``k`` input rows occupies."""

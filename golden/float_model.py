@@ -345,7 +345,7 @@ class Encoder:
 
     # -- tokens -----------------------------------------------------------------------------
 
-    def _encode(self, sentences: Sequence[str]) -> list[list[int]]:
+    def _token_ids(self, sentences: Sequence[str]) -> list[list[int]]:
         if self._tokenizer is None:
             raise ValueError("this encoder has no tokenizer: pass token ids to forward()")
         if isinstance(sentences, str):
@@ -370,7 +370,7 @@ class Encoder:
         input_ids, attention_mask : numpy.ndarray
             int64, shape ``(len(sentences), T)``.
         """
-        return self._pad(self._encode(sentences))
+        return self._pad(self._token_ids(sentences))
 
     # -- network ----------------------------------------------------------------------------
 
@@ -390,28 +390,49 @@ class Encoder:
             float32, shape ``(B, T, d_model)``.  Padded positions are computed too (they
             attend to the real tokens), as in the Hugging Face model.
         """
+        ids, mask = self._check_ids(input_ids, attention_mask)
+        rows = np.ones(ids.shape, dtype=bool)
+        return self._encode(ids, mask, rows).reshape(*ids.shape, self._model.d_model)
+
+    def _check_ids(self, input_ids, attention_mask) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(input_ids)
         mask = np.asarray(attention_mask)
         if ids.ndim != 2 or mask.shape != ids.shape:
             raise ValueError(
                 f"input_ids {ids.shape} and attention_mask {mask.shape} must both be (B, T)"
             )
-        b, t = ids.shape
-        if t > self._model.max_seq:
-            raise ValueError(f"{t} tokens exceed max_seq ({self._model.max_seq})")
+        if ids.shape[1] > self._model.max_seq:
+            raise ValueError(f"{ids.shape[1]} tokens exceed max_seq ({self._model.max_seq})")
+        return ids, mask
+
+    def _encode(self, ids: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Hidden states of the positions where ``rows`` is True, as ``(n_rows, d)`` in
+        row-major (batch, position) order.
+
+        Row-wise work (linear layers, LayerNorm, GELU) is done on those rows only; attention
+        scatters them into ``(B, T)``, the other positions' keys and values left at zero.  With
+        ``rows == mask`` the padding costs nothing outside attention, and the result for the
+        real tokens is the same as with every row: their attention never reads a masked key.
+        """
         w = self._w
-        x = w.word[ids]
-        x += w.position[:t]
+        b, t = ids.shape
+        x = w.word[ids[rows]]
+        x += w.position[np.nonzero(rows)[1]]
         x += w.token_type[0]
         x = layer_norm(x, w.ln_g, w.ln_b, self._eps)
         bias = np.where(mask[:, None, None, :] != 0, F32(0.0), MASK_VALUE)
         for layer in w.layers:
-            x = self._block(x, bias, layer)
+            x = self._block(x, rows, bias, layer)
         return x
 
-    def _block(self, x: np.ndarray, bias: np.ndarray, p: EncoderLayer) -> np.ndarray:
-        q, k, v = _split_heads(x @ p.w_qkv + p.b_qkv, self._model.n_heads)
-        ctx = _merge_heads(_attention(q, k, v, bias))
+    def _block(
+        self, x: np.ndarray, rows: np.ndarray, bias: np.ndarray, p: EncoderLayer
+    ) -> np.ndarray:
+        b, t = rows.shape
+        qkv = np.zeros((b, t, p.w_qkv.shape[1]), dtype=F32)
+        qkv[rows] = x @ p.w_qkv + p.b_qkv
+        q, k, v = _split_heads(qkv, self._model.n_heads)
+        ctx = _merge_heads(_attention(q, k, v, bias))[rows]
         h = ctx @ p.w_o
         h += p.b_o
         h += x
@@ -426,8 +447,9 @@ class Encoder:
     def embed(self, sentences: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Sentence embeddings: mean-pooled last hidden state, L2-normalised.
 
-        Sentences are grouped by token count so that batches carry little padding; the rows
-        come back in input order.
+        Sentences are grouped by token count so that batches carry little padding, and only
+        the real tokens go through the row-wise layers (see ``_encode``); the rows come back
+        in input order.  The result equals pooling :meth:`forward` to float32 rounding.
 
         Parameters
         ----------
@@ -442,13 +464,15 @@ class Encoder:
         """
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
-        ids = self._encode(sentences)
+        ids = self._token_ids(sentences)
         out = np.empty((len(ids), self._model.d_model), dtype=F32)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             input_ids, mask = self._pad([ids[i] for i in rows])
-            hidden = self.forward(input_ids, mask)
+            real = mask.astype(bool)
+            hidden = np.zeros((*mask.shape, self._model.d_model), dtype=F32)
+            hidden[real] = self._encode(input_ids, mask, real)  # padding left out
             out[rows] = l2_normalize(mean_pool(hidden, mask))
         return out
 
@@ -487,7 +511,9 @@ def _load_encoder_weights(
             raise ModelFormatError(f"{source}: tensor {key!r} is missing")
         a = tensors[key]
         if a.shape != shape:
-            raise ModelFormatError(f"{source}: tensor {key!r} has shape {a.shape}, expected {shape}")
+            raise ModelFormatError(
+                f"{source}: tensor {key!r} has shape {a.shape}, expected {shape}"
+            )
         return np.ascontiguousarray(a, dtype=F32)
 
     def linear(prefix: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from cimforge.config import Config
+from cimforge.config import Config, max_shift
 
 __all__ = [
     "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "dot_product_beats", "saturate", "wrap",
@@ -110,9 +110,7 @@ class ShiftAddSpec:
 
     @property
     def max_shift(self) -> int:
-        return (self.input_digits - 1) * self.dac_bits + (self.weight_slices - 1) * (
-            self.bits_per_cell
-        )
+        return max_shift(self.input_digits, self.dac_bits, self.weight_slices, self.bits_per_cell)
 
     @property
     def term_bits(self) -> int:

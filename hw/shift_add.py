@@ -95,7 +95,9 @@ class ShiftAdd(wiring.Component):
         m.d.comb += shift.eq(beat.digit * spec.dac_bits + beat.slice * spec.bits_per_cell)
         s1_valid = Signal()
         s1_last = Signal()
-        s1_terms = [Signal(signed(spec.term_bits + 1), name=f"s1_term{i}") for i in range(spec.lanes)]
+        s1_terms = [
+            Signal(signed(spec.term_bits + 1), name=f"s1_term{i}") for i in range(spec.lanes)
+        ]
         with m.If(advance):
             m.d.sync += [s1_valid.eq(self.i_stream.valid), s1_last.eq(beat.last)]
             for lane, term in enumerate(s1_terms):

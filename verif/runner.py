@@ -275,7 +275,8 @@ def _seed_from_log(log: Path) -> int | None:
     import re
 
     try:
-        m = re.search(r"[Ss]eeding Python random module with (\d+)", log.read_text(errors="replace"))
+        text = log.read_text(errors="replace")
+        m = re.search(r"[Ss]eeding Python random module with (\d+)", text)
     except OSError:
         return None
     return int(m[1]) if m else None

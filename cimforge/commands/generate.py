@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from cimforge.config import load_config
@@ -33,9 +32,9 @@ def run(args) -> int:
 
     cfg = load_config(args.config)
     manifest = generate(cfg, args.out, source=str(args.config))
-    for name, block in manifest["blocks"].items():
+    for block in manifest["blocks"].values():
         print(f"{args.out / block['file']}: module {block['top']} "
               f"(latency {block['latency']} cycles)")
-    print(f"{args.out / 'manifest.json'}: config {cfg.name} sha256 {manifest['config_digest'][:16]}",
-          file=sys.stdout)
+    digest = manifest["config_digest"][:16]
+    print(f"{args.out / 'manifest.json'}: config {cfg.name} sha256 {digest}")
     return 0

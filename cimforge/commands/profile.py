@@ -78,8 +78,7 @@ def run(args) -> int:
     seq = model.seq_len if args.seq is None else args.seq
     if not 1 <= seq <= model.max_seq:
         raise CliError(
-            f"--seq {seq}: must be a positive integer <= {model.max_seq} "
-            f"(max_seq of {model.name})"
+            f"--seq {seq}: must be a positive integer <= {model.max_seq} (max_seq of {model.name})"
         )
     p = profile(model, seq)
     print(json.dumps(p) if args.json else _table(p))

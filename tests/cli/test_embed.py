@@ -89,9 +89,7 @@ def test_input_not_utf8(tmp_path, capsys):
 
 def test_input_is_a_directory(tmp_path, capsys):
     out = tmp_path / "emb.npy"
-    _fails(
-        ["embed", "--input", str(tmp_path), "--output", str(out)], capsys, "is a directory"
-    )
+    _fails(["embed", "--input", str(tmp_path), "--output", str(out)], capsys, "is a directory")
     assert not out.exists()
 
 

@@ -230,10 +230,19 @@ def test_kv_cache_decoding_equals_full_forward(decoder, prefill):
 def test_kv_cache_overflow_is_rejected(decoder):
     cache = decoder.new_cache(batch_size=1, capacity=4)
     decoder.forward(_ids(1, 3), cache)
-    with pytest.raises(ValueError, match=r"3 cached \+ 2 new tokens exceed the cache capacity \(4\)"):
+    with pytest.raises(
+        ValueError, match=r"3 cached \+ 2 new tokens exceed the cache capacity \(4\)"
+    ):
         decoder.forward(_ids(1, 2), cache)
 
 
 def test_decoder_weights_need_a_decoder_config():
     with pytest.raises(ValueError, match=r"model.kind must be 'decoder', not 'encoder'"):
         DecoderWeights.random(ModelConfig(), seed=0)
+
+
+def test_embed_equals_pooled_forward(minilm, reference):
+    # embed() skips the padded positions; pooling forward() over every position must agree
+    ids, mask = reference["hidden_input_ids"], reference["hidden_attention_mask"]
+    pooled = l2_normalize(mean_pool(minilm.forward(ids, mask), mask))
+    np.testing.assert_allclose(minilm.embed(reference["sentences"][:4]), pooled, atol=1e-6)
