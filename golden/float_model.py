@@ -2,7 +2,8 @@
 
 This is layer 1 of the golden model (DESIGN.md section 5): the numbers every quantised and
 bit-accurate model is compared against.  Everything is numpy ``float32`` and vectorised over
-batch, tokens and heads; only the loop over layers is Python.
+batch, tokens and heads: no Python loop runs over tokens or heads, only over layers (and over
+cache-sized chunks of the element-wise GELU).
 
 Encoder (BERT, all-MiniLM-L6-v2)
     word + position + token-type-0 embeddings, LayerNorm; post-LN blocks
@@ -415,7 +416,6 @@ class Encoder:
         real tokens is the same as with every row: their attention never reads a masked key.
         """
         w = self._w
-        b, t = ids.shape
         x = w.word[ids[rows]]
         x += w.position[np.nonzero(rows)[1]]
         x += w.token_type[0]

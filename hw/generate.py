@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from amaranth.lib import data, wiring
 
 from cimforge import __version__
 from cimforge.config import Config
+from cimforge.files import write_text_atomic
 from golden.shift_add import ShiftAddSpec
 from hw.shift_add import ShiftAdd
 
@@ -125,17 +124,6 @@ def build_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
     return component, text
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> dict[str, Any]:
     """Write ``<block>.v`` for each block and ``manifest.json`` into ``out_dir``.
 
@@ -168,6 +156,6 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     for text, entry in converted.values():
-        _write_atomic(out_dir / entry["file"], text)
-    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        write_text_atomic(out_dir / entry["file"], text)
+    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -7,9 +7,7 @@ is adding one entry.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cimforge.errors import CliError
+from cimforge.files import atomic_write
 
 __all__ = ["add_parser", "run", "MODES", "MODELS", "read_sentences", "write_npy_atomic"]
 
@@ -101,19 +100,9 @@ def _check_output(path: Path) -> None:
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` as .npy through a temporary file in the same directory, so
-    that ``path`` either holds the whole array or is left as it was."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``array`` to ``path`` as .npy; ``path`` holds the whole array or is left as it was."""
+    with atomic_write(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 def run(args) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from cimforge.commands.generate import add_config_argument
 from cimforge.config import load_config
 from cimforge.errors import CliError
+from cimforge.files import write_text_atomic
 
 __all__ = ["add_parser", "run", "render_table"]
 
@@ -68,12 +68,6 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(header), sep, *(line(b) for b in body)])
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(args) -> int:
@@ -153,8 +147,8 @@ def run(args) -> int:
         "stimulus. Every result is checked bit-exact and at its predicted cycle.", "",
         f"**{'PASS' if passed else 'FAIL'}** in {report['seconds']} s", "",
     ]
-    _write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
-    _write_atomic(out / "report.md", "\n".join(md))
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "report.md", "\n".join(md))
     print(table)
     print(f"{'PASS' if passed else 'FAIL'}: report in {out / 'report.md'} and "
           f"{out / 'report.json'} ({report['seconds']} s)")
