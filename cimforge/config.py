@@ -204,14 +204,6 @@ class NumericsConfig:
         _check_bool("saturate", self.saturate)
         _check_choice("act_scale", self.act_scale, ACT_SCALES)
 
-    @property
-    def acc_min(self) -> int:
-        return -(1 << (self.acc_bits - 1))
-
-    @property
-    def acc_max(self) -> int:
-        return (1 << (self.acc_bits - 1)) - 1
-
 
 @dataclass(frozen=True)
 class TileConfig:
@@ -232,7 +224,13 @@ class TileConfig:
         _check_int("rows", self.rows, lo=1, hi=4096)
         _check_int("cols", self.cols, lo=1, hi=4096)
         _check_choice("bits_per_cell", self.bits_per_cell, (1, 2, 4))
-        _check_choice("dac_bits", self.dac_bits, (1, 2, 4, 8))
+        _check_int("dac_bits", self.dac_bits)
+        if self.dac_bits != 1:
+            # The read sequence of a multi-bit DAC (signed top digit) is not modelled yet.
+            raise ConfigError(
+                "dac_bits",
+                f"{self.dac_bits} is not supported yet: must be 1 (bit-serial inputs)",
+            )
         _check_int("rows_per_read", self.rows_per_read, lo=1, hi=self.rows)
         if self.rows % self.rows_per_read:
             raise ConfigError(
@@ -315,6 +313,7 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
 
     def __post_init__(self):
+        _check_str("name", self.name)
         _check_int("seed", self.seed, lo=0, hi=2**63 - 1)
         t, n, a = self.tile, self.numerics, self.adc
         if n.weight_bits % t.bits_per_cell:
@@ -322,12 +321,6 @@ class Config:
                 "tile.bits_per_cell",
                 f"{t.bits_per_cell} does not divide numerics.weight_bits ({n.weight_bits}): "
                 "must be a divisor of the weight width",
-            )
-        if n.act_bits % t.dac_bits:
-            raise ConfigError(
-                "tile.dac_bits",
-                f"{t.dac_bits} does not divide numerics.act_bits ({n.act_bits}): "
-                "must be a divisor of the activation width",
             )
         if t.cols % self.cols_per_channel:
             raise ConfigError(
@@ -341,6 +334,12 @@ class Config:
                 "adc.cols_per_adc",
                 f"{a.cols_per_adc} does not divide tile.cols ({t.cols}): "
                 "must be a divisor of tile.cols",
+            )
+        if a.bits < t.bits_per_cell:
+            raise ConfigError(
+                "adc.bits",
+                f"{a.bits} cannot resolve the {2 ** t.bits_per_cell} levels of one "
+                f"{t.bits_per_cell}-bit cell: must be >= tile.bits_per_cell ({t.bits_per_cell})",
             )
         if self.term_bits + 1 > n.acc_bits:
             raise ConfigError(
@@ -460,7 +459,10 @@ def _resolve(spec: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], st
         base = str(candidate) if candidate.exists() else base
     merged, _, _ = _resolve(base, chain + (key,))
     for section, values in raw.items():
-        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+        if section == "model" and isinstance(values, dict) and "name" in values:
+            # naming the model chooses its shape afresh: the base's model keys do not carry over
+            merged[section] = values
+        elif isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
         else:
             merged[section] = values

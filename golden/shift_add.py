@@ -151,6 +151,11 @@ class ShiftAddTiming:
 
     latency: int = 2
 
+    def accepts(self, out_valid: int, out_ready: int) -> bool:
+        """Whether the unit takes an offered beat in a cycle with these output handshake
+        signals: the pipeline advances unless a result waits on a sink that is not ready."""
+        return not out_valid or bool(out_ready)
+
     def output_cycle(self, last_accept_cycle: int, prev_transfer_cycle: int | None) -> int:
         """Cycle in which the result of a vector whose last beat was accepted in
         ``last_accept_cycle`` is first offered, given the cycle the previous result was taken."""

@@ -60,6 +60,13 @@ def test_toml_path_with_base_and_overrides(tmp_path):
     assert cfg.digest() != load_config("minilm").digest()
 
 
+def test_naming_a_known_model_replaces_the_base_shape(tmp_path):
+    p = write(tmp_path, 'base = "tiny"\n[model]\nname = "gpt2"\nseq_len = 16\n')
+    cfg = load_config(p)
+    assert cfg.model == dataclasses.replace(KNOWN_MODELS["gpt2"], seq_len=16)
+    assert cfg.tile == load_config("tiny").tile
+
+
 def test_base_relative_to_file(tmp_path):
     write(tmp_path, 'base = "tiny"\n[adc]\nbits = 7\n', "parent.toml")
     child = write(tmp_path, 'base = "parent.toml"\n[tile]\nrows_per_read = 8\n', "child.toml")
@@ -100,6 +107,11 @@ BAD = [
     ('base = "tiny"\n[tile]\nbits_per_cell = 2.0\n',
      r"tile\.bits_per_cell: 2\.0 must be an integer"),
     ('base = "tiny"\n[tile]\ndac_bits = true\n', r"tile\.dac_bits: True must be an integer"),
+    ('base = "tiny"\n[tile]\ndac_bits = 2\n',
+     r"tile\.dac_bits: 2 is not supported yet: must be 1 \(bit-serial inputs\)"),
+    ('base = "tiny"\n[adc]\nbits = 1\n',
+     r"adc\.bits: 1 cannot resolve the 4 levels of one 2-bit cell: must be >= tile\.bits_per_cell"),
+    ('base = "tiny"\nname = 3\n', r"cfg\.toml: name: 3 must be a non-empty string"),
     ('base = "tiny"\n[tile]\ncols = 36\n',
      r"tile\.cols: 36 is not a multiple of the 8 columns one output channel needs"),
     ('base = "tiny"\n[adc]\ncols_per_adc = 3\n',

@@ -37,9 +37,9 @@ __all__ = [
 # Amaranth's Verilog back end sizes intermediate expressions by its own rules and leaves the
 # implicit extension/truncation to Verilog semantics, which trips WIDTHEXPAND/WIDTHTRUNC on
 # almost every arithmetic line of generated code. Widths are checked at the Amaranth level
-# (and bit-exactness by the benches), so this one class of warning is waived here, and only
-# here; every other Verilator warning stays fatal.
-VERILATOR_BUILD_ARGS = ("-Wno-WIDTH",)
+# (and bit-exactness by the benches), so these two warnings -- not the whole WIDTH group --
+# are waived here, and only here; every other Verilator warning stays fatal.
+VERILATOR_BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
 
 LOG_TAIL_LINES = 60
 
@@ -221,7 +221,7 @@ def run_bench(
     }
     t0 = time.monotonic()
     exit_error = None
-    with sim.environment():
+    with sim.environment(env):
         runner = get_runner(sim.name)
         try:
             runner.test(
@@ -232,7 +232,6 @@ def run_bench(
                 test_dir=work_dir,
                 testcase=testcase,
                 seed=seed,
-                extra_env=env,
                 results_xml=str(results_xml),
                 log_file=log,
                 timescale=("1ns", "1ps") if sim.name == "icarus" else None,

@@ -62,11 +62,13 @@ class Simulator:
     path_prepend: tuple[str, ...] = ()
 
     @contextlib.contextmanager
-    def environment(self) -> Iterator[None]:
-        """Apply this simulator's environment to ``os.environ`` (which cocotb's runner copies)
-        for the duration of a build or test run, then restore it."""
+    def environment(self, extra: dict[str, str] | None = None) -> Iterator[None]:
+        """Apply this simulator's environment, and ``extra`` variables, to ``os.environ`` for
+        the duration of a build or test run, then restore it. (cocotb's runner copies
+        ``os.environ`` over the variables passed to it, so this is the one place that wins.)"""
         saved = dict(os.environ)
         try:
+            os.environ.update(extra or {})
             for key in self.env_unset:
                 os.environ.pop(key, None)
             if self.path_prepend:
@@ -101,10 +103,17 @@ def _system_verilator() -> tuple[Path, tuple[int, int]] | None:
         out = subprocess.run(
             [str(path), "--version"], capture_output=True, text=True, timeout=30
         ).stdout
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as e:
+        if explicit:
+            raise SimulatorNotFound(f"CIMFORGE_VERILATOR={explicit} does not run: {e}") from None
         return None
     version = _parse_version(out)
     if version is None:
+        if explicit:
+            raise SimulatorNotFound(
+                f"CIMFORGE_VERILATOR={explicit}: `--version` printed no Verilator version; "
+                "it must name a Verilator >= 5.036 executable"
+            )
         return None
     if explicit and version < MIN_VERILATOR:
         raise SimulatorNotFound(

@@ -103,6 +103,7 @@ class StreamSink:
         self._rng = rng or random.Random(0)
         self.received: list[Transfer] = []
         self.protocol_errors: list[str] = []
+        self.trace: dict[int, tuple[int, int]] = {}  # cycle -> (valid, ready)
         self._ready.value = 0
 
     async def run(self) -> None:
@@ -114,6 +115,7 @@ class StreamSink:
             self._ready.value = int(ready)
             await ReadOnly()
             now = self._counter.now
+            self.trace[now] = (int(self._valid.value), int(ready))
             if not int(self._valid.value):
                 if offered_at is not None:
                     self.protocol_errors.append(f"cycle {now}: valid dropped before transfer")

@@ -36,8 +36,11 @@ def mutated_design(tiny_manifest, tmp_path, old, new):
          r"saturation\[full_rate\]: \d+ mismatch.*result 0: expected \[2147483647"),
         # accumulator of lane 1 not cleared after a result: every multi-vector test sees it
         ("s1_last ? 32'd0 : limited1", "limited1", r"random_vectors"),
+        # the pipeline ignores the sink's ready: a result is offered again and again
+        ("assign i_stream__ready = \\$1  | o_stream__ready;", "assign i_stream__ready = \\$1 ;",
+         r"random_vectors\[full_rate\]: \d+ mismatch.*results received: expected 40, got \d+"),
     ],
-    ids=["saturation", "no_clear"],
+    ids=["saturation", "no_clear", "ready_ignores_sink"],
 )
 def test_mutant_fails_with_seed_and_log(tiny_manifest, tmp_path, cache_root, old, new, symptom):
     manifest = mutated_design(tiny_manifest, tmp_path, old, new)

@@ -1,5 +1,7 @@
 """golden.shift_add: the specification itself, checked against plain integer arithmetic."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -78,18 +80,40 @@ def test_ideal_reads_give_exact_matmul(seed, bpc, in_bits, k, lanes, rows_per_re
     assert (shift_add(spec, beats) == x @ w).all(), f"seed {seed}"
 
 
+def biased_beats(rng, n, negative_rate, last_rate):
+    """Random beats for a 3-lane, 6-bit, 4-digit, 2-slice spec; a sign bias makes the running
+    sums drift, so narrow accumulators overflow."""
+    last = (rng.random(n) < last_rate).astype(np.int64)
+    last[-1] = 1
+    return Beats(rng.integers(0, 64, (n, 3)), rng.integers(0, 4, n), rng.integers(0, 2, n),
+                 (rng.random(n) < negative_rate).astype(np.int64), last)
+
+
+def exact(spec, beats):
+    """Segment sums without any limiting."""
+    return reference(dataclasses.replace(spec, acc_bits=62), beats)
+
+
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), sat=st.booleans(), acc_bits=st.integers(16, 24))
-def test_vectorised_equals_recurrence(seed, sat, acc_bits):
+@given(seed=st.integers(0, 2**32 - 1), sat=st.booleans(), acc_bits=st.integers(12, 24),
+       negative_rate=st.floats(0, 1))
+def test_vectorised_equals_recurrence(seed, sat, acc_bits, negative_rate):
     rng = np.random.default_rng(seed)
     spec = spec_(lanes=3, adc_bits=6, input_digits=4, weight_slices=2, acc_bits=acc_bits,
                  saturate=sat)
-    n = 400
-    last = (rng.random(n) < 0.05).astype(np.int64)
-    last[-1] = 1
-    beats = Beats(rng.integers(0, 64, (n, 3)), rng.integers(0, 4, n), rng.integers(0, 2, n),
-                  rng.integers(0, 2, n), last)
+    beats = biased_beats(rng, 400, negative_rate, 0.05)
     assert shift_add(spec, beats).tolist() == reference(spec, beats), f"seed {seed}"
+
+
+@pytest.mark.parametrize("sat", [True, False])
+def test_limiting_path_is_exercised(sat):
+    """The per-beat recurrence (not just the cumulative sum) decides these results."""
+    rng = np.random.default_rng(5)
+    spec = spec_(lanes=3, adc_bits=6, input_digits=4, weight_slices=2, acc_bits=12, saturate=sat)
+    beats = biased_beats(rng, 400, 0.2, 0.05)
+    got = shift_add(spec, beats).tolist()
+    assert got == reference(spec, beats)
+    assert got != exact(spec, beats)
 
 
 def test_beats_outside_port_rejected():

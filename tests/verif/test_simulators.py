@@ -79,3 +79,24 @@ def test_no_simulator_at_all(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "cimforge flow: error: no usable simulator" in err and "apt-get install iverilog" in err
     assert not out.exists()
+
+
+def test_explicit_verilator_that_does_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMFORGE_VERILATOR", str(tmp_path / "missing" / "verilator"))
+    with pytest.raises(sims.SimulatorNotFound, match=r"CIMFORGE_VERILATOR=.*does not run"):
+        sims.find_verilator()
+
+
+def test_explicit_verilator_without_version(tmp_path, monkeypatch):
+    d = fake_verilator(tmp_path, "hello")
+    monkeypatch.setenv("CIMFORGE_VERILATOR", str(d / "verilator"))
+    with pytest.raises(sims.SimulatorNotFound, match=r"printed no Verilator version"):
+        sims.find_verilator()
+
+
+def test_extra_environment_wins_over_the_shell(monkeypatch):
+    monkeypatch.setenv("CIMFORGE_RECORDS", "/from/shell")
+    sim = sims.Simulator("icarus", sims.Path("/usr/bin/iverilog"), "11", "system")
+    with sim.environment({"CIMFORGE_RECORDS": "/from/runner"}):
+        assert os.environ["CIMFORGE_RECORDS"] == "/from/runner"
+    assert os.environ["CIMFORGE_RECORDS"] == "/from/shell"
