@@ -31,7 +31,6 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -408,10 +407,9 @@ class Config:
 def _preset_dir() -> Path:
     # A source checkout (the editable install the README uses) has configs/ next to cimforge/;
     # a wheel carries the same files as the package cimforge.presets.
-    here = Path(__file__).resolve().parent.parent / "configs"
-    if here.is_dir():
-        return here
-    return Path(str(resources.files("cimforge.presets")))
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "configs"
+    return checkout if checkout.is_dir() else here / "presets"
 
 
 def preset_names() -> list[str]:
