@@ -35,7 +35,7 @@ from cimforge.files import write_text_atomic
 from golden.shift_add import ShiftAddSpec
 from hw.shift_add import ShiftAdd
 
-__all__ = ["BLOCKS", "Block", "build_block", "generate", "port_table", "layout_fields"]
+__all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def port_table(component: wiring.Component) -> list[dict[str, Any]]:
     return ports
 
 
-def build_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
+def convert_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
     """The component and its Verilog text for block ``name``."""
     component = BLOCKS[name].make(cfg)
     text = verilog.convert(component, name=name, emit_src=False)
@@ -133,7 +133,7 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
     names = list(BLOCKS) if blocks is None else list(blocks)
     converted = {}
     for name in names:
-        component, text = build_block(name, cfg)
+        component, text = convert_block(name, cfg)
         block = BLOCKS[name]
         converted[name] = (
             text,

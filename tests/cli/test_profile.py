@@ -13,26 +13,11 @@ from cimforge.commands.profile import human
 from cimforge.config import KNOWN_MODELS
 from golden.workload import profile
 
-KEYS = {
-    "model",
-    "kind",
-    "seq_len",
-    "n_layers",
-    "d_model",
-    "d_ff",
-    "weight_count",
-    "fc_macs",
-    "attention_macs",
-    "static_mvm_fraction",
-    "kv_cache_bytes",
-}
-
 
 def test_json_is_one_object_with_the_profile(capsys):
     assert main(["profile", "--model", "bert-base", "--seq", "128", "--json"]) == 0
     out = capsys.readouterr().out
     p = json.loads(out)
-    assert KEYS <= set(p)
     assert p == profile(KNOWN_MODELS["bert-base"], 128)
     assert out.count("\n") == 1
 
