@@ -96,7 +96,6 @@ def run(args) -> int:
     for sim in sims:
         for block in blocks:
             tag = f"[{block} / {sim.name}]"
-            t1 = time.monotonic()
             try:
                 _progress(f"{tag} building with {sim.describe()} ...")
                 _, seconds, cached = build_block(rtl / "manifest.json", block, sim,
@@ -133,7 +132,7 @@ def run(args) -> int:
             })
             status = "ok" if ok else "FAILED"
             _progress(f"{tag} {status}: {rows[-1]['passed']}/{len(res.tests)} tests in "
-                      f"{time.monotonic() - t1:.1f} s"
+                      f"{res.run_seconds:.1f} s of simulation"
                       + ("" if ok else f" (log: {res.log}; seed {res.seed})"))
             for f in rows[-1]["failures"]:
                 _progress(f"    {f.splitlines()[0]}")
