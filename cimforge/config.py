@@ -42,6 +42,8 @@ __all__ = [
     "AdcConfig",
     "DcimConfig",
     "DeviceConfig",
+    "AnalogConfig",
+    "KNOWN_DEVICES",
     "Config",
     "KNOWN_MODELS",
     "ROUNDING_MODES",
@@ -102,6 +104,16 @@ def _check_choice(name: str, value: Any, choices: tuple) -> None:
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(name, f"{value!r} must be true or false")
+
+
+def _check_float(name: str, value: Any, *, lo: float, hi: float = math.inf,
+                 lo_open: bool = False) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        raise ConfigError(name, f"{value!r} must be a number")
+    if value < lo or (lo_open and value == lo) or value > hi:
+        low = f"> {lo}" if lo_open else f">= {lo}"
+        allowed = low if hi == math.inf else f"{low} and <= {hi}"
+        raise ConfigError(name, f"{value!r} is out of range: must be {allowed}")
 
 
 def _check_str(name: str, value: Any) -> None:
@@ -240,21 +252,50 @@ class TileConfig:
 
 
 ADC_KINDS = ("sar", "flash")
+ADC_RANGES = ("unit", "full", "calibrated")
 
 
 @dataclass(frozen=True)
 class AdcConfig:
-    """Column ADCs: ``kind`` SAR (one comparator decision per cycle) or flash, ``bits`` of
-    resolution, ``cols_per_adc`` columns multiplexed onto each converter."""
+    """Column ADCs.
+
+    Parameters
+    ----------
+    kind : str
+        ``sar`` (one comparator, one decision per cycle) or ``flash`` (2^bits - 1 comparators).
+    bits : int
+        Resolution.
+    cols_per_adc : int
+        Columns multiplexed onto each converter.
+    range : str
+        Full scale of a conversion: ``unit`` (one LSB per conductance level: exact while a read
+        stays below 2^bits - 1 levels), ``full`` (``range_scale`` times the largest possible
+        read, rows_per_read x (levels - 1)), or ``calibrated`` (per weight slice, the
+        ``percentile`` of the reads a calibration input produces).
+    range_scale : float
+        Fraction of the largest possible read used as full scale with ``range = "full"``.
+    percentile : float
+        Percentile of calibration reads taken as full scale with ``range = "calibrated"``.
+    offset_sigma_lsb : float
+        Comparator offset sigma in LSB (static, one per comparator).
+    """
 
     kind: str = "sar"
     bits: int = 8
     cols_per_adc: int = 8
+    range: str = "unit"
+    range_scale: float = 1.0
+    percentile: float = 99.9
+    offset_sigma_lsb: float = 0.0
 
     def __post_init__(self):
         _check_choice("kind", self.kind, ADC_KINDS)
         _check_int("bits", self.bits, lo=1, hi=16)
         _check_int("cols_per_adc", self.cols_per_adc, lo=1)
+        _check_choice("range", self.range, ADC_RANGES)
+        _check_float("range_scale", self.range_scale, lo=0.0, hi=1.0, lo_open=True)
+        _check_float("percentile", self.percentile, lo=0.0, hi=100.0, lo_open=True)
+        _check_float("offset_sigma_lsb", self.offset_sigma_lsb, lo=0.0, hi=8.0)
         if self.kind == "flash" and self.bits > 8:
             raise ConfigError(
                 "bits",
@@ -280,12 +321,147 @@ DEVICE_PRESETS = ("sram", "reram", "pcm", "fefet", "mram")
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    """Memory device of the analog tile (presets after the survey's Table II)."""
+    """Memory device of the analog tile. ``preset`` fills every value from
+    :data:`KNOWN_DEVICES` (the survey's Table II plus the noise model's parameters; sources in
+    ``docs/devices.md``); any value may then be overridden.
+
+    Parameters
+    ----------
+    preset : str
+        sram, reram, pcm, fefet or mram.
+    max_bits_per_cell : int
+        Bits one cell holds reliably (1 for binary devices).
+    g_max_us : float
+        Conductance of the highest level, microsiemens.
+    on_off : float
+        G_max / G_min (``inf``: an ideal off state).
+    cell_area_f2, write_energy_j, write_latency_s, endurance : float
+        Table II figures.
+    prog_sigma : float
+        Gaussian programming noise, sigma as a fraction of g_max.
+    read_sigma : float
+        Per-read relative fluctuation of each active cell's conductance.
+    drift_nu_mean, drift_nu_std : float
+        Drift exponent of G(t) = G(t0) (t / t0)^-nu.
+    drift_t0_s : float
+        t0 of the drift law, seconds.
+    pcm_model : bool
+        Use the PCM statistical model (programming noise polynomial, conductance-dependent
+        drift exponent, 1/f read noise) instead of the Gaussian terms above.
+    """
 
     preset: str = "pcm"
+    max_bits_per_cell: int = 4
+    g_max_us: float = 25.0
+    on_off: float = 100.0
+    cell_area_f2: float = 16.0
+    write_energy_j: float = 6e-9
+    write_latency_s: float = 150e-9
+    endurance: float = 1e7
+    prog_sigma: float = 0.0
+    read_sigma: float = 0.0
+    drift_nu_mean: float = 0.0
+    drift_nu_std: float = 0.0
+    drift_t0_s: float = 20.0
+    pcm_model: bool = True
 
     def __post_init__(self):
         _check_choice("preset", self.preset, DEVICE_PRESETS)
+        _check_int("max_bits_per_cell", self.max_bits_per_cell, lo=1, hi=8)
+        _check_float("g_max_us", self.g_max_us, lo=0.0, lo_open=True)
+        _check_float("on_off", self.on_off, lo=1.0, lo_open=True)
+        for key in ("cell_area_f2", "write_energy_j", "write_latency_s", "endurance"):
+            _check_float(key, getattr(self, key), lo=0.0, lo_open=True)
+        for key in ("prog_sigma", "read_sigma"):
+            _check_float(key, getattr(self, key), lo=0.0, hi=1.0)
+        _check_float("drift_nu_mean", self.drift_nu_mean, lo=0.0, hi=1.0)
+        _check_float("drift_nu_std", self.drift_nu_std, lo=0.0, hi=1.0)
+        _check_float("drift_t0_s", self.drift_t0_s, lo=0.0, lo_open=True)
+        _check_bool("pcm_model", self.pcm_model)
+
+    @property
+    def g_min_us(self) -> float:
+        return self.g_max_us / self.on_off
+
+
+KNOWN_DEVICES: dict[str, DeviceConfig] = {
+    d.preset: d
+    for d in (
+        # preset, bits, g_max uS, on/off, F^2, write J, write s, endurance,
+        # prog sigma, read sigma, nu mean, nu std
+        DeviceConfig("sram", 1, 1.0, math.inf, 160.0, 0.1e-9, 1e-9, 1e16, 0.0, 0.0, 0.0, 0.0,
+                     pcm_model=False),
+        DeviceConfig("reram", 4, 100.0, 10.0, 16.0, 2e-9, 100e-9, 1e5, 0.03, 0.01, 0.005,
+                     0.002, pcm_model=False),
+        DeviceConfig("pcm", 4, 25.0, 100.0, 16.0, 6e-9, 150e-9, 1e7, 0.0, 0.0, 0.0, 0.0,
+                     pcm_model=True),
+        DeviceConfig("fefet", 4, 10.0, 1000.0, 16.0, 0.1, 175e-9, 1e10, 0.02, 0.005, 0.002,
+                     0.001, pcm_model=False),
+        DeviceConfig("mram", 1, 200.0, 2.5, 55.0, 1e-9, 1e-9, 1e15, 0.01, 0.005, 0.0, 0.0,
+                     pcm_model=False),
+    )
+}
+assert tuple(KNOWN_DEVICES) == DEVICE_PRESETS
+
+IR_DROP_MODES = ("off", "exact", "approx")
+
+
+@dataclass(frozen=True)
+class AnalogConfig:
+    """Non-idealities of the crossbar, each switchable; all random draws follow the config's
+    ``seed``.
+
+    Parameters
+    ----------
+    prog_noise : bool
+        Programming noise (PCM statistical model or Gaussian, per the device).
+    read_noise : bool
+        Read noise: the PCM 1/f noise accumulated up to ``t_inference`` and, for every device,
+        a fresh per-read fluctuation of ``device.read_sigma``.
+    drift : bool
+        Conductance drift up to ``t_inference``.
+    t_inference : float
+        Seconds between programming and inference (> 0).
+    drift_compensation : bool
+        Global drift compensation: one calibration read with a known input gives one digital
+        scale factor per tile.
+    ir_drop : str
+        ``off``, ``exact`` (nodal solve of the wire network) or ``approx``.
+    r_wire_ohm : float
+        Wire resistance between adjacent cells, ohms.
+    stuck_on_rate, stuck_off_rate : float
+        Fractions of cells stuck at G_max / G_min, in [0, 1].
+    """
+
+    prog_noise: bool = False
+    read_noise: bool = False
+    drift: bool = False
+    t_inference: float = 1.0
+    drift_compensation: bool = False
+    ir_drop: str = "off"
+    r_wire_ohm: float = 1.0
+    stuck_on_rate: float = 0.0
+    stuck_off_rate: float = 0.0
+
+    def __post_init__(self):
+        for key in ("prog_noise", "read_noise", "drift", "drift_compensation"):
+            _check_bool(key, getattr(self, key))
+        _check_float("t_inference", self.t_inference, lo=0.0, lo_open=True)
+        _check_choice("ir_drop", self.ir_drop, IR_DROP_MODES)
+        _check_float("r_wire_ohm", self.r_wire_ohm, lo=0.0)
+        _check_float("stuck_on_rate", self.stuck_on_rate, lo=0.0, hi=1.0)
+        _check_float("stuck_off_rate", self.stuck_off_rate, lo=0.0, hi=1.0)
+        if self.stuck_on_rate + self.stuck_off_rate > 1.0:
+            raise ConfigError(
+                "stuck_off_rate",
+                f"{self.stuck_off_rate!r} plus stuck_on_rate ({self.stuck_on_rate!r}) exceeds 1: "
+                "the two fault rates must sum to at most 1",
+            )
+
+    @property
+    def ideal(self) -> bool:
+        return not (self.prog_noise or self.read_noise or self.drift or self.ir_drop != "off"
+                    or self.stuck_on_rate or self.stuck_off_rate)
 
 
 _SECTIONS: dict[str, type] = {
@@ -295,6 +471,13 @@ _SECTIONS: dict[str, type] = {
     "adc": AdcConfig,
     "dcim": DcimConfig,
     "device": DeviceConfig,
+    "analog": AnalogConfig,
+}
+
+# Sections whose named entry starts from a known set of values: section -> (key, known).
+_NAMED_SECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "model": ("name", KNOWN_MODELS),
+    "device": ("preset", KNOWN_DEVICES),
 }
 
 
@@ -310,6 +493,7 @@ class Config:
     adc: AdcConfig = field(default_factory=AdcConfig)
     dcim: DcimConfig = field(default_factory=DcimConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    analog: AnalogConfig = field(default_factory=AnalogConfig)
 
     def __post_init__(self):
         _check_str("name", self.name)
@@ -333,6 +517,13 @@ class Config:
                 "adc.cols_per_adc",
                 f"{a.cols_per_adc} does not divide tile.cols ({t.cols}): "
                 "must be a divisor of tile.cols",
+            )
+        if t.bits_per_cell > self.device.max_bits_per_cell:
+            raise ConfigError(
+                "tile.bits_per_cell",
+                f"{t.bits_per_cell} exceeds what a {self.device.preset} cell holds "
+                f"(device.max_bits_per_cell = {self.device.max_bits_per_cell}): "
+                f"must be <= {self.device.max_bits_per_cell}",
             )
         if a.bits < t.bits_per_cell:
             raise ConfigError(
@@ -457,8 +648,9 @@ def _resolve(spec: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], st
         base = str(candidate) if candidate.exists() else base
     merged, _, _ = _resolve(base, chain + (key,))
     for section, values in raw.items():
-        if section == "model" and isinstance(values, dict) and "name" in values:
-            # naming the model chooses its shape afresh: the base's model keys do not carry over
+        if (section in _NAMED_SECTIONS and isinstance(values, dict)
+                and _NAMED_SECTIONS[section][0] in values):
+            # naming a model or device starts it afresh: the base's keys do not carry over
             merged[section] = values
         elif isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
@@ -473,8 +665,9 @@ def _build_section(cls: type, section: str, values: Any, source: str) -> Any:
     allowed = [f.name for f in dataclasses.fields(cls)]
     values = dict(values)
     base_model = None
-    if cls is ModelConfig and "name" in values and values["name"] in KNOWN_MODELS:
-        base_model = KNOWN_MODELS[values["name"]]
+    if section in _NAMED_SECTIONS:
+        key, known = _NAMED_SECTIONS[section]
+        base_model = known.get(values.get(key))
     for key in values:
         if key not in allowed:
             raise ConfigError(

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from cimforge.config import (
+    KNOWN_DEVICES,
     KNOWN_MODELS,
     Config,
     ConfigError,
@@ -65,6 +66,22 @@ def test_naming_a_known_model_replaces_the_base_shape(tmp_path):
     cfg = load_config(p)
     assert cfg.model == dataclasses.replace(KNOWN_MODELS["gpt2"], seq_len=16)
     assert cfg.tile == load_config("tiny").tile
+
+
+def test_device_preset_fills_and_overrides(tmp_path):
+    p = write(tmp_path, 'base = "tiny"\n[device]\npreset = "reram"\nprog_sigma = 0.05\n')
+    cfg = load_config(p)
+    assert cfg.device == dataclasses.replace(KNOWN_DEVICES["reram"], prog_sigma=0.05)
+    assert cfg.device.g_min_us == pytest.approx(10.0)
+
+
+def test_device_presets_follow_table_ii():
+    d = KNOWN_DEVICES
+    assert [d[n].cell_area_f2 for n in ("sram", "reram", "pcm", "fefet")] == [160, 16, 16, 16]
+    assert [d[n].endurance for n in ("sram", "reram", "pcm", "fefet", "mram")] == [
+        1e16, 1e5, 1e7, 1e10, 1e15]
+    assert [d[n].write_latency_s for n in ("reram", "pcm", "fefet")] == [100e-9, 150e-9, 175e-9]
+    assert d["sram"].max_bits_per_cell == d["mram"].max_bits_per_cell == 1  # no multi-level
 
 
 def test_base_relative_to_file(tmp_path):
@@ -130,6 +147,36 @@ BAD = [
     ('base = "nonesuch"\n', r"'nonesuch' is neither a preset nor a TOML file: must be one of"),
     ('base = 3\n', r"cfg\.toml: base: 3 must be a preset name or a TOML path"),
     ('[adc\nbits = 3', r"cfg\.toml: invalid TOML"),
+    # devices and non-idealities
+    ('base = "tiny"\n[device]\npreset = "memristor9"\n',
+     r"cfg\.toml: device\.preset: 'memristor9' is not allowed: must be one of sram, reram, pcm"),
+    ('base = "tiny"\n[device]\npreset = "sram"\n',
+     r"tile\.bits_per_cell: 2 exceeds what a sram cell holds \(device\.max_bits_per_cell = 1\)"),
+    ('base = "tiny"\n[device]\non_off = 1.0\n',
+     r"device\.on_off: 1\.0 is out of range: must be > 1\.0"),
+    ('base = "tiny"\n[device]\nprog_sigma = -0.1\n',
+     r"device\.prog_sigma: -0\.1 is out of range: must be >= 0\.0 and <= 1\.0"),
+    ('base = "tiny"\n[analog]\nt_inference = -5.0\n',
+     r"cfg\.toml: analog\.t_inference: -5\.0 is out of range: must be > 0\.0"),
+    ('base = "tiny"\n[analog]\nt_inference = 0\n', r"analog\.t_inference: 0 is out of range"),
+    ('base = "tiny"\n[analog]\nstuck_on_rate = 1.5\n',
+     r"analog\.stuck_on_rate: 1\.5 is out of range: must be >= 0\.0 and <= 1\.0"),
+    ('base = "tiny"\n[analog]\nstuck_off_rate = -0.01\n',
+     r"analog\.stuck_off_rate: -0\.01 is out of range: must be >= 0\.0 and <= 1\.0"),
+    ('base = "tiny"\n[analog]\nstuck_on_rate = 0.6\nstuck_off_rate = 0.6\n',
+     r"analog\.stuck_off_rate: 0\.6 plus stuck_on_rate \(0\.6\) exceeds 1"),
+    ('base = "tiny"\n[analog]\nir_drop = "spice"\n',
+     r"analog\.ir_drop: 'spice' is not allowed: must be one of off, exact, approx"),
+    ('base = "tiny"\n[analog]\ndrift = "yes"\n', r"analog\.drift: 'yes' must be true or false"),
+    ('base = "tiny"\n[adc]\nrange = "auto"\n',
+     r"adc\.range: 'auto' is not allowed: must be one of unit, full, calibrated"),
+    ('base = "tiny"\n[adc]\nrange_scale = 0.0\n',
+     r"adc\.range_scale: 0\.0 is out of range: must be > 0\.0 and <= 1\.0"),
+    ('base = "tiny"\n[adc]\nrange_scale = 2\n', r"adc\.range_scale: 2 is out of range"),
+    ('base = "tiny"\n[adc]\npercentile = 120\n',
+     r"adc\.percentile: 120 is out of range: must be > 0\.0 and <= 100\.0"),
+    ('base = "tiny"\n[adc]\noffset_sigma_lsb = "big"\n',
+     r"adc\.offset_sigma_lsb: 'big' must be a number"),
 ]
 
 
