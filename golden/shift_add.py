@@ -34,6 +34,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from cimforge.config import Config, max_shift
+from golden.numerics import saturate, wrap
 
 __all__ = [
     "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "dot_product_beats", "saturate", "wrap",
@@ -203,17 +204,6 @@ class Beats:
             a = np.asarray(getattr(self, name))
             if a.size and (a.min() < 0 or a.max() > hi):
                 raise ValueError(f"{name} must lie in [0, {hi}]")
-
-
-def wrap(x: np.ndarray, bits: int) -> np.ndarray:
-    """Two's-complement truncation of int64 values to signed ``bits``."""
-    half = np.int64(1) << (bits - 1)
-    return ((x + half) & ((half << 1) - 1)) - half
-
-
-def saturate(x: np.ndarray, bits: int) -> np.ndarray:
-    """Clamp int64 values to signed ``bits``."""
-    return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
 
 
 def terms(spec: ShiftAddSpec, beats: Beats) -> np.ndarray:

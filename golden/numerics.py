@@ -1,0 +1,39 @@
+"""Integer rounding and saturation steps shared by every bit-exact golden block."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["round_shift", "saturate", "wrap"]
+
+
+def round_shift(x: np.ndarray, shift: int, mode: str) -> np.ndarray:
+    """``x / 2^shift`` rounded to an integer by ``mode`` (int64 in, int64 out).
+
+    ``floor``: arithmetic shift right; ``half_up``: ties towards +inf; ``half_even``: ties to
+    the even neighbour.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    if shift == 0:
+        return x.copy()
+    if mode == "floor":
+        return x >> shift
+    half = np.int64(1) << (shift - 1)
+    if mode == "half_up":
+        return (x + half) >> shift
+    if mode == "half_even":
+        q = x >> shift
+        r = x - (q << shift)
+        return q + ((r > half) | ((r == half) & ((q & 1) == 1))).astype(np.int64)
+    raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
+
+
+def wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement truncation of int64 values to signed ``bits``."""
+    half = np.int64(1) << (bits - 1)
+    return ((x + half) & ((half << 1) - 1)) - half
+
+
+def saturate(x: np.ndarray, bits: int) -> np.ndarray:
+    """Clamp int64 values to signed ``bits``."""
+    return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)

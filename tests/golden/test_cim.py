@@ -1,0 +1,273 @@
+"""golden.cim: the bit-accurate crossbar matmul and its device physics."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cimforge.config import KNOWN_DEVICES, load_config
+from golden.cim import (
+    PCM,
+    CimMatrix,
+    pcm_drift_nu_stats,
+    pcm_prog_sigma_us,
+    pcm_read_noise_q,
+)
+from golden.shift_add import ShiftAddSpec, dot_product_beats, shift_add
+
+TINY = load_config("tiny")
+
+
+def with_(cfg, **sections):
+    """Replace fields of config sections: with_(cfg, analog={"drift": True})."""
+    return dataclasses.replace(
+        cfg, **{k: dataclasses.replace(getattr(cfg, k), **v) for k, v in sections.items()})
+
+
+def operands(seed, k=70, n=9, scale=40):
+    rng = np.random.default_rng(seed)
+    w = np.clip(np.rint(rng.standard_normal((k, n)) * scale), -128, 127).astype(np.int64)
+    x = np.clip(np.rint(rng.standard_normal((6, k)) * scale), -128, 127).astype(np.int64)
+    w[:, 0], x[0] = -128, -128  # signed extremes
+    return x, w
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bpc=st.sampled_from([1, 2, 4]),
+    rows=st.sampled_from([8, 16, 32]),
+    rpr_div=st.sampled_from([1, 2, 4]),
+    channels=st.integers(1, 3),
+    k=st.integers(1, 80),
+    n=st.integers(1, 10),
+)
+def test_ideal_equals_integer_matmul(seed, bpc, rows, rpr_div, channels, k, n):
+    slices = 8 // bpc
+    rpr = rows // rpr_div
+    cfg = with_(
+        TINY,
+        tile={"rows": rows, "cols": channels * 2 * slices, "bits_per_cell": bpc,
+              "rows_per_read": rpr},
+        adc={"bits": max(bpc, (rpr * ((1 << bpc) - 1)).bit_length()), "cols_per_adc": 1},
+    )
+    x, w = operands(seed, k, n)
+    m = CimMatrix(w, cfg)
+    assert (m.matmul(x) == x @ w).all(), f"seed {seed}"
+
+
+def test_tiling_counts():
+    x, w = operands(0, k=70, n=9)
+    m = CimMatrix(w, TINY)
+    assert (m.row_tiles, m.col_tiles, m.groups) == (3, 3, 2)  # 32 rows, 4 channels per tile
+    assert m.g_us.shape == (96, 96) and m.g_ref_us.shape == (96, 3)
+
+
+def test_finite_on_off_offset_is_cancelled():
+    # ReRAM's on/off of 10 puts 0.1 level of current in every G_min cell; the reference
+    # column removes it, so the ideal array is still exact
+    cfg = with_(TINY, device={"preset": "reram"})
+    cfg = dataclasses.replace(cfg, device=KNOWN_DEVICES["reram"])
+    assert cfg.device.g_min_us == 10.0
+    x, w = operands(1)
+    assert (CimMatrix(w, cfg).matmul(x) == x @ w).all()
+
+
+EFFECTS = {
+    "prog_noise": {"analog": {"prog_noise": True}},
+    "read_noise_pcm_1f": {"analog": {"read_noise": True}},
+    "drift": {"analog": {"drift": True, "t_inference": 86400.0}},
+    "stuck_on": {"analog": {"stuck_on_rate": 0.02}},
+    "stuck_off": {"analog": {"stuck_off_rate": 0.02}},
+    "sar_offset": {"adc": {"offset_sigma_lsb": 0.4}},
+    "flash_offset": {"adc": {"kind": "flash", "offset_sigma_lsb": 0.4}},
+    "adc_full_range_4bit": {"adc": {"range": "full", "bits": 4}},  # LSB of 4 levels
+}
+
+
+@pytest.mark.parametrize("effect", list(EFFECTS))
+def test_each_effect_changes_results_only_when_on(effect):
+    x, w = operands(2)
+    ideal = CimMatrix(w, TINY).matmul(x)
+    assert (ideal == x @ w).all()
+    on = CimMatrix(w, with_(TINY, **EFFECTS[effect])).matmul(x)
+    assert (on != ideal).any(), effect
+
+
+def test_zero_strength_effects_are_ideal():
+    x, w = operands(3)
+    cfg = with_(TINY, analog={"stuck_on_rate": 0.0, "stuck_off_rate": 0.0},
+                adc={"offset_sigma_lsb": 0.0, "kind": "flash"})
+    assert (CimMatrix(w, cfg).matmul(x) == x @ w).all()
+    # drift at t <= t0 changes nothing
+    cfg = with_(TINY, analog={"drift": True, "t_inference": 10.0})
+    assert (CimMatrix(w, cfg).matmul(x) == x @ w).all()
+
+
+ALL_PCM = {"analog": {"prog_noise": True, "read_noise": True, "drift": True,
+                      "t_inference": 3600.0, "drift_compensation": True,
+                      "stuck_on_rate": 0.001, "stuck_off_rate": 0.001},
+           "adc": {"offset_sigma_lsb": 0.2}}
+
+
+def test_seeds():
+    x, w = operands(4)
+    cfg = with_(TINY, **ALL_PCM)
+    a = CimMatrix(w, cfg).matmul(x)
+    assert (a == CimMatrix(w, cfg).matmul(x)).all()
+    assert (a != CimMatrix(w, dataclasses.replace(cfg, seed=cfg.seed + 1)).matmul(x)).any()
+    assert (a != CimMatrix(w, cfg, key=1).matmul(x)).any()  # another layer, other draws
+
+
+def test_one_effect_does_not_reshuffle_another():
+    _, w = operands(5)
+    prog = CimMatrix(w, with_(TINY, analog={"prog_noise": True}))
+    both = CimMatrix(w, with_(TINY, analog={"prog_noise": True, "stuck_off_rate": 0.05}))
+    healthy = np.isclose(both.g_us, prog.g_us)
+    assert healthy.mean() > 0.9  # only the stuck cells differ
+    assert np.allclose(both.g_us[~healthy], TINY.device.g_min_us)
+
+
+def test_bad_operands():
+    x, w = operands(6)
+    with pytest.raises(ValueError, match=r"w must be signed 8-bit"):
+        CimMatrix(w * 2, TINY)
+    with pytest.raises(ValueError, match=r"w must be a 2-D integer array"):
+        CimMatrix(w.astype(float), TINY)
+    m = CimMatrix(w, TINY)
+    with pytest.raises(ValueError, match=r"x must be signed 8-bit"):
+        m.matmul(x * 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 70\)"):
+        m.matmul(x[:, :5])
+
+
+def test_saturation_follows_the_shift_add_spec():
+    # a 20-bit accumulator cannot hold 16384 * 40; the result must be the shift-add unit's,
+    # beat by beat, not the clamped exact sum
+    cfg = with_(TINY, numerics={"acc_bits": 20})
+    k, n = 40, 8
+    x = np.full((2, k), -128)
+    w = np.full((k, n), -128)
+    w[:, 1] = 127
+    x[1, ::2] = 127
+    got = CimMatrix(w, cfg).matmul(x)
+    spec = ShiftAddSpec(lanes=n, adc_bits=6, input_digits=8, dac_bits=1, weight_slices=4,
+                        bits_per_cell=2, acc_bits=20, saturate=True)
+    want = shift_add(spec, dot_product_beats(spec, x, w, cfg.tile.rows_per_read))
+    assert (got == want).all()
+    assert (got != x @ w).any() and got.max() == (1 << 19) - 1
+
+
+def sar_reference(value, offset, bits):
+    """Successive approximation, one comparator decision per bit, MSB first."""
+    code = 0
+    for b in reversed(range(bits)):
+        trial = code | (1 << b)
+        if value >= trial - 0.5 + offset:
+            code = trial
+    return code
+
+
+def test_sar_conversion_is_the_binary_search():
+    m = CimMatrix(np.zeros((4, 4), dtype=np.int64), with_(TINY, adc={"offset_sigma_lsb": 0.3}))
+    rng = np.random.default_rng(7)
+    analog = rng.uniform(-3, 70, size=(50, m.g_us.shape[1]))
+    codes = m._convert(analog)
+    offsets = m.adc_offsets[m._adc_of_column(analog.shape[1]), 0]
+    for i in range(50):
+        for col in range(0, analog.shape[1], 5):
+            assert codes[i, col] == sar_reference(analog[i, col], offsets[col], 6)
+
+
+def test_flash_conversion_counts_thresholds():
+    m = CimMatrix(np.zeros((4, 4), dtype=np.int64),
+                  with_(TINY, adc={"kind": "flash", "offset_sigma_lsb": 0.6}))
+    rng = np.random.default_rng(8)
+    analog = rng.uniform(-3, 70, size=(20, m.g_us.shape[1]))
+    codes = m._convert(analog)
+    adc = m._adc_of_column(analog.shape[1])
+    thresholds = np.arange(1, 64) - 0.5 + m.adc_offsets  # (adcs, 63)
+    want = (analog[:, :, None] >= thresholds[adc][None]).sum(axis=2)
+    assert (codes == want).all()
+
+
+# -- PCM statistics on many cells ---------------------------------------------------------------
+
+
+def pcm_cells(levels_value, **analog):
+    """A 256 x 256 tile, every weight slice programmed to one level."""
+    cfg = with_(load_config("minilm"), analog=analog)
+    m = CimMatrix(np.zeros((256, 32), dtype=np.int64), cfg)
+    target = m.g_min + levels_value * m.dg
+    return m, target
+
+
+@pytest.mark.parametrize("gt", [0.0, 0.3, 1.0])
+def test_pcm_programming_sigma(gt):
+    # program every cell to gT (a 1-bit cell: level 0 or 1 spans G_min .. G_max)
+    cfg = with_(load_config("minilm"), analog={"prog_noise": True}, tile={"bits_per_cell": 1},
+                adc={"bits": 8})
+    m = CimMatrix(np.zeros((256, 16), dtype=np.int64), cfg)
+    rng = m._rng["spare"]
+    target = np.full(200_000, max(gt * 25.0, m.g_min))
+    g0, _ = m._devices(target, rng, rng, rng, rng)
+    sigma = pcm_prog_sigma_us(target[:1], 25.0)[0]
+    expected = max(-1.1731 * (target[0] / 25) ** 2 + 1.9650 * (target[0] / 25) + 0.26348, 0)
+    assert sigma == pytest.approx(expected)
+    resid = g0 - target
+    if target[0] > 5 * sigma:  # far from the clamp at 0
+        assert resid.std() == pytest.approx(sigma, rel=0.02)
+        assert abs(resid.mean()) < 0.01 * sigma + 5 * sigma / math.sqrt(len(resid))
+    assert (g0 >= 0).all()
+
+
+@pytest.mark.parametrize("gt", [0.01, 0.1, 0.5, 1.0])
+def test_pcm_drift_exponent_distribution(gt):
+    mean, std = pcm_drift_nu_stats(np.array([gt * 25.0]), 25.0)
+    lg = math.log(gt)
+    assert mean[0] == pytest.approx(min(max(-0.0155 * lg + 0.0244, 0.049), 0.1))
+    assert std[0] == pytest.approx(min(max(-0.0125 * lg - 0.0059, 0.008), 0.045))
+    m, _ = pcm_cells(0)
+    nu = m._drift_nu(np.full(200_000, gt * 25.0), np.random.default_rng(1))
+    # nu = |mean + std z|; with mean >= 0.049 and std <= 0.045 the fold barely matters
+    assert nu.mean() == pytest.approx(mean[0], rel=0.02)
+    assert nu.std() == pytest.approx(std[0], rel=0.05)
+
+
+def test_pcm_drift_law():
+    m, _ = pcm_cells(0)
+    g = np.full(10, 20.0)
+    nu = m._drift_nu(g, np.random.default_rng(2))
+    drifted = m._drift(g, g, 3600.0, np.random.default_rng(2))
+    assert np.allclose(drifted, g * (3600.0 / 20.0) ** (-nu))
+
+
+@pytest.mark.parametrize("gt", [0.05, 0.5, 1.0])
+def test_pcm_read_noise(gt):
+    g = np.full(200_000, gt * 25.0)
+    q = pcm_read_noise_q(g[:1], 25.0)[0]
+    assert q == pytest.approx(min(0.0088 / gt**0.65, 0.2))
+    m, _ = pcm_cells(0)
+    t = 3600.0
+    noisy = m._flicker(g, t, np.random.default_rng(3))
+    rel = (noisy - g) / g
+    expect = q * math.sqrt(math.log((t + PCM["t_read_s"]) / (2 * PCM["t_read_s"])))
+    assert rel.std() == pytest.approx(expect, rel=0.02)
+
+
+@pytest.mark.parametrize("t", [86400.0, 365 * 86400.0])
+def test_drift_compensation_tracks_the_mean_decay(t):
+    rng = np.random.default_rng(9)
+    w = np.clip(np.rint(rng.standard_normal((256, 32)) * 30), -128, 127).astype(np.int64)
+    base = load_config("minilm")
+    noisy = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": t}
+    m = CimMatrix(w, with_(base, analog={**noisy, "drift_compensation": True}))
+    fresh = CimMatrix(w, with_(base, analog={"prog_noise": True}))
+    aged = CimMatrix(w, with_(base, analog={"prog_noise": True, "drift": True,
+                                            "t_inference": t}))
+    decay = aged.g_us.mean() / fresh.g_us.mean()
+    factor = m.drift_factor[0]
+    assert factor * decay == pytest.approx(1.0, abs=0.05), (factor, 1 / decay)
