@@ -173,6 +173,9 @@ class CimMatrix:
         rr = self._rng["ref"]
         refs = self._devices(ref_target, rr, rr, rr, rr)
         self.g_us, self.g_ref_us = cells[-1], refs[-1]
+        # cells in conductance-level units, as the reads use them (exact integers when ideal)
+        self._u = ((self.g_us - self.g_min) / self.dg).astype(np.float32)
+        self._u_ref = ((self.g_ref_us - self.g_min) / self.dg).astype(np.float32)
         self.drift_comp_q = None
         if a.drift_compensation:
             self.drift_comp_q = self._drift_compensation(cells[0], refs[0], cells[-1], refs[-1])
@@ -245,7 +248,8 @@ class CimMatrix:
             (n_adcs, per_adc))
 
     def _convert(self, analog: np.ndarray) -> np.ndarray:
-        """Codes of read values (in LSBs) for every physical column (last axis)."""
+        """Codes of read values (in LSBs) for every physical column (last axis), as float32
+        integers; ``analog`` is overwritten."""
         adc = self.cfg.adc
         top = (1 << adc.bits) - 1
         cols = analog.shape[-1]
@@ -253,18 +257,19 @@ class CimMatrix:
         if adc.kind == "sar" or not adc.offset_sigma_lsb:
             # SAR: binary search with one comparator whose threshold for trial code c is
             # c - 0.5 + offset; monotonic, so it lands on floor(x - offset + 0.5), clipped.
-            off = self.adc_offsets[adc_of_col, 0] if adc.kind == "sar" else 0.0
-            return np.clip(np.floor(analog - off + 0.5), 0, top).astype(np.int64)
+            if adc.kind == "sar" and adc.offset_sigma_lsb:
+                analog -= self.adc_offsets[adc_of_col, 0].astype(analog.dtype)
+            analog += 0.5
+            np.floor(analog, out=analog)
+            return np.clip(analog, 0, top, out=analog)
         # flash: thermometer of 2^bits - 1 comparators, each with its own offset; a ones
         # counter encodes it, so the code is the number of thresholds at or below the input
         thresholds = np.arange(1, top + 1) - 0.5 + self.adc_offsets  # (adcs, top)
-        codes = np.empty(analog.shape, dtype=np.int64)
         flat = analog.reshape(-1, cols)
-        out = codes.reshape(-1, cols)
         for col in range(cols):
-            out[:, col] = np.searchsorted(np.sort(thresholds[adc_of_col[col]]), flat[:, col],
-                                          side="right")
-        return codes
+            flat[:, col] = np.searchsorted(np.sort(thresholds[adc_of_col[col]]),
+                                           flat[:, col], side="right")
+        return analog
 
     def _adc_of_column(self, cols: int) -> np.ndarray:
         """ADC index of every physical column: columns ``a * cols_per_adc`` ... belong to ADC
@@ -308,8 +313,8 @@ class CimMatrix:
 
     # -- the matmul ----------------------------------------------------------------------------
 
-    def convert(self, x: np.ndarray) -> Conversion:
-        """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints."""
+    def _reads(self, x: np.ndarray) -> np.ndarray:
+        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32."""
         x = np.asarray(x)
         cfg = self.cfg
         ab = cfg.numerics.act_bits
@@ -320,51 +325,80 @@ class CimMatrix:
         t = cfg.tile
         n = x.shape[0]
         k_pad = self.row_tiles * t.rows
-        xu = np.pad(x.astype(np.int64), ((0, 0), (0, k_pad - self.k))) & ((1 << ab) - 1)
-        # bit planes as rows of one matrix: (n * D, K)
-        planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).reshape(n * ab, k_pad)
-        planes = planes.astype(np.float64)
-        u = (self.g_us - self.g_min) / self.dg  # cells in level units
-        u_ref = (self.g_ref_us - self.g_min) / self.dg
-        cols_per_tile = t.cols
+        xu = np.zeros((n, k_pad), dtype=np.int64)
+        xu[:, : self.k] = x
+        xu &= (1 << ab) - 1
+        # bit planes as rows of one matrix: (n * D, K), row n * D + d is bit d of vector n
+        planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).astype(np.float32)
+        planes = planes.reshape(n * ab, k_pad)
         groups_total = k_pad // t.rows_per_read
-        analog = np.empty((n * ab, groups_total, u.shape[1]))
+        analog = np.empty((n * ab, groups_total, self._u.shape[1]), dtype=np.float32)
         for g in range(groups_total):
             rows = slice(g * t.rows_per_read, (g + 1) * t.rows_per_read)
-            cur = planes[:, rows] @ u[rows]
-            ref = planes[:, rows] @ u_ref[rows]  # (n*D, col_tiles)
-            analog[:, g] = cur - np.repeat(ref, cols_per_tile, axis=1)
-        analog /= self.lsb
-        analog = analog.reshape(n, ab, self.row_tiles, self.groups, -1).transpose(0, 2, 3, 1, 4)
-        return Conversion(analog=analog, codes=self._convert(analog))
+            np.matmul(planes[:, rows], self._u[rows], out=analog[:, g])
+            ref = planes[:, rows] @ self._u_ref[rows]  # (n*D, col_tiles)
+            view = analog[:, g].reshape(n * ab, self.col_tiles, t.cols)
+            view -= ref[:, :, None]
+        if self.lsb != 1.0:
+            analog *= np.float32(1.0 / self.lsb)
+        return analog
+
+    def convert(self, x: np.ndarray) -> Conversion:
+        """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
+        in read order (the per-read entry point)."""
+        analog = self._reads(x)
+        codes = self._convert(analog.copy())
+        n, ab = len(x), self.cfg.numerics.act_bits
+        shape = (n, ab, self.row_tiles, self.groups, -1)
+        order = (0, 2, 3, 1, 4)
+        return Conversion(analog=analog.reshape(shape).transpose(order),
+                          codes=codes.astype(np.int64).reshape(shape).transpose(order))
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
-        """Shift-add results (n, N) in units of ``lsb`` levels: ``x @ W`` when ideal."""
-        conv = self.convert(x)
+        """Shift-add results (n, N) in units of ``lsb`` levels (drift-compensated when on):
+        exactly ``x @ W`` when every effect is off and the ADC resolves every read."""
         cfg = self.cfg
-        ab, bpc, s = cfg.numerics.act_bits, cfg.tile.bits_per_cell, self.slices
-        n = conv.codes.shape[0]
-        # weight of every (input bit d, slice k, polarity p): the MSB input bit and the G-
-        # column count negative
-        d = np.arange(ab)[:, None, None]
-        k = np.arange(s)[None, :, None]
-        p = np.arange(2)[None, None, :]
-        sign = np.where((p == 1) ^ (d == ab - 1), -1.0, 1.0)
-        weights = (sign * 2.0 ** (d + k * bpc)).reshape(ab, s * 2)
-        codes = conv.codes.astype(np.float64).reshape(
-            n, self.row_tiles * self.groups, ab, -1, s * 2)  # (n, G, D, N_pad, S*P)
-        # exact in float64: every product and sum is an integer below 2^53
-        acc = np.einsum("ngdcj,dj->nc", codes, weights).astype(np.int64)
-        # the shift-add saturates after every beat; no partial sum can leave the accumulator
-        # range while the sum of the terms' magnitudes stays inside it
-        bound = np.einsum("ngdcj,dj->nc", codes, np.abs(weights))
+        ab, s = cfg.numerics.act_bits, self.slices
+        codes = self._convert(self._reads(x))  # (n*D, G, C)
+        n = len(x)
+        acc, bound = self._shift_add_sums(codes.reshape(n, ab, -1, s * 2))
         if (bound > (1 << (cfg.numerics.acc_bits - 1)) - 1).any():
-            acc = self._shift_add_in_order(conv.codes)
+            # the shift-add saturates after every beat: run its specification in read order
+            conv = codes.astype(np.int64).reshape(n, ab, self.row_tiles, self.groups, -1)
+            acc = self._shift_add_in_order(conv.transpose(0, 2, 3, 1, 4))
         if self.drift_comp_q is not None:
             q = np.repeat(self.drift_comp_q, cfg.channels_per_tile)
             acc = round_shift(acc * q, DRIFT_COMP_FRAC_BITS, cfg.numerics.rounding)
             acc = (saturate if cfg.numerics.saturate else wrap)(acc, cfg.numerics.acc_bits)
         return acc[:, : self.n]
+
+    def _shift_add_sums(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact shift-add sums and the sums of the terms' magnitudes, (n, N_pad) int64.
+
+        ``codes``: (n, D, G * N_pad, 2 S). Input bit d, slice k, polarity p weighs
+        ``sign * 2^(d + k bpc)``, negative for the G- column and for the MSB input bit.
+        """
+        cfg = self.cfg
+        ab, bpc, s = cfg.numerics.act_bits, cfg.tile.bits_per_cell, self.slices
+        n = codes.shape[0]
+        k = np.arange(s)[:, None]
+        p = np.arange(2)[None, :]
+        w_slice = (np.where(p == 1, -1.0, 1.0) * 2.0 ** (k * bpc)).reshape(s * 2)
+        # slice/polarity first: exact in float32 while codes * 2^((S-1) bpc) * 2S < 2^24
+        small = cfg.adc.bits + (s - 1) * bpc + (2 * s).bit_length() <= 24
+        dt = np.float32 if small else np.float64
+        c = codes.astype(dt, copy=False)
+        per_slice = c @ w_slice.astype(dt)  # (n, D, G*N_pad)
+        per_slice_abs = c @ np.abs(w_slice).astype(dt)
+        d = np.arange(ab)
+        w_bit = np.where(d == ab - 1, -1.0, 1.0) * 2.0**d
+        g = self.row_tiles * self.groups
+        acc = np.einsum("ndgc,d->nc", per_slice.astype(np.float64).reshape(n, ab, g, -1),
+                        w_bit)
+        # magnitudes: |sign_d * sum_j w_j c_j| <= 2^d * sum_j |w_j| c_j
+        bound = np.einsum("ndgc,d->nc", per_slice_abs.astype(np.float64).reshape(n, ab, g, -1),
+                          np.abs(w_bit))
+        return acc.astype(np.int64), bound
 
     def _shift_add_in_order(self, codes: np.ndarray) -> np.ndarray:
         """The shift-add specification beat by beat (read order: row tile, group, input bit,

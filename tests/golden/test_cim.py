@@ -175,7 +175,7 @@ def test_sar_conversion_is_the_binary_search():
     m = CimMatrix(np.zeros((4, 4), dtype=np.int64), with_(TINY, adc={"offset_sigma_lsb": 0.3}))
     rng = np.random.default_rng(7)
     analog = rng.uniform(-3, 70, size=(50, m.g_us.shape[1]))
-    codes = m._convert(analog)
+    codes = m._convert(analog.copy())  # _convert works in place
     offsets = m.adc_offsets[m._adc_of_column(analog.shape[1]), 0]
     for i in range(50):
         for col in range(0, analog.shape[1], 5):
@@ -187,7 +187,7 @@ def test_flash_conversion_counts_thresholds():
                   with_(TINY, adc={"kind": "flash", "offset_sigma_lsb": 0.6}))
     rng = np.random.default_rng(8)
     analog = rng.uniform(-3, 70, size=(20, m.g_us.shape[1]))
-    codes = m._convert(analog)
+    codes = m._convert(analog.copy())  # _convert works in place
     adc = m._adc_of_column(analog.shape[1])
     thresholds = np.arange(1, 64) - 0.5 + m.adc_offsets  # (adcs, 63)
     want = (analog[:, :, None] >= thresholds[adc][None]).sum(axis=2)
