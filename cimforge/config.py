@@ -448,6 +448,12 @@ class AnalogConfig:
             _check_bool(key, getattr(self, key))
         _check_float("t_inference", self.t_inference, lo=0.0, lo_open=True)
         _check_choice("ir_drop", self.ir_drop, IR_DROP_MODES)
+        if self.ir_drop != "off":
+            raise ConfigError(
+                "ir_drop",
+                f"{self.ir_drop!r} is not available yet (IR-drop modelling is in progress): "
+                "must be 'off'",
+            )
         _check_float("r_wire_ohm", self.r_wire_ohm, lo=0.0)
         _check_float("stuck_on_rate", self.stuck_on_rate, lo=0.0, hi=1.0)
         _check_float("stuck_off_rate", self.stuck_off_rate, lo=0.0, hi=1.0)

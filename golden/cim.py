@@ -176,6 +176,13 @@ class CimMatrix:
         # cells in conductance-level units, as the reads use them (exact integers when ideal)
         self._u = ((self.g_us - self.g_min) / self.dg).astype(np.float32)
         self._u_ref = ((self.g_ref_us - self.g_min) / self.dg).astype(np.float32)
+        # per-read fluctuation: each active cell's conductance varies by read_sigma (relative)
+        # from read to read; a read's variance is the sum over its active cells
+        self._read_var = None
+        if a.read_noise and self.cfg.device.read_sigma:
+            s = self.cfg.device.read_sigma / self.dg
+            self._read_var = ((s * self.g_us) ** 2).astype(np.float32)
+            self._read_var_ref = ((s * self.g_ref_us) ** 2).astype(np.float32)
         self.drift_comp_q = None
         if a.drift_compensation:
             self.drift_comp_q = self._drift_compensation(cells[0], refs[0], cells[-1], refs[-1])
@@ -339,6 +346,12 @@ class CimMatrix:
             ref = planes[:, rows] @ self._u_ref[rows]  # (n*D, col_tiles)
             view = analog[:, g].reshape(n * ab, self.col_tiles, t.cols)
             view -= ref[:, :, None]
+            if self._read_var is not None:
+                var = planes[:, rows] @ self._read_var[rows]
+                var_ref = planes[:, rows] @ self._read_var_ref[rows]
+                var = var.reshape(view.shape) + var_ref[:, :, None]
+                view += np.sqrt(var) * self._rng["read"].standard_normal(
+                    var.shape, dtype=np.float32)
         if self.lsb != 1.0:
             analog *= np.float32(1.0 / self.lsb)
         return analog

@@ -168,6 +168,8 @@ BAD = [
     ('base = "tiny"\n[analog]\nir_drop = "spice"\n',
      r"analog\.ir_drop: 'spice' is not allowed: must be one of off, exact, approx"),
     ('base = "tiny"\n[analog]\ndrift = "yes"\n', r"analog\.drift: 'yes' must be true or false"),
+    ('base = "tiny"\n[analog]\nir_drop = "exact"\n',
+     r"analog\.ir_drop: 'exact' is not available yet .*: must be 'off'"),
     ('base = "tiny"\n[adc]\nrange = "auto"\n',
      r"adc\.range: 'auto' is not allowed: must be one of unit, full, calibrated"),
     ('base = "tiny"\n[adc]\nrange_scale = 0.0\n',

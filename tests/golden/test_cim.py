@@ -82,6 +82,8 @@ EFFECTS = {
     "drift": {"analog": {"drift": True, "t_inference": 86400.0}},
     "stuck_on": {"analog": {"stuck_on_rate": 0.02}},
     "stuck_off": {"analog": {"stuck_off_rate": 0.02}},
+    "read_noise_per_read": {"analog": {"read_noise": True}, "device": {"pcm_model": False,
+                                                                        "read_sigma": 0.1}},
     "sar_offset": {"adc": {"offset_sigma_lsb": 0.4}},
     "flash_offset": {"adc": {"kind": "flash", "offset_sigma_lsb": 0.4}},
     "adc_full_range_4bit": {"adc": {"range": "full", "bits": 4}},  # LSB of 4 levels
@@ -120,6 +122,19 @@ def test_seeds():
     assert (a == CimMatrix(w, cfg).matmul(x)).all()
     assert (a != CimMatrix(w, dataclasses.replace(cfg, seed=cfg.seed + 1)).matmul(x)).any()
     assert (a != CimMatrix(w, cfg, key=1).matmul(x)).any()  # another layer, other draws
+
+
+def test_per_read_noise_is_fresh_every_read():
+    x, w = operands(10)
+    cfg = with_(TINY, analog={"read_noise": True}, device={"pcm_model": False,
+                                                           "read_sigma": 0.02})
+    m = CimMatrix(w, cfg)
+    a = m.convert(x).analog
+    b = m.convert(x).analog
+    assert not np.allclose(a, b)  # the same reads again: new noise
+    assert (CimMatrix(w, cfg).convert(x).analog == a).all()  # the same seed: the same noise
+    ideal = CimMatrix(w, TINY).convert(x).analog
+    assert 0.01 < np.std(a - ideal) < 1.0  # levels
 
 
 def test_one_effect_does_not_reshuffle_another():
