@@ -29,7 +29,7 @@ the query, key and value projections are one fused ``(d, 3d)`` matrix with colum
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,15 @@ __all__ = [
 ]
 
 F32 = np.float32
+
+# A linear layer without its bias: (layer index, name in {"qkv", "o", "ff1", "ff2"}, x (rows,
+# in), w (in, out)) -> x @ w. The float model uses a plain matmul; quantised and analog modes
+# (golden/quant.py) plug in their own.
+Linear = Callable[[int, str, np.ndarray, np.ndarray], np.ndarray]
+
+
+def float_linear(layer: int, name: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x @ w
 
 # Additive mask value for padded keys: the most negative float32, as Hugging Face BERT uses, so
 # that exp(score - max) underflows to exactly 0 for masked keys.
@@ -317,6 +326,7 @@ class Encoder:
         layer_norm_eps: float = 1e-12,
         max_tokens: int | None = None,
         pad_id: int = 0,
+        linear: Linear | None = None,
     ):
         if model.kind != "encoder":
             raise ValueError(f"model.kind must be 'encoder', not {model.kind!r}")
@@ -331,6 +341,13 @@ class Encoder:
         self._eps = float(layer_norm_eps)
         self._max_tokens = model.max_seq if max_tokens is None else int(max_tokens)
         self._pad_id = int(pad_id)
+        self._linear = linear or float_linear
+
+    def with_linear(self, linear: Linear) -> Encoder:
+        """The same model and tokenizer with every linear layer computed by ``linear``."""
+        return Encoder(model=self._model, weights=self._w, tokenizer=self._tokenizer,
+                       layer_norm_eps=self._eps, max_tokens=self._max_tokens,
+                       pad_id=self._pad_id, linear=linear)
 
     @property
     def model(self) -> ModelConfig:
@@ -421,25 +438,26 @@ class Encoder:
         x += w.token_type[0]
         x = layer_norm(x, w.ln_g, w.ln_b, self._eps)
         bias = np.where(mask[:, None, None, :] != 0, F32(0.0), MASK_VALUE)
-        for layer in w.layers:
-            x = self._block(x, rows, bias, layer)
+        for index, layer in enumerate(w.layers):
+            x = self._block(x, rows, bias, layer, index)
         return x
 
     def _block(
-        self, x: np.ndarray, rows: np.ndarray, bias: np.ndarray, p: EncoderLayer
+        self, x: np.ndarray, rows: np.ndarray, bias: np.ndarray, p: EncoderLayer, index: int
     ) -> np.ndarray:
         b, t = rows.shape
+        lin = self._linear
         qkv = np.zeros((b, t, p.w_qkv.shape[1]), dtype=F32)
-        qkv[rows] = x @ p.w_qkv + p.b_qkv
+        qkv[rows] = lin(index, "qkv", x, p.w_qkv) + p.b_qkv
         q, k, v = _split_heads(qkv, self._model.n_heads)
         ctx = _merge_heads(_attention(q, k, v, bias))[rows]
-        h = ctx @ p.w_o
+        h = lin(index, "o", ctx, p.w_o)
         h += p.b_o
         h += x
         x = layer_norm(h, p.ln1_g, p.ln1_b, self._eps)
-        f = x @ p.w_ff1
+        f = lin(index, "ff1", x, p.w_ff1)
         f += p.b_ff1
-        h = gelu_erf(f) @ p.w_ff2
+        h = lin(index, "ff2", gelu_erf(f), p.w_ff2)
         h += p.b_ff2
         h += x
         return layer_norm(h, p.ln2_g, p.ln2_b, self._eps)

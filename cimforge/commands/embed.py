@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimforge.config import KNOWN_MODELS, load_config
 from cimforge.errors import CliError
 from cimforge.files import atomic_write
 
@@ -23,19 +24,38 @@ __all__ = ["add_parser", "run", "MODES", "MODELS", "read_sentences", "write_npy_
 MODELS = ("minilm",)
 
 
-def _embed_float(model: str, sentences: list[str], batch_size: int) -> np.ndarray:
-    """float32 reference model (golden/float_model.py)."""
+def _load(model: str):
     from golden.float_model import ModelFormatError, load_minilm
 
     try:
-        encoder = load_minilm()
+        return load_minilm()
     except (ModelFormatError, OSError, ImportError) as e:
         raise CliError(f"cannot load model {model!r}: {e}") from None
-    return encoder.embed(sentences, batch_size=batch_size)
 
 
-MODES: dict[str, Callable[[str, list[str], int], np.ndarray]] = {
+def _embed_float(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
+    """float32 reference model (golden/float_model.py)."""
+    return _load(model).embed(sentences, batch_size=batch_size)
+
+
+def _embed_int(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
+    """Every linear layer as an exact int8 matmul (golden/quant.py)."""
+    from golden.quant import IntLinear
+
+    return _load(model).with_linear(IntLinear(cfg)).embed(sentences, batch_size=batch_size)
+
+
+def _embed_cim(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
+    """Every linear layer through the analog crossbar model (golden/cim.py)."""
+    from golden.quant import CimLinear
+
+    return _load(model).with_linear(CimLinear(cfg)).embed(sentences, batch_size=batch_size)
+
+
+MODES: dict[str, Callable[[str, list[str], int, object], np.ndarray]] = {
     "float": _embed_float,
+    "int": _embed_int,
+    "cim": _embed_cim,
 }
 
 
@@ -51,7 +71,12 @@ def add_parser(sub):
         "--mode",
         default="float",
         choices=tuple(MODES),
-        help="numerics: float = float32 reference (default: float)",
+        help="numerics: float = float32 reference (default), int = int8 linear layers, "
+        "cim = linear layers through the analog crossbar model of --config",
+    )
+    p.add_argument(
+        "--config", default="minilm", metavar="PRESET|FILE",
+        help="hardware config for --mode int and cim (default: minilm)",
     )
     p.add_argument("--input", required=True, type=Path, help="UTF-8 text, one sentence per line")
     p.add_argument("--output", required=True, type=Path, help=".npy file to write")
@@ -112,7 +137,13 @@ def run(args) -> int:
     _check_output(args.output)
     sentences = read_sentences(args.input)
     start = time.perf_counter()
-    emb = MODES[args.mode](args.model, sentences, args.batch_size)
+    cfg = load_config(args.config)
+    if cfg.model != KNOWN_MODELS[args.model]:
+        raise CliError(
+            f"--config {args.config}: its [model] is {cfg.model.name!r} with a different shape "
+            f"from {args.model!r}: use a config whose [model] name is {args.model!r}"
+        )
+    emb = MODES[args.mode](args.model, sentences, args.batch_size, cfg)
     try:
         write_npy_atomic(args.output, np.ascontiguousarray(emb, dtype=np.float32))
     except OSError as e:

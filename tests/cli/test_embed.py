@@ -114,7 +114,7 @@ def test_bad_batch_size(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "allowed"), [("--model", "gpt2", "minilm"), ("--mode", "cim", "float")]
+    ("option", "value", "allowed"), [("--model", "gpt2", "minilm"), ("--mode", "analog", "cim")]
 )
 def test_bad_choice(tmp_path, capsys, option, value, allowed):
     out = tmp_path / "emb.npy"
@@ -128,13 +128,21 @@ def test_bad_choice(tmp_path, capsys, option, value, allowed):
 
 
 def test_failure_in_the_mode_leaves_no_file(tmp_path, capsys, monkeypatch):
-    def broken(model, sentences, batch_size):
+    def broken(model, sentences, batch_size, cfg):
         raise CliError("cannot load model 'minilm': simulated")
 
     monkeypatch.setitem(embed.MODES, "float", broken)
     out = tmp_path / "emb.npy"
     _fails(["embed", "--input", str(SENTENCES), "--output", str(out)], capsys, "simulated")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_config_of_another_model_is_refused(tmp_path, capsys):
+    out = tmp_path / "emb.npy"
+    _fails(["embed", "--mode", "int", "--config", "bert-base", "--input", str(SENTENCES),
+            "--output", str(out)], capsys,
+           "--config bert-base: its [model] is 'bert-base' with a different shape from 'minilm'")
+    assert not out.exists()
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):

@@ -1,0 +1,54 @@
+"""Quantised MiniLM: int8 linear layers, and the analog crossbar model standing in for them."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cimforge.config import load_config
+from golden.float_model import load_minilm
+from golden.quant import CimLinear, IntLinear, quantize
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_minilm()
+
+
+@pytest.fixture(scope="module")
+def sentences():
+    return [s.strip() for s in (DATA / "minilm_sentences.txt").read_text().splitlines()
+            if s.strip()]
+
+
+def test_quantize_per_channel():
+    w = np.array([[0.5, -2.0, 0.0], [-1.0, 1.0, 0.0]])
+    q, s = quantize(w, 8, 0, "half_even")
+    assert s.shape == (1, 3)
+    assert np.allclose(s[0], [1.0 / 127, 2.0 / 127, 1.0])  # an all-zero channel gets scale 1
+    assert q.tolist() == [[64, -127, 0], [-127, 64, 0]]  # 63.5 -> 64 (ties to even)
+    assert np.abs(q * s - w).max() <= s.max() / 2
+
+
+def test_int_mode_is_close_to_float(encoder, sentences):
+    ref = np.load(DATA / "minilm_reference.npz")["embeddings"]
+    emb = encoder.with_linear(IntLinear(load_config("minilm"))).embed(sentences)
+    cos = (emb * ref).sum(axis=1)
+    assert cos.mean() >= 0.995 and cos.min() >= 0.99, (cos.mean(), cos.min())
+
+
+def test_ideal_cim_equals_int_exactly(encoder, sentences):
+    # every device effect off and a 12-bit ADC that resolves every 256-row read of 4-bit cells
+    base = load_config("minilm")
+    cfg = dataclasses.replace(
+        base,
+        tile=dataclasses.replace(base.tile, bits_per_cell=4, rows_per_read=256),
+        adc=dataclasses.replace(base.adc, bits=12),
+    )
+    few = sentences[:3]
+    cim = encoder.with_linear(CimLinear(cfg)).embed(few)
+    ints = encoder.with_linear(IntLinear(cfg)).embed(few)
+    assert (cim == ints).all()
