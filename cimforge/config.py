@@ -293,6 +293,12 @@ class AdcConfig:
         _check_int("bits", self.bits, lo=1, hi=16)
         _check_int("cols_per_adc", self.cols_per_adc, lo=1)
         _check_choice("range", self.range, ADC_RANGES)
+        if self.range == "calibrated":
+            raise ConfigError(
+                "range",
+                "'calibrated' is not available yet (per-slice calibration is in progress): "
+                "must be 'unit' or 'full'",
+            )
         _check_float("range_scale", self.range_scale, lo=0.0, hi=1.0, lo_open=True)
         _check_float("percentile", self.percentile, lo=0.0, hi=100.0, lo_open=True)
         _check_float("offset_sigma_lsb", self.offset_sigma_lsb, lo=0.0, hi=8.0)

@@ -139,10 +139,10 @@ class CimMatrix:
         self.g_max = dev.g_max_us
         self.g_min = dev.g_min_us
         self.dg = (self.g_max - self.g_min) / (self.levels - 1)
-        seeds = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(key,)).spawn(8)
-        self._rng = dict(zip(
-            ("prog", "drift", "flicker", "faults", "adc", "read", "ref", "spare"),
-            (np.random.default_rng(s) for s in seeds), strict=True))
+        streams = ("prog", "drift", "flicker", "faults", "adc", "read",
+                   "ref_prog", "ref_drift", "ref_flicker", "ref_faults")
+        seeds = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(key,)).spawn(len(streams))
+        self._rng = {name: np.random.default_rng(s) for name, s in zip(streams, seeds)}
         self.level_map = self._levels(w)
         self.lsb = self._adc_lsb()
         self._adc_offsets()
@@ -170,8 +170,8 @@ class CimMatrix:
         cells = self._devices(target, self._rng["prog"], self._rng["drift"],
                               self._rng["flicker"], self._rng["faults"])
         # the reference column is a column of real cells: the same physics, its own draws
-        rr = self._rng["ref"]
-        refs = self._devices(ref_target, rr, rr, rr, rr)
+        refs = self._devices(ref_target, self._rng["ref_prog"], self._rng["ref_drift"],
+                             self._rng["ref_flicker"], self._rng["ref_faults"])
         self.g_us, self.g_ref_us = cells[-1], refs[-1]
         # cells in conductance-level units, as the reads use them (exact integers when ideal)
         self._u = ((self.g_us - self.g_min) / self.dg).astype(np.float32)
@@ -245,7 +245,7 @@ class CimMatrix:
         if adc.range == "full":
             full = adc.range_scale * self.cfg.tile.rows_per_read * (self.levels - 1)
             return 2.0 ** math.ceil(math.log2(full / ((1 << adc.bits) - 1)))
-        raise NotImplementedError("adc.range = 'calibrated' is set by the layer mapper")
+        raise ValueError(f"adc.range must be 'unit' or 'full', not {adc.range!r}")
 
     def _adc_offsets(self) -> None:
         adc = self.cfg.adc

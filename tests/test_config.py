@@ -172,6 +172,8 @@ BAD = [
      r"analog\.ir_drop: 'exact' is not available yet .*: must be 'off'"),
     ('base = "tiny"\n[adc]\nrange = "auto"\n',
      r"adc\.range: 'auto' is not allowed: must be one of unit, full, calibrated"),
+    ('base = "tiny"\n[adc]\nrange = "calibrated"\n',
+     r"adc\.range: 'calibrated' is not available yet .*: must be 'unit' or 'full'"),
     ('base = "tiny"\n[adc]\nrange_scale = 0.0\n',
      r"adc\.range_scale: 0\.0 is out of range: must be > 0\.0 and <= 1\.0"),
     ('base = "tiny"\n[adc]\nrange_scale = 2\n', r"adc\.range_scale: 2 is out of range"),

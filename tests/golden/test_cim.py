@@ -144,6 +144,12 @@ def test_one_effect_does_not_reshuffle_another():
     healthy = np.isclose(both.g_us, prog.g_us)
     assert healthy.mean() > 0.9  # only the stuck cells differ
     assert np.allclose(both.g_us[~healthy], TINY.device.g_min_us)
+    # the reference column too: drift (a no-op before t0) must not reshuffle its 1/f noise
+    noisy = {"prog_noise": True, "read_noise": True, "t_inference": 10.0}
+    plain = CimMatrix(w, with_(TINY, analog=noisy))
+    idle_drift = CimMatrix(w, with_(TINY, analog={**noisy, "drift": True}))
+    assert (idle_drift.g_ref_us == plain.g_ref_us).all()
+    assert (idle_drift.g_us == plain.g_us).all()
 
 
 def test_bad_operands():
@@ -226,7 +232,7 @@ def test_pcm_programming_sigma(gt):
     cfg = with_(load_config("minilm"), analog={"prog_noise": True}, tile={"bits_per_cell": 1},
                 adc={"bits": 8})
     m = CimMatrix(np.zeros((256, 16), dtype=np.int64), cfg)
-    rng = m._rng["spare"]
+    rng = np.random.default_rng(11)
     target = np.full(200_000, max(gt * 25.0, m.g_min))
     g0, _ = m._devices(target, rng, rng, rng, rng)
     sigma = pcm_prog_sigma_us(target[:1], 25.0)[0]
