@@ -216,6 +216,9 @@ class NumericsConfig:
         _check_choice("act_scale", self.act_scale, ACT_SCALES)
 
 
+SLICE_RANGES = ("fixed", "fitted")
+
+
 @dataclass(frozen=True)
 class TileConfig:
     """Analog crossbar tile.
@@ -223,6 +226,12 @@ class TileConfig:
     ``rows`` x ``cols`` cells of ``bits_per_cell`` bits; each signed weight is a differential
     pair (G+ / G-) of ``weight_bits / bits_per_cell`` slices on adjacent columns. Inputs are
     applied ``dac_bits`` at a time; ``rows_per_read`` word lines are activated per read.
+
+    ``slice_range`` maps levels to conductance: ``fixed`` spreads level 0 .. 2^bits_per_cell - 1
+    of every slice over G_min .. G_max; ``fitted`` spreads each slice's levels up to the
+    largest one the matrix uses (e.g. the top slice of an int8 magnitude, which never exceeds
+    level 7 of a 4-bit cell) over the whole range, so the device noise, fixed in siemens, is
+    a smaller fraction of a level.
     """
 
     rows: int = 256
@@ -230,6 +239,7 @@ class TileConfig:
     bits_per_cell: int = 2
     dac_bits: int = 1
     rows_per_read: int = 256
+    slice_range: str = "fixed"
 
     def __post_init__(self):
         _check_int("rows", self.rows, lo=1, hi=4096)
@@ -243,6 +253,7 @@ class TileConfig:
                 f"{self.dac_bits} is not supported yet: must be 1 (bit-serial inputs)",
             )
         _check_int("rows_per_read", self.rows_per_read, lo=1, hi=self.rows)
+        _check_choice("slice_range", self.slice_range, SLICE_RANGES)
         if self.rows % self.rows_per_read:
             raise ConfigError(
                 "rows_per_read",
@@ -270,12 +281,14 @@ class AdcConfig:
     range : str
         Full scale of a conversion: ``unit`` (one LSB per conductance level: exact while a read
         stays below 2^bits - 1 levels), ``full`` (``range_scale`` times the largest possible
-        read, rows_per_read x (levels - 1)), or ``calibrated`` (per weight slice, the
-        ``percentile`` of the reads a calibration input produces).
+        read, rows_per_read x (levels - 1)), or ``calibrated`` (per weight slice, from the
+        calibration read: ``range_scale`` times the ``percentile`` of the slice's all-rows
+        reads). Every full scale is rounded up so the LSB is a power of two of a level.
     range_scale : float
-        Fraction of the largest possible read used as full scale with ``range = "full"``.
+        Fraction of the reference read (largest possible, or calibrated) used as full scale.
     percentile : float
-        Percentile of calibration reads taken as full scale with ``range = "calibrated"``.
+        Percentile of a slice's calibration reads taken as its reference with
+        ``range = "calibrated"``.
     offset_sigma_lsb : float
         Comparator offset sigma in LSB (static, one per comparator).
     """
@@ -293,12 +306,6 @@ class AdcConfig:
         _check_int("bits", self.bits, lo=1, hi=16)
         _check_int("cols_per_adc", self.cols_per_adc, lo=1)
         _check_choice("range", self.range, ADC_RANGES)
-        if self.range == "calibrated":
-            raise ConfigError(
-                "range",
-                "'calibrated' is not available yet (per-slice calibration is in progress): "
-                "must be 'unit' or 'full'",
-            )
         _check_float("range_scale", self.range_scale, lo=0.0, hi=1.0, lo_open=True)
         _check_float("percentile", self.percentile, lo=0.0, hi=100.0, lo_open=True)
         _check_float("offset_sigma_lsb", self.offset_sigma_lsb, lo=0.0, hi=8.0)

@@ -38,7 +38,7 @@ import numpy as np
 
 from cimforge.config import Config
 from golden.numerics import round_shift, saturate, wrap
-from golden.shift_add import Beats, ShiftAddSpec, shift_add
+from golden.shift_add import accumulate
 
 __all__ = ["PCM", "CimMatrix", "Conversion", "pcm_prog_sigma_us", "pcm_drift_nu_stats",
            "pcm_read_noise_q"]
@@ -60,6 +60,17 @@ DRIFT_COMP_BITS = 16
 DRIFT_COMP_FRAC_BITS = 12
 
 _GT_FLOOR = 1e-7  # relative conductance floor inside logarithms (an unprogrammed cell)
+
+# ADC range exponents: the LSB of a slice's conversions is 2^e conductance levels with
+# |e| <= ADC_EXP_LIMIT (the range register of the ADC interface).
+ADC_EXP_LIMIT = 8
+
+# Reads are computed and converted in chunks of about this many values (cache-sized).
+CHUNK_VALUES = 1 << 20
+
+
+def _normal(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32)
 
 
 def pcm_prog_sigma_us(g_target_us: np.ndarray, g_max_us: float) -> np.ndarray:
@@ -144,7 +155,13 @@ class CimMatrix:
         seeds = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(key,)).spawn(len(streams))
         self._rng = {name: np.random.default_rng(s) for name, s in zip(streams, seeds)}
         self.level_map = self._levels(w)
-        self.lsb = self._adc_lsb()
+        # top level and conductance step of every slice
+        self.slice_top = np.full(self.slices, self.levels - 1, dtype=np.int64)
+        if t.slice_range == "fitted":
+            used = self.level_map.reshape(len(self.level_map), -1, self.slices, 2).max(
+                axis=(0, 1, 3))
+            self.slice_top = np.maximum(used, 1)
+        self.slice_dg = (self.g_max - self.g_min) / self.slice_top
         self._adc_offsets()
         self._program()
 
@@ -165,66 +182,82 @@ class CimMatrix:
 
     def _program(self) -> None:
         a = self.cfg.analog
-        target = self.g_min + self.level_map * self.dg
-        ref_target = np.full((target.shape[0], self.col_tiles), self.g_min)
+        cols = self.level_map.shape[1]
+        self._dg_col = self.slice_dg[self._slice_of_column(cols)]
+        target = (self.g_min + self.level_map * self._dg_col).astype(np.float32)
+        ref_target = np.full((target.shape[0], self.col_tiles), self.g_min, dtype=np.float32)
         cells = self._devices(target, self._rng["prog"], self._rng["drift"],
                               self._rng["flicker"], self._rng["faults"])
         # the reference column is a column of real cells: the same physics, its own draws
         refs = self._devices(ref_target, self._rng["ref_prog"], self._rng["ref_drift"],
                              self._rng["ref_flicker"], self._rng["ref_faults"])
         self.g_us, self.g_ref_us = cells[-1], refs[-1]
-        # cells in conductance-level units, as the reads use them (exact integers when ideal)
-        self._u = ((self.g_us - self.g_min) / self.dg).astype(np.float32)
-        self._u_ref = ((self.g_ref_us - self.g_min) / self.dg).astype(np.float32)
+        self._u = self._read_units(self.g_us, self.g_ref_us)
         # per-read fluctuation: each active cell's conductance varies by read_sigma (relative)
-        # from read to read; a read's variance is the sum over its active cells
+        # from read to read; a read's variance is the sum over its active cells (uS^2)
         self._read_var = None
         if a.read_noise and self.cfg.device.read_sigma:
-            s = self.cfg.device.read_sigma / self.dg
-            self._read_var = ((s * self.g_us) ** 2).astype(np.float32)
-            self._read_var_ref = ((s * self.g_ref_us) ** 2).astype(np.float32)
+            s = self.cfg.device.read_sigma
+            self._read_var = (s * self.g_us) ** 2
+            self._read_var_ref = (s * self.g_ref_us) ** 2
+        # the calibration read at inference time sets the ADC ranges and the drift factor
+        now = self._calibration_read(self._u)
+        self.slice_exp = self._slice_exponents(now)
         self.drift_comp_q = None
         if a.drift_compensation:
-            self.drift_comp_q = self._drift_compensation(cells[0], refs[0], cells[-1], refs[-1])
+            then = self._calibration_read(self._read_units(cells[0], refs[0]))
+            self.drift_comp_q = self._drift_compensation(then, now)
+
+    def _read_units(self, g: np.ndarray, g_ref: np.ndarray) -> np.ndarray:
+        """What a read sees of each cell, in levels of its slice (float32): the reference
+        column's current is subtracted from every column of its tile before conversion, and
+        by linearity that is a read of the difference (exact integers if ideal)."""
+        diff = g.reshape(len(g), self.col_tiles, -1) - g_ref[:, :, None]
+        return (diff.reshape(g.shape) * (1.0 / self._dg_col).astype(np.float32))
 
     def _devices(self, target, prog, drift, flicker, faults) -> tuple[np.ndarray, np.ndarray]:
-        """Conductances (uS) of cells programmed to ``target``: (as read right after
+        """Conductances (uS, float32) of cells programmed to ``target``: (as read right after
         programming, at t0; as read at ``t_inference``)."""
         a, dev = self.cfg.analog, self.cfg.device
-        g = target.copy()
+        target = np.asarray(target, dtype=np.float32)
+        g = target.copy()  # (the levels' step may differ by slice, so work in siemens)
         if a.prog_noise:
             if dev.pcm_model:
-                sigma = pcm_prog_sigma_us(target, self.g_max)
+                sigma = pcm_prog_sigma_us(target, self.g_max).astype(np.float32)
             else:
-                sigma = dev.prog_sigma * self.g_max
-            g = np.maximum(g + sigma * prog.standard_normal(g.shape), 0.0)
-        t0 = dev.drift_t0_s
+                sigma = np.float32(dev.prog_sigma * self.g_max)
+            g = np.maximum(g + sigma * _normal(prog, g.shape), np.float32(0.0))
         g_t = self._drift(g, target, a.t_inference, drift) if a.drift else g
         g0 = g
         if a.read_noise and dev.pcm_model:
-            g0 = self._flicker(g, t0, flicker)
+            g0 = self._flicker(g, dev.drift_t0_s, flicker)
             g_t = self._flicker(g_t, a.t_inference, flicker)
         if a.stuck_on_rate or a.stuck_off_rate:
-            u = faults.random(g.shape)
+            u = faults.random(g.shape, dtype=np.float32)
             on = u < a.stuck_on_rate
             off = (u >= a.stuck_on_rate) & (u < a.stuck_on_rate + a.stuck_off_rate)
-            g0 = np.where(on, self.g_max, np.where(off, self.g_min, g0))
-            g_t = np.where(on, self.g_max, np.where(off, self.g_min, g_t))
+            g_on, g_off = np.float32(self.g_max), np.float32(self.g_min)
+            g0 = np.where(on, g_on, np.where(off, g_off, g0))
+            g_t = np.where(on, g_on, np.where(off, g_off, g_t))
         return g0, g_t
 
     def _flicker(self, g: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
         """PCM 1/f read noise accumulated up to time ``t`` after programming."""
-        q = pcm_read_noise_q(g, self.g_max)
+        q = pcm_read_noise_q(g, self.g_max).astype(np.float32)
         scale = math.sqrt(math.log((t + PCM["t_read_s"]) / (2 * PCM["t_read_s"])))
-        return np.maximum(g + np.abs(g) * q * scale * rng.standard_normal(g.shape), 0.0)
+        q *= np.float32(scale)
+        q *= np.abs(g)
+        q *= _normal(rng, g.shape)
+        q += g
+        return np.maximum(q, np.float32(0.0), out=q)
 
     def _drift_nu(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         dev = self.cfg.device
-        z = rng.standard_normal(target.shape)
+        z = _normal(rng, np.shape(target))
         if dev.pcm_model:
             mean, std = pcm_drift_nu_stats(target, self.g_max)
-            return np.abs(mean + std * z)
-        return np.maximum(dev.drift_nu_mean + dev.drift_nu_std * z, 0.0)
+            return np.abs(mean + std * z).astype(np.float32)
+        return np.maximum(dev.drift_nu_mean + dev.drift_nu_std * z, 0.0).astype(np.float32)
 
     def _drift(self, g: np.ndarray, target: np.ndarray, t: float,
                rng: np.random.Generator) -> np.ndarray:
@@ -232,20 +265,53 @@ class CimMatrix:
         nu = self._drift_nu(target, rng)
         if t <= t0:
             return g
-        return g * (t / t0) ** (-nu)
+        nu *= np.float32(-math.log(t / t0))  # (t / t0)^-nu = exp(-nu ln(t / t0))
+        return g * np.exp(nu, out=nu)
 
     # -- ADC -----------------------------------------------------------------------------------
 
-    def _adc_lsb(self) -> float:
-        """LSB in conductance levels: 1 (``unit``), or the power of two that makes 2^bits - 1
-        codes cover ``range_scale`` times the largest possible read (``full``)."""
+    def _slice_exponents(self, cal: np.ndarray) -> np.ndarray:
+        """ADC range of every weight slice: its LSB is ``2^e`` conductance levels, (S,) int.
+
+        ``unit``: e = 0. ``full``: the smallest e whose 2^bits - 1 codes cover ``range_scale``
+        times the largest possible read. ``calibrated``: likewise for ``range_scale`` times the
+        ``percentile`` of the slice's calibration reads ``cal`` (groups, columns), clamped to
+        ``[-ADC_EXP_LIMIT, ADC_EXP_LIMIT]``.
+        """
         adc = self.cfg.adc
+        top = (1 << adc.bits) - 1
         if adc.range == "unit":
-            return 1.0
+            return np.zeros(self.slices, dtype=np.int64)
         if adc.range == "full":
-            full = adc.range_scale * self.cfg.tile.rows_per_read * (self.levels - 1)
-            return 2.0 ** math.ceil(math.log2(full / ((1 << adc.bits) - 1)))
-        raise ValueError(f"adc.range must be 'unit' or 'full', not {adc.range!r}")
+            return self._covering_exp(adc.range_scale * self._largest_reads(), top)
+        slice_of_col = self._slice_of_column(cal.shape[1])
+        ref = np.array([np.percentile(cal[:, slice_of_col == k], adc.percentile)
+                        for k in range(self.slices)])
+        return self._covering_exp(adc.range_scale * ref, top)
+
+    def _largest_reads(self) -> np.ndarray:
+        """The largest possible read of every slice (every row at its top level), in levels."""
+        return self.cfg.tile.rows_per_read * self.slice_top.astype(np.float64)
+
+    @staticmethod
+    def _covering_exp(full: np.ndarray, top: int) -> np.ndarray:
+        """Smallest exponents e (clamped to +-ADC_EXP_LIMIT) with ``top * 2^e >= full``."""
+        with np.errstate(divide="ignore"):
+            e = np.ceil(np.log2(np.asarray(full, dtype=np.float64) / top))
+        e = np.where(np.asarray(full) > 0, e, -ADC_EXP_LIMIT)
+        return np.clip(e, -ADC_EXP_LIMIT, ADC_EXP_LIMIT).astype(np.int64)
+
+    def _slice_of_column(self, cols: int) -> np.ndarray:
+        return (np.arange(cols) // 2) % self.slices  # column = 2 (c S + k) + p
+
+    @property
+    def out_exp(self) -> int:
+        """Results come in units of ``2^out_exp`` levels: the finest slice LSB."""
+        return int(self.slice_exp.min())
+
+    @property
+    def out_lsb(self) -> float:
+        return 2.0**self.out_exp
 
     def _adc_offsets(self) -> None:
         adc = self.cfg.adc
@@ -285,28 +351,24 @@ class CimMatrix:
 
     # -- drift compensation --------------------------------------------------------------------
 
-    def _full_range_lsb(self) -> float:
-        """The LSB that covers the largest possible read (used for calibration reads)."""
-        full = self.cfg.tile.rows_per_read * (self.levels - 1)
-        return 2.0 ** max(0, math.ceil(math.log2(full / ((1 << self.cfg.adc.bits) - 1))))
+    def _calibration_read(self, u: np.ndarray) -> np.ndarray:
+        """The calibration read: every word line of a group driven, group by group, each
+        column converted with the LSB that covers its largest possible read (at least one
+        level: nothing clips). Measured values in levels, (groups of all row tiles, columns).
+        """
+        rpr = self.cfg.tile.rows_per_read
+        sums = u.reshape(-1, rpr, u.shape[1]).sum(axis=1, dtype=np.float64)
+        e = np.maximum(self._covering_exp(self._largest_reads(), (1 << self.cfg.adc.bits) - 1),
+                       0)
+        lsb = 2.0 ** e[self._slice_of_column(u.shape[1])]
+        return self._convert(sums / lsb) * lsb
 
-    def _calibration_sums(self, g: np.ndarray, g_ref: np.ndarray) -> np.ndarray:
-        """Sum of the codes of the calibration read, per column tile: every word line driven
-        (group by group), the ADCs set to the full range so nothing clips."""
-        t = self.cfg.tile
-        u = (g - self.g_min) / self.dg
-        u_ref = (g_ref - self.g_min) / self.dg
-        groups = u.reshape(-1, t.rows_per_read, u.shape[1]).sum(axis=1)
-        ref = np.repeat(u_ref.reshape(-1, t.rows_per_read, self.col_tiles).sum(axis=1),
-                        t.cols, axis=1)
-        codes = self._convert((groups - ref) / self._full_range_lsb())
-        return codes.sum(axis=0).reshape(self.col_tiles, t.cols).sum(axis=1)
-
-    def _drift_compensation(self, g0, ref0, g_t, ref_t) -> np.ndarray:
+    def _drift_compensation(self, then: np.ndarray, now: np.ndarray) -> np.ndarray:
         """Per column tile, the fixed-point factor (``DRIFT_COMP_FRAC_BITS`` fraction bits)
         that scales today's calibration read back to the one taken at programming time."""
-        then = self._calibration_sums(g0, ref0)
-        now = self._calibration_sums(g_t, ref_t)
+        # currents, so every cell weighs by its conductance whatever its slice's step
+        then = (then * self._dg_col).reshape(len(then), self.col_tiles, -1).sum(axis=(0, 2))
+        now = (now * self._dg_col).reshape(len(now), self.col_tiles, -1).sum(axis=(0, 2))
         factor = then / np.maximum(now, 1)
         q = np.rint(factor * (1 << DRIFT_COMP_FRAC_BITS)).astype(np.int64)
         return np.clip(q, 0, (1 << DRIFT_COMP_BITS) - 1)
@@ -318,47 +380,70 @@ class CimMatrix:
             return np.ones(self.col_tiles)
         return self.drift_comp_q / (1 << DRIFT_COMP_FRAC_BITS)
 
-    # -- the matmul ----------------------------------------------------------------------------
+    # -- the matmul ---------------------------------------------------------------------------
 
-    def _reads(self, x: np.ndarray) -> np.ndarray:
-        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32."""
+    def _check_x(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        cfg = self.cfg
-        ab = cfg.numerics.act_bits
+        ab = self.cfg.numerics.act_bits
         if x.ndim != 2 or x.shape[1] != self.k:
             raise ValueError(f"x must have shape (n, {self.k}), not {x.shape}")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"x must be integers, not {x.dtype}")
         if x.size and (x.min() < -(1 << (ab - 1)) or x.max() >= 1 << (ab - 1)):
             raise ValueError(f"x must be signed {ab}-bit")
-        t = cfg.tile
+        return x
+
+    def _chunk(self) -> int:
+        """Vectors per chunk of reads."""
+        per_vector = self.cfg.numerics.act_bits * self.row_tiles * self.groups * self._u.shape[1]
+        return max(1, CHUNK_VALUES // per_vector)
+
+    def _reads(self, x: np.ndarray) -> np.ndarray:
+        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32.
+
+        Row ``n * D + d`` is input bit ``d`` of vector ``n``; per-read noise is drawn in this
+        order, so it does not depend on how a matmul is cut into chunks.
+        """
+        t = self.cfg.tile
+        ab = self.cfg.numerics.act_bits
         n = x.shape[0]
-        k_pad = self.row_tiles * t.rows
-        xu = np.zeros((n, k_pad), dtype=np.int64)
-        xu[:, : self.k] = x
-        xu &= (1 << ab) - 1
+        xu = x.astype(np.int64) & ((1 << ab) - 1)
         # bit planes as rows of one matrix: (n * D, K), row n * D + d is bit d of vector n
         planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).astype(np.float32)
-        planes = planes.reshape(n * ab, k_pad)
-        groups_total = k_pad // t.rows_per_read
-        analog = np.empty((n * ab, groups_total, self._u.shape[1]), dtype=np.float32)
+        planes = planes.reshape(n * ab, self.k)
+        groups_total = self.row_tiles * self.groups
+        cols = self._u.shape[1]
+        analog = np.empty((n * ab, groups_total, cols), dtype=np.float32)
+        noise = None
+        if self._read_var is not None:
+            noise = _normal(self._rng["read"], analog.shape)
         for g in range(groups_total):
-            rows = slice(g * t.rows_per_read, (g + 1) * t.rows_per_read)
-            np.matmul(planes[:, rows], self._u[rows], out=analog[:, g])
-            ref = planes[:, rows] @ self._u_ref[rows]  # (n*D, col_tiles)
-            view = analog[:, g].reshape(n * ab, self.col_tiles, t.cols)
-            view -= ref[:, :, None]
-            if self._read_var is not None:
-                var = planes[:, rows] @ self._read_var[rows]
-                var_ref = planes[:, rows] @ self._read_var_ref[rows]
-                var = var.reshape(view.shape) + var_ref[:, :, None]
-                view += np.sqrt(var) * self._rng["read"].standard_normal(
-                    var.shape, dtype=np.float32)
-        if self.lsb != 1.0:
-            analog *= np.float32(1.0 / self.lsb)
+            lo = g * t.rows_per_read
+            hi = min(lo + t.rows_per_read, self.k)
+            if hi <= lo:  # a group of padding rows only: every read is 0
+                analog[:, g] = 0.0
+                continue
+            p = planes[:, lo:hi]
+            np.matmul(p, self._u[lo:hi], out=analog[:, g])
+            if noise is not None:  # variances in uS^2, then the sigma in levels
+                var = (p @ self._read_var[lo:hi]).reshape(n * ab, self.col_tiles, t.cols)
+                var += (p @ self._read_var_ref[lo:hi])[:, :, None]
+                sigma = np.sqrt(var).reshape(n * ab, cols) * (1.0 / self._dg_col).astype(
+                    np.float32)
+                analog[:, g] += sigma * noise[:, g]
+        analog *= self._inv_lsb
         return analog
+
+    @property
+    def _inv_lsb(self) -> np.ndarray:
+        """1 / LSB of every physical column (float32, exact powers of two)."""
+        e = self.slice_exp[self._slice_of_column(self._u.shape[1])]
+        return np.ldexp(np.float32(1.0), -e).astype(np.float32)
 
     def convert(self, x: np.ndarray) -> Conversion:
         """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
         in read order (the per-read entry point)."""
+        x = self._check_x(x)
         analog = self._reads(x)
         codes = self._convert(analog.copy())
         n, ab = len(x), self.cfg.numerics.act_bits
@@ -368,66 +453,76 @@ class CimMatrix:
                           codes=codes.astype(np.int64).reshape(shape).transpose(order))
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
-        """Shift-add results (n, N) in units of ``lsb`` levels (drift-compensated when on):
-        exactly ``x @ W`` when every effect is off and the ADC resolves every read."""
+        """Shift-add results (n, N) in units of ``out_lsb`` levels (drift-compensated when
+        on): exactly ``x @ W`` when every effect is off and the ADC resolves every read."""
         cfg = self.cfg
-        ab, s = cfg.numerics.act_bits, self.slices
-        codes = self._convert(self._reads(x))  # (n*D, G, C)
-        n = len(x)
-        acc, bound = self._shift_add_sums(codes.reshape(n, ab, -1, s * 2))
-        if (bound > (1 << (cfg.numerics.acc_bits - 1)) - 1).any():
-            # the shift-add saturates after every beat: run its specification in read order
-            conv = codes.astype(np.int64).reshape(n, ab, self.row_tiles, self.groups, -1)
-            acc = self._shift_add_in_order(conv.transpose(0, 2, 3, 1, 4))
+        x = self._check_x(x)
+        n_pad = self.col_tiles * cfg.channels_per_tile
+        acc = np.empty((len(x), n_pad), dtype=np.int64)
+        step = self._chunk()
+        for i in range(0, len(x), step):
+            xs = x[i : i + step]
+            codes = self._convert(self._reads(xs))  # (n*D, G, C)
+            acc[i : i + step] = self._shift_add(codes.reshape(len(xs), cfg.numerics.act_bits,
+                                                              -1, self.slices * 2))
         if self.drift_comp_q is not None:
             q = np.repeat(self.drift_comp_q, cfg.channels_per_tile)
             acc = round_shift(acc * q, DRIFT_COMP_FRAC_BITS, cfg.numerics.rounding)
             acc = (saturate if cfg.numerics.saturate else wrap)(acc, cfg.numerics.acc_bits)
         return acc[:, : self.n]
 
-    def _shift_add_sums(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact shift-add sums and the sums of the terms' magnitudes, (n, N_pad) int64.
+    def _slice_shifts(self) -> np.ndarray:
+        """Shift of slice ``k``'s codes relative to the finest LSB: ``k bpc + e_k - e_min``."""
+        bpc = self.cfg.tile.bits_per_cell
+        return np.arange(self.slices) * bpc + self.slice_exp - self.out_exp
 
-        ``codes``: (n, D, G * N_pad, 2 S). Input bit d, slice k, polarity p weighs
-        ``sign * 2^(d + k bpc)``, negative for the G- column and for the MSB input bit.
+    def _shift_add(self, codes: np.ndarray) -> np.ndarray:
+        """Shift-add results (n, N_pad) int64 of codes (n, D, G * N_pad, 2 S) (float32 ints).
+
+        Input bit d, slice k, polarity p weighs ``sign * 2^(d + shift_k)``, negative for the G-
+        column and for the MSB input bit. The sum is exact; if the accumulator could saturate
+        (or wrap) on the way, the specification runs beat by beat instead.
         """
         cfg = self.cfg
-        ab, bpc, s = cfg.numerics.act_bits, cfg.tile.bits_per_cell, self.slices
+        ab, s = cfg.numerics.act_bits, self.slices
         n = codes.shape[0]
-        k = np.arange(s)[:, None]
+        shifts = self._slice_shifts()
         p = np.arange(2)[None, :]
-        w_slice = (np.where(p == 1, -1.0, 1.0) * 2.0 ** (k * bpc)).reshape(s * 2)
-        # slice/polarity first: exact in float32 while codes * 2^((S-1) bpc) * 2S < 2^24
-        small = cfg.adc.bits + (s - 1) * bpc + (2 * s).bit_length() <= 24
-        dt = np.float32 if small else np.float64
-        c = codes.astype(dt, copy=False)
-        per_slice = c @ w_slice.astype(dt)  # (n, D, G*N_pad)
-        per_slice_abs = c @ np.abs(w_slice).astype(dt)
+        w_slice = (np.where(p == 1, -1.0, 1.0) * 2.0 ** shifts[:, None]).reshape(s * 2)
+        # slice/polarity first: exact in float32 while codes * 2^max_shift * 2S < 2^24
+        exact32 = cfg.adc.bits + int(shifts.max()) + (2 * s).bit_length() <= 24
+        dt = np.float32 if exact32 else np.float64
+        per_slice = codes.astype(dt, copy=False) @ w_slice.astype(dt)  # (n, D, G*N_pad)
         d = np.arange(ab)
         w_bit = np.where(d == ab - 1, -1.0, 1.0) * 2.0**d
         g = self.row_tiles * self.groups
-        acc = np.einsum("ndgc,d->nc", per_slice.astype(np.float64).reshape(n, ab, g, -1),
-                        w_bit)
-        # magnitudes: |sign_d * sum_j w_j c_j| <= 2^d * sum_j |w_j| c_j
-        bound = np.einsum("ndgc,d->nc", per_slice_abs.astype(np.float64).reshape(n, ab, g, -1),
-                          np.abs(w_bit))
-        return acc.astype(np.int64), bound
+        acc = np.einsum("ndgc,d->nc", per_slice.reshape(n, ab, g, -1), w_bit)
+        acc_max = (1 << (cfg.numerics.acc_bits - 1)) - 1
+        # every partial sum is bounded by the sum of the terms' magnitudes; without a data
+        # bound first try the largest possible one (every code at full scale)
+        top = (1 << cfg.adc.bits) - 1
+        worst = top * (2.0 ** (shifts.max() + ab)) * 2 * s * g
+        if worst > acc_max:
+            mags = codes.astype(dt, copy=False) @ np.abs(w_slice).astype(dt)
+            bound = np.einsum("ndgc,d->nc", mags.reshape(n, ab, g, -1), np.abs(w_bit))
+            if (bound > acc_max).any():
+                return self._shift_add_in_order(codes)
+        return acc.astype(np.int64)
 
     def _shift_add_in_order(self, codes: np.ndarray) -> np.ndarray:
         """The shift-add specification beat by beat (read order: row tile, group, input bit,
-        slice, polarity), all channels as lanes."""
+        slice, polarity), all channels as lanes, accumulator clamped or wrapped after every
+        beat. ``codes``: (n, D, G * N_pad, 2 S)."""
         cfg = self.cfg
-        spec = ShiftAddSpec(
-            lanes=codes.shape[-1] // (2 * self.slices), adc_bits=cfg.adc.bits,
-            input_digits=cfg.input_digits, dac_bits=cfg.tile.dac_bits,
-            weight_slices=self.slices, bits_per_cell=cfg.tile.bits_per_cell,
-            acc_bits=cfg.numerics.acc_bits, saturate=cfg.numerics.saturate)
-        n, t, g, d = codes.shape[:4]
-        c = codes.reshape(n, t, g, d, spec.lanes, self.slices, 2)
-        beats_codes = c.transpose(0, 1, 2, 3, 5, 6, 4).reshape(-1, spec.lanes)
-        tags = np.indices((n, t, g, d, self.slices, 2)).reshape(6, -1)
-        per_vec = t * g * d * self.slices * 2
-        last = (np.arange(beats_codes.shape[0]) % per_vec) == per_vec - 1
-        negative = (tags[5] == 1) ^ (tags[3] == d - 1)
-        return shift_add(spec, Beats(beats_codes, tags[3], tags[4], negative.astype(np.int64),
-                                     last.astype(np.int64)))
+        ab, s = cfg.numerics.act_bits, self.slices
+        n = codes.shape[0]
+        g = self.row_tiles * self.groups
+        c = codes.astype(np.int64).reshape(n, ab, g, -1, s, 2).transpose(0, 2, 1, 4, 5, 3)
+        d = np.arange(ab)[:, None, None]
+        shift = d + self._slice_shifts()[None, :, None]
+        sign = np.where((np.arange(2)[None, None, :] == 1) ^ (d == ab - 1), -1, 1)
+        t = (c << shift[None, None, :, :, :, None]) * sign[None, None, :, :, :, None]
+        t = t.reshape(-1, c.shape[-1])
+        per_vec = g * ab * s * 2
+        last = (np.arange(len(t)) % per_vec) == per_vec - 1
+        return accumulate(t, last, cfg.numerics.acc_bits, cfg.numerics.saturate)

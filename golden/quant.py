@@ -93,4 +93,4 @@ class CimLinear(IntLinear):
 
     def product(self, layer: int, name: str, xq: np.ndarray, wq: np.ndarray) -> np.ndarray:
         m = self.matrix(layer, name, wq)
-        return m.matmul(xq).astype(np.float64) * m.lsb
+        return m.matmul(xq).astype(np.float64) * m.out_lsb

@@ -37,7 +37,8 @@ from cimforge.config import Config, max_shift
 from golden.numerics import saturate, wrap
 
 __all__ = [
-    "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "dot_product_beats", "saturate", "wrap",
+    "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "accumulate", "dot_product_beats",
+    "saturate", "wrap",
 ]
 
 
@@ -218,28 +219,33 @@ def terms(spec: ShiftAddSpec, beats: Beats) -> np.ndarray:
 def shift_add(spec: ShiftAddSpec, beats: Beats) -> np.ndarray:
     """Results (one row of ``lanes`` int64 per ``last`` beat) of a beat sequence.
 
-    Beats after the final ``last`` belong to no result and are ignored. Vectorised: the
-    exact running sums come from one cumulative sum per lane; only where a running sum leaves
-    the accumulator range (so clamping or wrapping after a beat changes later sums) does the
-    per-beat recurrence run, for that segment alone.
+    Beats after the final ``last`` belong to no result and are ignored.
     """
     beats.check(spec)
-    t = terms(spec, beats)
-    ends = np.flatnonzero(beats.last.astype(bool))
-    out = np.empty((len(ends), spec.lanes), dtype=np.int64)
-    limit = saturate if spec.saturate else wrap
+    return accumulate(terms(spec, beats), beats.last, spec.acc_bits, spec.saturate)
+
+
+def accumulate(t: np.ndarray, last: np.ndarray, acc_bits: int, saturate_: bool) -> np.ndarray:
+    """Steps 2-4 on signed terms ``t`` (n, lanes): one row per ``last`` beat.
+
+    Vectorised: the exact running sums come from one cumulative sum per lane; only where a
+    running sum leaves the accumulator range (so clamping or wrapping after a beat changes
+    later sums) does the per-beat recurrence run, for that segment alone.
+    """
+    ends = np.flatnonzero(np.asarray(last).astype(bool))
+    out = np.empty((len(ends), t.shape[1]), dtype=np.int64)
+    limit = saturate if saturate_ else wrap
+    acc_min, acc_max = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     start = 0
     for i, end in enumerate(ends):
         seg = t[start : end + 1]
         running = np.cumsum(seg, axis=0)
-        if running.size == 0 or (
-            running.min() >= spec.acc_min and running.max() <= spec.acc_max
-        ):
+        if running.size == 0 or (running.min() >= acc_min and running.max() <= acc_max):
             out[i] = running[-1]
         else:
-            acc = np.zeros(spec.lanes, dtype=np.int64)
+            acc = np.zeros(t.shape[1], dtype=np.int64)
             for row in seg:
-                acc = limit(acc + row, spec.acc_bits)
+                acc = limit(acc + row, acc_bits)
             out[i] = acc
         start = end + 1
     return out

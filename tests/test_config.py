@@ -23,7 +23,7 @@ def write(tmp_path, text, name="cfg.toml"):
 
 
 def test_presets_load():
-    assert preset_names() == ["bert-base", "gpt2", "minilm", "tiny"]
+    assert preset_names() == ["bert-base", "gpt2", "minilm", "minilm-pcm", "tiny"]
     for name in preset_names():
         cfg = load_config(name)
         assert cfg.name == name
@@ -172,8 +172,6 @@ BAD = [
      r"analog\.ir_drop: 'exact' is not available yet .*: must be 'off'"),
     ('base = "tiny"\n[adc]\nrange = "auto"\n',
      r"adc\.range: 'auto' is not allowed: must be one of unit, full, calibrated"),
-    ('base = "tiny"\n[adc]\nrange = "calibrated"\n',
-     r"adc\.range: 'calibrated' is not available yet .*: must be 'unit' or 'full'"),
     ('base = "tiny"\n[adc]\nrange_scale = 0.0\n',
      r"adc\.range_scale: 0\.0 is out of range: must be > 0\.0 and <= 1\.0"),
     ('base = "tiny"\n[adc]\nrange_scale = 2\n', r"adc\.range_scale: 2 is out of range"),
@@ -198,8 +196,8 @@ def test_missing_file(tmp_path):
 
 
 def test_neither_preset_nor_file():
-    with pytest.raises(ConfigError, match=r"'huge' is neither a preset nor a TOML file: "
-                                          r"must be one of bert-base, gpt2, minilm, tiny"):
+    with pytest.raises(ConfigError, match=r"'huge' is neither a preset nor a TOML file: must be "
+                                          r"one of bert-base, gpt2, minilm, minilm-pcm, tiny"):
         load_config("huge")
 
 

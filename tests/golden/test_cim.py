@@ -292,3 +292,74 @@ def test_drift_compensation_tracks_the_mean_decay(t):
     decay = aged.g_us.mean() / fresh.g_us.mean()
     factor = m.drift_factor[0]
     assert factor * decay == pytest.approx(1.0, abs=0.05), (factor, 1 / decay)
+
+
+# -- ADC ranges and slice ranges -----------------------------------------------------------------
+
+
+def rel_error(m, x, w):
+    got = m.matmul(x) * m.out_lsb
+    return np.abs(got - x @ w).mean() / np.abs(x @ w).mean()
+
+
+def test_calibrated_ranges_follow_each_slice():
+    # 4-bit slices of int8 weights of scale 20: the low slice fills its levels, the top one
+    # (bits 4..7) rarely passes level 2, so its all-rows reads are small: a finer LSB
+    x, w = operands(12, k=64, n=8, scale=20)
+    w[:, 0] = w[:, 1]  # no -128 column: its magnitude 128 would put level 8 in every row
+    cfg = with_(TINY, tile={"bits_per_cell": 4, "cols": 32, "rows_per_read": 32},
+                adc={"bits": 6, "range": "calibrated", "percentile": 100.0})
+    m = CimMatrix(w, cfg)
+    top_read = m._calibration_read(m._u)
+    slice_of = m._slice_of_column(top_read.shape[1])
+    for k in range(m.slices):
+        largest = top_read[:, slice_of == k].max()
+        e = m.slice_exp[k]
+        assert 63 * 2.0**e >= largest > 63 * 2.0 ** (e - 1), k  # the smallest covering LSB
+    assert m.slice_exp[1] < m.slice_exp[0]
+    # and the product follows: exact wherever the LSB is at most one level
+    if m.slice_exp.max() <= 0:
+        assert (m.matmul(x) * m.out_lsb == x @ w).all()
+    # percentile < 100 with range_scale < 1 makes the LSB finer, never coarser
+    finer = CimMatrix(w, with_(cfg, adc={"percentile": 50.0, "range_scale": 0.5}))
+    assert (finer.slice_exp <= m.slice_exp).all() and (finer.slice_exp < m.slice_exp).any()
+
+
+def test_calibrated_ranges_are_exact_when_ideal():
+    x, w = operands(13, k=64, n=8, scale=30)
+    cfg = with_(TINY, tile={"rows_per_read": 8}, adc={"bits": 6, "range": "calibrated"})
+    m = CimMatrix(w, cfg)
+    assert (m.slice_exp <= 0).all()  # 8 rows of 2-bit cells never pass 24 levels
+    assert (m.matmul(x) * m.out_lsb == x @ w).all()
+
+
+def test_calibrated_ranges_do_not_clip():
+    # 32 rows of 2-bit cells read up to ~90 levels, past a 5-bit ADC at one level per LSB:
+    # unit ranges clip; ranges calibrated on the all-rows read (percentile 100) cannot
+    x, _ = operands(14, k=64, n=8)
+    w = np.random.default_rng(14).integers(-127, 128, size=(64, 8))  # dense low slices
+    cfg = with_(TINY, adc={"bits": 5}, tile={"rows_per_read": 32})
+    assert (CimMatrix(w, cfg).convert(x).codes == 31).any()
+    m = CimMatrix(w, with_(cfg, adc={"range": "calibrated", "percentile": 100.0}))
+    assert m.slice_exp[0] >= 1
+    assert (m.convert(x).analog <= 31).all()  # nothing beyond full scale
+    full = CimMatrix(w, with_(cfg, adc={"range": "full"}))
+    assert (full.slice_exp >= m.slice_exp).all()  # never coarser than the worst case
+
+
+def test_fitted_slice_ranges():
+    x, w = operands(15, k=64, n=8, scale=20)
+    w = np.clip(w, -127, 127)  # magnitudes of 7 bits: the top 2-bit slice holds level <= 1
+    cfg = with_(TINY, tile={"slice_range": "fitted"})
+    m = CimMatrix(w, cfg)
+    mags = np.abs(w)
+    want = [max(1, int(((mags >> (2 * k)) & 3).max())) for k in range(4)]
+    assert list(m.slice_top) == want and want[3] == 1
+    assert np.allclose(m.slice_dg, (m.g_max - m.g_min) / np.array(want))
+    assert (m.matmul(x) == x @ w).all()  # still exact when ideal
+    # programming noise is fixed in siemens: a wider level step hides more of it (a fine ADC,
+    # so the reads' own noise shows, not how rounding to whole levels hides it)
+    noisy = {"analog": {"prog_noise": True}, "adc": {"bits": 12, "range": "full"}}
+    fixed = rel_error(CimMatrix(w, with_(TINY, **noisy)), x, w)
+    fitted = rel_error(CimMatrix(w, with_(cfg, **noisy)), x, w)
+    assert fitted < 0.8 * fixed, (fitted, fixed)
