@@ -13,11 +13,14 @@ TOML layout (all sections optional when ``base`` names a preset)::
     base = "tiny"            # optional: start from a preset, then override keys below
     seed = 1
     [model]    name kind d_model n_heads d_ff n_layers vocab_size max_seq seq_len
-    [numerics] act_bits weight_bits acc_bits rounding saturate act_scale
-    [tile]     rows cols bits_per_cell dac_bits rows_per_read
-    [adc]      kind bits cols_per_adc
+    [numerics] act_bits weight_bits acc_bits rounding saturate act_scale outlier_sigma
+    [tile]     rows cols bits_per_cell dac_bits rows_per_read slice_range
+    [adc]      kind bits cols_per_adc range range_scale percentile offset_sigma_lsb
+               gain_calibration
     [dcim]     rows cols
-    [device]   preset
+    [device]   preset (then any DeviceConfig field)
+    [analog]   prog_noise read_noise drift t_inference drift_compensation ir_drop r_wire_ohm
+               stuck_on_rate stuck_off_rate
 
 Errors are :class:`ConfigError` (a ``ValueError``) whose message names the file, the key, the
 offending value and what is allowed.
@@ -198,6 +201,13 @@ class NumericsConfig:
     accumulators signed ``acc_bits``. ``rounding`` applies wherever a value is scaled down
     (``half_even``: round half to even, ``half_up``: round half towards +inf, ``floor``:
     arithmetic shift). ``saturate`` clamps results to their format instead of wrapping.
+    ``act_scale`` is the activation quantisation scale (``per_token`` or ``per_tensor``).
+
+    ``outlier_sigma`` (0: off) keeps weights larger than that many standard deviations of
+    their output channel out of the crossbar: they are computed exactly in a digital side path
+    (int16 weights), and the channel's int8 scale is set by the weights that remain. A handful
+    of such weights (a few per million in MiniLM) otherwise set a channel's scale and leave its
+    other weights a few levels each, at the mercy of device noise.
     """
 
     act_bits: int = 8
@@ -206,6 +216,7 @@ class NumericsConfig:
     rounding: str = "half_even"
     saturate: bool = True
     act_scale: str = "per_token"
+    outlier_sigma: float = 0.0
 
     def __post_init__(self):
         _check_int("act_bits", self.act_bits, lo=2, hi=16)
@@ -214,6 +225,10 @@ class NumericsConfig:
         _check_choice("rounding", self.rounding, ROUNDING_MODES)
         _check_bool("saturate", self.saturate)
         _check_choice("act_scale", self.act_scale, ACT_SCALES)
+        _check_float("outlier_sigma", self.outlier_sigma, lo=0.0)
+        if 0 < self.outlier_sigma < 2:
+            raise ConfigError("outlier_sigma", f"{self.outlier_sigma!r} would take a good share "
+                              "of every channel out of the crossbar: must be 0 (off) or >= 2")
 
 
 SLICE_RANGES = ("fixed", "fitted")
@@ -291,6 +306,10 @@ class AdcConfig:
         ``range = "calibrated"``.
     offset_sigma_lsb : float
         Comparator offset sigma in LSB (static, one per comparator).
+    gain_calibration : bool
+        Trim every tile's ADC gain (its reference) by the calibration read, programming time
+        against now, so codes stay in units of programmed levels as the cells drift: rounding
+        then lands on whole levels again, which a digital factor after the ADC cannot restore.
     """
 
     kind: str = "sar"
@@ -300,9 +319,11 @@ class AdcConfig:
     range_scale: float = 1.0
     percentile: float = 99.9
     offset_sigma_lsb: float = 0.0
+    gain_calibration: bool = False
 
     def __post_init__(self):
         _check_choice("kind", self.kind, ADC_KINDS)
+        _check_bool("gain_calibration", self.gain_calibration)
         _check_int("bits", self.bits, lo=1, hi=16)
         _check_int("cols_per_adc", self.cols_per_adc, lo=1)
         _check_choice("range", self.range, ADC_RANGES)

@@ -65,8 +65,8 @@ _GT_FLOOR = 1e-7  # relative conductance floor inside logarithms (an unprogramme
 # |e| <= ADC_EXP_LIMIT (the range register of the ADC interface).
 ADC_EXP_LIMIT = 8
 
-# Reads are computed and converted in chunks of about this many values (cache-sized).
-CHUNK_VALUES = 1 << 20
+# Vectors per chunk of a matmul: enough rows (x act_bits planes) for efficient GEMMs.
+CHUNK_VECTORS = 128
 
 
 def _normal(rng: np.random.Generator, shape) -> np.ndarray:
@@ -184,6 +184,8 @@ class CimMatrix:
         a = self.cfg.analog
         cols = self.level_map.shape[1]
         self._dg_col = self.slice_dg[self._slice_of_column(cols)]
+        # what one uS of a cell adds to its column's read, in ADC input units (levels)
+        self._col_scale = (1.0 / self._dg_col).astype(np.float32)
         target = (self.g_min + self.level_map * self._dg_col).astype(np.float32)
         ref_target = np.full((target.shape[0], self.col_tiles), self.g_min, dtype=np.float32)
         cells = self._devices(target, self._rng["prog"], self._rng["drift"],
@@ -200,13 +202,28 @@ class CimMatrix:
             s = self.cfg.device.read_sigma
             self._read_var = (s * self.g_us) ** 2
             self._read_var_ref = (s * self.g_ref_us) ** 2
-        # the calibration read at inference time sets the ADC ranges and the drift factor
+        # the calibration read at inference time (against the one taken at programming time)
+        # trims the ADC gains, then sets the ADC ranges and the digital drift factor
         now = self._calibration_read(self._u)
-        self.slice_exp = self._slice_exponents(now)
+        then = None
+        if a.drift_compensation or self.cfg.adc.gain_calibration:
+            then = self._calibration_read(self._read_units(cells[0], refs[0]))
+        self.adc_gain_q = np.full(self.col_tiles, 1 << DRIFT_COMP_FRAC_BITS, dtype=np.int64)
+        if self.cfg.adc.gain_calibration:
+            self.adc_gain_q = self._drift_compensation(then, now)
+            gain = np.repeat(self.adc_gain, self.cfg.tile.cols).astype(np.float32)
+            self._u *= gain
+            self._col_scale *= gain
+            now = self._calibration_read(self._u)
+        self._set_ranges(self._slice_exponents(now))
         self.drift_comp_q = None
         if a.drift_compensation:
-            then = self._calibration_read(self._read_units(cells[0], refs[0]))
             self.drift_comp_q = self._drift_compensation(then, now)
+
+    @property
+    def adc_gain(self) -> np.ndarray:
+        """ADC gain trim per column tile (1 unless ``adc.gain_calibration``)."""
+        return self.adc_gain_q / (1 << DRIFT_COMP_FRAC_BITS)
 
     def _read_units(self, g: np.ndarray, g_ref: np.ndarray) -> np.ndarray:
         """What a read sees of each cell, in levels of its slice (float32): the reference
@@ -393,52 +410,54 @@ class CimMatrix:
             raise ValueError(f"x must be signed {ab}-bit")
         return x
 
-    def _chunk(self) -> int:
-        """Vectors per chunk of reads."""
-        per_vector = self.cfg.numerics.act_bits * self.row_tiles * self.groups * self._u.shape[1]
-        return max(1, CHUNK_VALUES // per_vector)
+    def _planes(self, x: np.ndarray) -> np.ndarray:
+        """Input bit planes as rows of one float32 matrix (n * D, K): row ``n * D + d`` is bit
+        ``d`` (two's complement) of vector ``n``."""
+        ab = self.cfg.numerics.act_bits
+        xu = x.astype(np.int64) & ((1 << ab) - 1)
+        planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).astype(np.float32)
+        return planes.reshape(len(x) * ab, self.k)
+
+    def _group_reads(self, planes: np.ndarray, g: int, noise: np.ndarray | None) -> np.ndarray:
+        """Read values in ADC LSBs of row group ``g`` (over all row tiles) for every plane:
+        (n * D, physical columns) float32. ``noise``: standard normals (n * D, C) for the
+        per-read fluctuation, when on."""
+        t = self.cfg.tile
+        lo = g * t.rows_per_read
+        hi = min(lo + t.rows_per_read, self.k)
+        cols = self._u.shape[1]
+        if hi <= lo:  # a group of padding rows only: every read is 0
+            return np.zeros((len(planes), cols), dtype=np.float32)
+        p = planes[:, lo:hi]
+        out = p @ self._u_lsb[lo:hi]
+        if noise is not None:  # variances in uS^2, then the sigma in LSBs
+            var = (p @ self._read_var[lo:hi]).reshape(len(p), self.col_tiles, t.cols)
+            var += (p @ self._read_var_ref[lo:hi])[:, :, None]
+            sigma = np.sqrt(var).reshape(len(p), cols) * (self._col_scale * self._inv_lsb)
+            out += sigma * noise
+        return out
+
+    def _read_noise(self, rows: int) -> np.ndarray | None:
+        """Standard normals for the per-read fluctuation of ``rows`` planes, (rows, G, C), drawn
+        in read order so they do not depend on how a matmul is cut into chunks."""
+        if self._read_var is None:
+            return None
+        shape = (rows, self.row_tiles * self.groups, self._u.shape[1])
+        return _normal(self._rng["read"], shape)
 
     def _reads(self, x: np.ndarray) -> np.ndarray:
-        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32.
+        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32."""
+        planes = self._planes(x)
+        noise = self._read_noise(len(planes))
+        groups = self.row_tiles * self.groups
+        return np.stack([self._group_reads(planes, g, None if noise is None else noise[:, g])
+                         for g in range(groups)], axis=1)
 
-        Row ``n * D + d`` is input bit ``d`` of vector ``n``; per-read noise is drawn in this
-        order, so it does not depend on how a matmul is cut into chunks.
-        """
-        t = self.cfg.tile
-        ab = self.cfg.numerics.act_bits
-        n = x.shape[0]
-        xu = x.astype(np.int64) & ((1 << ab) - 1)
-        # bit planes as rows of one matrix: (n * D, K), row n * D + d is bit d of vector n
-        planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).astype(np.float32)
-        planes = planes.reshape(n * ab, self.k)
-        groups_total = self.row_tiles * self.groups
-        cols = self._u.shape[1]
-        analog = np.empty((n * ab, groups_total, cols), dtype=np.float32)
-        noise = None
-        if self._read_var is not None:
-            noise = _normal(self._rng["read"], analog.shape)
-        for g in range(groups_total):
-            lo = g * t.rows_per_read
-            hi = min(lo + t.rows_per_read, self.k)
-            if hi <= lo:  # a group of padding rows only: every read is 0
-                analog[:, g] = 0.0
-                continue
-            p = planes[:, lo:hi]
-            np.matmul(p, self._u[lo:hi], out=analog[:, g])
-            if noise is not None:  # variances in uS^2, then the sigma in levels
-                var = (p @ self._read_var[lo:hi]).reshape(n * ab, self.col_tiles, t.cols)
-                var += (p @ self._read_var_ref[lo:hi])[:, :, None]
-                sigma = np.sqrt(var).reshape(n * ab, cols) * (1.0 / self._dg_col).astype(
-                    np.float32)
-                analog[:, g] += sigma * noise[:, g]
-        analog *= self._inv_lsb
-        return analog
-
-    @property
-    def _inv_lsb(self) -> np.ndarray:
-        """1 / LSB of every physical column (float32, exact powers of two)."""
-        e = self.slice_exp[self._slice_of_column(self._u.shape[1])]
-        return np.ldexp(np.float32(1.0), -e).astype(np.float32)
+    def _set_ranges(self, slice_exp: np.ndarray) -> None:
+        self.slice_exp = slice_exp
+        e = slice_exp[self._slice_of_column(self._u.shape[1])]
+        self._inv_lsb = np.ldexp(np.float32(1.0), -e).astype(np.float32)  # exact
+        self._u_lsb = self._u * self._inv_lsb
 
     def convert(self, x: np.ndarray) -> Conversion:
         """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
@@ -457,14 +476,29 @@ class CimMatrix:
         on): exactly ``x @ W`` when every effect is off and the ADC resolves every read."""
         cfg = self.cfg
         x = self._check_x(x)
+        ab = cfg.numerics.act_bits
         n_pad = self.col_tiles * cfg.channels_per_tile
         acc = np.empty((len(x), n_pad), dtype=np.int64)
-        step = self._chunk()
-        for i in range(0, len(x), step):
-            xs = x[i : i + step]
-            codes = self._convert(self._reads(xs))  # (n*D, G, C)
-            acc[i : i + step] = self._shift_add(codes.reshape(len(xs), cfg.numerics.act_bits,
-                                                              -1, self.slices * 2))
+        for i in range(0, len(x), CHUNK_VECTORS):
+            xs = x[i : i + CHUNK_VECTORS]
+            planes = self._planes(xs)
+            noise = self._read_noise(len(planes))
+            total = np.zeros((len(xs), n_pad))
+            bound = np.zeros((len(xs), n_pad))
+            for g in range(self.row_tiles * self.groups):
+                reads = self._group_reads(planes, g, None if noise is None else noise[:, g])
+                codes = self._convert(reads).reshape(len(xs), ab, n_pad, 2 * self.slices)
+                part, mag = self._shift_add_group(codes)
+                total += part
+                bound += mag
+            if (bound + self._partial_margin() > (1 << (cfg.numerics.acc_bits - 1)) - 1).any():
+                # the accumulator may clamp (or wrap) on the way: the spec, beat by beat
+                codes = self._convert(np.stack(
+                    [self._group_reads(planes, g, None if noise is None else noise[:, g])
+                     for g in range(self.row_tiles * self.groups)], axis=1))
+                total = self._shift_add_in_order(codes.reshape(len(xs), ab, -1,
+                                                               2 * self.slices))
+            acc[i : i + CHUNK_VECTORS] = total
         if self.drift_comp_q is not None:
             q = np.repeat(self.drift_comp_q, cfg.channels_per_tile)
             acc = round_shift(acc * q, DRIFT_COMP_FRAC_BITS, cfg.numerics.rounding)
@@ -476,38 +510,36 @@ class CimMatrix:
         bpc = self.cfg.tile.bits_per_cell
         return np.arange(self.slices) * bpc + self.slice_exp - self.out_exp
 
-    def _shift_add(self, codes: np.ndarray) -> np.ndarray:
-        """Shift-add results (n, N_pad) int64 of codes (n, D, G * N_pad, 2 S) (float32 ints).
+    def _shift_add_group(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One row group's share of the shift-add: its exact sum (n, N_pad) float64 and a
+        bound on how far any partial sum inside it can move the accumulator.
 
-        Input bit d, slice k, polarity p weighs ``sign * 2^(d + shift_k)``, negative for the G-
-        column and for the MSB input bit. The sum is exact; if the accumulator could saturate
-        (or wrap) on the way, the specification runs beat by beat instead.
+        ``codes``: (n, D, N_pad, 2 S) float32 integers. Input bit d, slice k, polarity p
+        weighs ``sign * 2^(d + shift_k)``, negative for the G- column and for the MSB input
+        bit. The beats run group by group, d by d, and within d slice by slice: no partial sum
+        is further from 0 than the magnitudes of the whole (group, d) sums before it plus
+        :meth:`_partial_margin`.
         """
         cfg = self.cfg
         ab, s = cfg.numerics.act_bits, self.slices
-        n = codes.shape[0]
         shifts = self._slice_shifts()
         p = np.arange(2)[None, :]
         w_slice = (np.where(p == 1, -1.0, 1.0) * 2.0 ** shifts[:, None]).reshape(s * 2)
         # slice/polarity first: exact in float32 while codes * 2^max_shift * 2S < 2^24
         exact32 = cfg.adc.bits + int(shifts.max()) + (2 * s).bit_length() <= 24
         dt = np.float32 if exact32 else np.float64
-        per_slice = codes.astype(dt, copy=False) @ w_slice.astype(dt)  # (n, D, G*N_pad)
+        per_slice = codes.astype(dt, copy=False) @ w_slice.astype(dt)  # (n, D, N_pad)
         d = np.arange(ab)
         w_bit = np.where(d == ab - 1, -1.0, 1.0) * 2.0**d
-        g = self.row_tiles * self.groups
-        acc = np.einsum("ndgc,d->nc", per_slice.reshape(n, ab, g, -1), w_bit)
-        acc_max = (1 << (cfg.numerics.acc_bits - 1)) - 1
-        # every partial sum is bounded by the sum of the terms' magnitudes; without a data
-        # bound first try the largest possible one (every code at full scale)
-        top = (1 << cfg.adc.bits) - 1
-        worst = top * (2.0 ** (shifts.max() + ab)) * 2 * s * g
-        if worst > acc_max:
-            mags = codes.astype(dt, copy=False) @ np.abs(w_slice).astype(dt)
-            bound = np.einsum("ndgc,d->nc", mags.reshape(n, ab, g, -1), np.abs(w_bit))
-            if (bound > acc_max).any():
-                return self._shift_add_in_order(codes)
-        return acc.astype(np.int64)
+        part = np.einsum("ndc,d->nc", per_slice, w_bit, dtype=np.float64)
+        mag = np.einsum("ndc,d->nc", np.abs(per_slice), np.abs(w_bit), dtype=np.float64)
+        return part, mag
+
+    def _partial_margin(self) -> float:
+        """The furthest the beats of one input bit of one group can move the accumulator."""
+        top = (1 << self.cfg.adc.bits) - 1
+        return top * float(np.sum(2.0 ** self._slice_shifts())) * 2 * 2.0 ** (
+            self.cfg.numerics.act_bits - 1)
 
     def _shift_add_in_order(self, codes: np.ndarray) -> np.ndarray:
         """The shift-add specification beat by beat (read order: row tile, group, input bit,

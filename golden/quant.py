@@ -5,16 +5,25 @@ Both plug into :class:`golden.float_model.Encoder` as its ``linear``. Weights ar
 per output channel, activations per token (``numerics.act_scale = "per_token"``) or with one
 scale for the whole batch (``"per_tensor"``); both symmetric, ``2^(bits-1) - 1`` at the largest
 magnitude, rounded by ``numerics.rounding``. The integer product is then scaled back to float.
+
+With ``numerics.outlier_sigma`` set, the weights beyond that many standard deviations of their
+output channel are split off before quantisation: the channel's scale comes from the weights
+that remain, and the outliers, quantised with the same scale to int16, are added by an exact
+digital side path (:class:`QuantWeight`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from cimforge.config import Config
 from golden.cim import CimMatrix
 
-__all__ = ["quantize", "IntLinear", "CimLinear", "LINEAR_NAMES"]
+__all__ = ["quantize", "QuantWeight", "quantize_weight", "IntLinear", "CimLinear", "LINEAR_NAMES"]
+
+OUTLIER_BITS = 16  # the digital side path's weight width
 
 LINEAR_NAMES = ("qkv", "o", "ff1", "ff2")
 
@@ -43,6 +52,36 @@ def quantize(a: np.ndarray, bits: int, axis: int | None, rounding: str
     return q, scale
 
 
+@dataclass(frozen=True)
+class QuantWeight:
+    """A quantised weight matrix: ``w ~ (q + outliers) * scale``.
+
+    ``q`` (K, N) holds the ``weight_bits`` weights the crossbar stores (0 where an outlier was
+    split off); ``outliers`` (K, N) the int16 weights of the digital side path (0 elsewhere);
+    ``scale`` (1, N) the per-channel scale.
+    """
+
+    q: np.ndarray
+    outliers: np.ndarray
+    scale: np.ndarray
+
+    @property
+    def n_outliers(self) -> int:
+        return int(np.count_nonzero(self.outliers))
+
+
+def quantize_weight(w: np.ndarray, bits: int, rounding: str, outlier_sigma: float = 0.0
+                    ) -> QuantWeight:
+    """Per-output-channel (axis 0 reduced) quantisation with the optional outlier split."""
+    outlier = np.zeros(w.shape, dtype=bool)
+    if outlier_sigma:
+        outlier = np.abs(w) > outlier_sigma * w.std(axis=0, keepdims=True)
+    q, scale = quantize(np.where(outlier, 0.0, w), bits, 0, rounding)
+    top = (1 << (OUTLIER_BITS - 1)) - 1
+    big = np.clip(_round(np.where(outlier, w, 0.0) / scale, rounding), -top, top)
+    return QuantWeight(q, big.astype(np.int64), scale)
+
+
 class IntLinear:
     """``x @ w`` with int8 (``numerics``) weights and activations and an exact integer product.
 
@@ -51,13 +90,13 @@ class IntLinear:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self._weights: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._weights: dict[tuple[int, str], QuantWeight] = {}
 
-    def weight(self, layer: int, name: str, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def weight(self, layer: int, name: str, w: np.ndarray) -> QuantWeight:
         key = (layer, name)
         if key not in self._weights:
             n = self.cfg.numerics
-            self._weights[key] = quantize(w, n.weight_bits, 0, n.rounding)
+            self._weights[key] = quantize_weight(w, n.weight_bits, n.rounding, n.outlier_sigma)
         return self._weights[key]
 
     def activations(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,13 +105,17 @@ class IntLinear:
         return quantize(x, n.act_bits, axis, n.rounding)
 
     def product(self, layer: int, name: str, xq: np.ndarray, wq: np.ndarray) -> np.ndarray:
-        """The integer matmul, as float64 (exact: every sum is far below 2^53)."""
+        """The integer matmul of the crossbar weights, as float64 (exact: every sum is far
+        below 2^53)."""
         return xq.astype(np.float64) @ wq.astype(np.float64)
 
     def __call__(self, layer: int, name: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        wq, sw = self.weight(layer, name, w)
+        qw = self.weight(layer, name, w)
         xq, sx = self.activations(x)
-        return (self.product(layer, name, xq, wq) * sx * sw).astype(np.float32)
+        y = self.product(layer, name, xq, qw.q)
+        if qw.n_outliers:
+            y += xq.astype(np.float64) @ qw.outliers.astype(np.float64)  # digital side path
+        return (y * sx * qw.scale).astype(np.float32)
 
 
 class CimLinear(IntLinear):

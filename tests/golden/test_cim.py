@@ -363,3 +363,31 @@ def test_fitted_slice_ranges():
     fixed = rel_error(CimMatrix(w, with_(TINY, **noisy)), x, w)
     fitted = rel_error(CimMatrix(w, with_(cfg, **noisy)), x, w)
     assert fitted < 0.8 * fixed, (fitted, fixed)
+
+
+def test_adc_gain_calibration_restores_whole_levels():
+    # after a day every read has shrunk by ~1/4: rounded at one level per LSB, a digital factor
+    # after the ADC cannot undo the rounding; trimming the ADC gain first can
+    x, w = operands(16, k=64, n=8, scale=30)
+    aged = with_(TINY, analog={"drift": True, "t_inference": 86400.0,
+                               "drift_compensation": True}, adc={"bits": 8})
+    digital = CimMatrix(w, aged)
+    trimmed = CimMatrix(w, with_(aged, adc={"gain_calibration": True}))
+    assert (digital.adc_gain == 1).all()
+    assert trimmed.adc_gain == pytest.approx(digital.drift_factor, rel=0.01)
+    assert trimmed.drift_factor == pytest.approx(1.0, abs=0.01)  # nothing left to correct
+    assert rel_error(trimmed, x, w) < 0.5 * rel_error(digital, x, w)
+
+
+def test_chunking_does_not_show():
+    # a matmul is computed in chunks of vectors; per-read noise is drawn in read order, so any
+    # split of the same vectors gives the same result
+    rng = np.random.default_rng(17)
+    w = rng.integers(-127, 128, size=(40, 6))
+    x = rng.integers(-128, 128, size=(300, 40))
+    assert (CimMatrix(w, TINY).matmul(x) == x @ w).all()
+    cfg = with_(TINY, analog={"read_noise": True}, device={"pcm_model": False,
+                                                           "read_sigma": 0.05})
+    whole = CimMatrix(w, cfg).matmul(x)
+    m = CimMatrix(w, cfg)
+    assert (np.vstack([m.matmul(x[:200]), m.matmul(x[200:])]) == whole).all()

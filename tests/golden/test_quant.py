@@ -8,7 +8,7 @@ import pytest
 
 from cimforge.config import load_config
 from golden.float_model import load_minilm
-from golden.quant import CimLinear, IntLinear, quantize
+from golden.quant import CimLinear, IntLinear, quantize, quantize_weight
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -33,6 +33,22 @@ def test_quantize_per_channel():
     assert np.abs(q * s - w).max() <= s.max() / 2
 
 
+def test_outlier_split():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((200, 3)) * 0.01
+    w[7, 1] = 5.0  # one weight far outside its channel
+    plain = quantize_weight(w, 8, "half_even")
+    assert plain.n_outliers == 0 and np.abs(plain.q[:, 1]).max() == 127
+    assert (plain.q[:, 1] == 0).mean() > 0.9  # the outlier's scale flattens the rest
+    split = quantize_weight(w, 8, "half_even", outlier_sigma=8.0)
+    assert split.n_outliers == 1 and split.outliers[7, 1] != 0 and split.q[7, 1] == 0
+    assert split.scale[0, 1] < plain.scale[0, 1] / 100  # set by the weights that remain
+    back = (split.q + split.outliers) * split.scale
+    assert np.abs(back - w).max() <= split.scale.max() / 2 + 1e-12
+    # the other channels are untouched
+    assert (split.q[:, [0, 2]] == plain.q[:, [0, 2]]).all()
+
+
 def test_int_mode_is_close_to_float(encoder, sentences):
     ref = np.load(DATA / "minilm_reference.npz")["embeddings"]
     emb = encoder.with_linear(IntLinear(load_config("minilm"))).embed(sentences)
@@ -49,6 +65,8 @@ def test_ideal_cim_equals_int_exactly(encoder, sentences):
         adc=dataclasses.replace(base.adc, bits=12),
     )
     few = sentences[:3]
-    cim = encoder.with_linear(CimLinear(cfg)).embed(few)
-    ints = encoder.with_linear(IntLinear(cfg)).embed(few)
-    assert (cim == ints).all()
+    for c in (cfg, dataclasses.replace(
+            cfg, numerics=dataclasses.replace(cfg.numerics, outlier_sigma=8.0))):
+        cim = encoder.with_linear(CimLinear(c)).embed(few)
+        ints = encoder.with_linear(IntLinear(c)).embed(few)
+        assert (cim == ints).all()
