@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimforge.config import Config
+from golden._kernels import sar_shift_add
 from golden.numerics import round_shift, saturate, wrap
 from golden.shift_add import accumulate
 
@@ -487,6 +488,11 @@ class CimMatrix:
             bound = np.zeros((len(xs), n_pad))
             for g in range(self.row_tiles * self.groups):
                 reads = self._group_reads(planes, g, None if noise is None else noise[:, g])
+                if self._compiled_sar:  # the same conversion and sums, compiled
+                    sar_shift_add(reads, self._sar_offsets(), np.float32((1 << cfg.adc.bits) - 1),
+                                  2 * self.slices, self._column_weights(),
+                                  self._bit_weights().astype(np.float32), total, bound)
+                    continue
                 codes = self._convert(reads).reshape(len(xs), ab, n_pad, 2 * self.slices)
                 part, mag = self._shift_add_group(codes)
                 total += part
@@ -510,6 +516,32 @@ class CimMatrix:
         bpc = self.cfg.tile.bits_per_cell
         return np.arange(self.slices) * bpc + self.slice_exp - self.out_exp
 
+    @property
+    def _compiled_sar(self) -> bool:
+        """Whether the compiled kernel applies: SAR conversion, and one column's bits summed in
+        float32 stay exact."""
+        cfg = self.cfg
+        return cfg.adc.kind == "sar" and cfg.adc.bits + cfg.numerics.act_bits <= 24
+
+    def _sar_offsets(self) -> np.ndarray:
+        """Comparator offset of every physical column's SAR ADC, float32 (zeros when off)."""
+        cols = self._u.shape[1]
+        if not self.cfg.adc.offset_sigma_lsb:
+            return np.zeros(cols, dtype=np.float32)
+        return self.adc_offsets[self._adc_of_column(cols), 0].astype(np.float32)
+
+    def _column_weights(self) -> np.ndarray:
+        """Signed shift-add weight of every physical column's codes, relative to the finest
+        LSB: ``+-2^shift_k`` of its slice, negative for G-."""
+        cols = self._u.shape[1]
+        sign = np.where(np.arange(cols) % 2 == 1, -1.0, 1.0)
+        return sign * 2.0 ** self._slice_shifts()[self._slice_of_column(cols)]
+
+    def _bit_weights(self) -> np.ndarray:
+        """Signed weight of every input bit: 2^d, negative for the MSB (two's complement)."""
+        d = np.arange(self.cfg.numerics.act_bits)
+        return np.where(d == len(d) - 1, -1.0, 1.0) * 2.0**d
+
     def _shift_add_group(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One row group's share of the shift-add: its exact sum (n, N_pad) float64 and a
         bound on how far any partial sum inside it can move the accumulator.
@@ -521,16 +553,14 @@ class CimMatrix:
         :meth:`_partial_margin`.
         """
         cfg = self.cfg
-        ab, s = cfg.numerics.act_bits, self.slices
+        s = self.slices
         shifts = self._slice_shifts()
-        p = np.arange(2)[None, :]
-        w_slice = (np.where(p == 1, -1.0, 1.0) * 2.0 ** shifts[:, None]).reshape(s * 2)
+        w_slice = self._column_weights()[: 2 * s]  # one channel's columns
         # slice/polarity first: exact in float32 while codes * 2^max_shift * 2S < 2^24
         exact32 = cfg.adc.bits + int(shifts.max()) + (2 * s).bit_length() <= 24
         dt = np.float32 if exact32 else np.float64
         per_slice = codes.astype(dt, copy=False) @ w_slice.astype(dt)  # (n, D, N_pad)
-        d = np.arange(ab)
-        w_bit = np.where(d == ab - 1, -1.0, 1.0) * 2.0**d
+        w_bit = self._bit_weights()
         part = np.einsum("ndc,d->nc", per_slice, w_bit, dtype=np.float64)
         mag = np.einsum("ndc,d->nc", np.abs(per_slice), np.abs(w_bit), dtype=np.float64)
         return part, mag
