@@ -98,6 +98,32 @@ def pcm_read_noise_q(g_prog_us: np.ndarray, g_max_us: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _Targets:
+    """Target conductances (uS) of an array of cells: a table of the distinct values and every
+    cell's index into it, so that functions of the target alone run on the table."""
+
+    table: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, target) -> _Targets:
+        if isinstance(target, _Targets):
+            return target
+        target = np.asarray(target, dtype=np.float32)
+        return cls(target.ravel(), np.arange(target.size).reshape(target.shape))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.index.shape
+
+    def values(self) -> np.ndarray:
+        return self.table[self.index]
+
+    def map(self, fn) -> np.ndarray:
+        return np.asarray(fn(self.table), dtype=np.float32)[self.index]
+
+
+@dataclass(frozen=True)
 class Conversion:
     """Every ADC conversion of one matmul, in read order (the per-read entry point).
 
@@ -187,8 +213,12 @@ class CimMatrix:
         self._dg_col = self.slice_dg[self._slice_of_column(cols)]
         # what one uS of a cell adds to its column's read, in ADC input units (levels)
         self._col_scale = (1.0 / self._dg_col).astype(np.float32)
-        target = (self.g_min + self.level_map * self._dg_col).astype(np.float32)
-        ref_target = np.full((target.shape[0], self.col_tiles), self.g_min, dtype=np.float32)
+        # targets: level l of slice k is G_min + l * dG_k (a table of levels x slices)
+        table = self.g_min + np.arange(self.levels)[:, None] * self.slice_dg[None, :]
+        index = self.level_map * self.slices + self._slice_of_column(self.level_map.shape[1])
+        target = _Targets(table.astype(np.float32).ravel(), index)
+        ref_target = _Targets(np.array([self.g_min], dtype=np.float32),
+                              np.zeros((len(index), self.col_tiles), dtype=np.int64))
         cells = self._devices(target, self._rng["prog"], self._rng["drift"],
                               self._rng["flicker"], self._rng["faults"])
         # the reference column is a column of real cells: the same physics, its own draws
@@ -237,11 +267,11 @@ class CimMatrix:
         """Conductances (uS, float32) of cells programmed to ``target``: (as read right after
         programming, at t0; as read at ``t_inference``)."""
         a, dev = self.cfg.analog, self.cfg.device
-        target = np.asarray(target, dtype=np.float32)
-        g = target.copy()  # (the levels' step may differ by slice, so work in siemens)
+        target = _Targets.of(target)
+        g = target.values()  # (the levels' step may differ by slice, so work in siemens)
         if a.prog_noise:
             if dev.pcm_model:
-                sigma = pcm_prog_sigma_us(target, self.g_max).astype(np.float32)
+                sigma = target.map(lambda t: pcm_prog_sigma_us(t, self.g_max))
             else:
                 sigma = np.float32(dev.prog_sigma * self.g_max)
             g = np.maximum(g + sigma * _normal(prog, g.shape), np.float32(0.0))
@@ -269,15 +299,19 @@ class CimMatrix:
         q += g
         return np.maximum(q, np.float32(0.0), out=q)
 
-    def _drift_nu(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _drift_nu(self, target, rng: np.random.Generator) -> np.ndarray:
         dev = self.cfg.device
-        z = _normal(rng, np.shape(target))
+        target = _Targets.of(target)
+        z = _normal(rng, target.shape)
         if dev.pcm_model:
-            mean, std = pcm_drift_nu_stats(target, self.g_max)
-            return np.abs(mean + std * z).astype(np.float32)
+            mean = target.map(lambda t: pcm_drift_nu_stats(t, self.g_max)[0])
+            std = target.map(lambda t: pcm_drift_nu_stats(t, self.g_max)[1])
+            z *= std
+            z += mean
+            return np.abs(z, out=z)
         return np.maximum(dev.drift_nu_mean + dev.drift_nu_std * z, 0.0).astype(np.float32)
 
-    def _drift(self, g: np.ndarray, target: np.ndarray, t: float,
+    def _drift(self, g: np.ndarray, target, t: float,
                rng: np.random.Generator) -> np.ndarray:
         t0 = self.cfg.device.drift_t0_s
         nu = self._drift_nu(target, rng)
