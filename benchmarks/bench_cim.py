@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_cim.py [--config minilm] [--repeat 5]
+    python benchmarks/bench_cim.py [--config minilm-pcm] [--repeat 5]
 
 Shape (128 x 384) @ (384 x 1536), int8 operands drawn from a seeded normal distribution.
 Prints, for the ideal array and with every PCM effect on (programming noise, drift to 1 hour,
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from cimforge.config import load_config
+from cimforge.config import AnalogConfig, load_config
 from golden.cim import CimMatrix
 
 
@@ -35,7 +35,7 @@ def timed(fn, repeat):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="minilm")
+    parser.add_argument("--config", default="minilm-pcm")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -43,13 +43,14 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     w = np.clip(np.rint(rng.standard_normal((384, 1536)) * 30), -127, 127).astype(np.int64)
     x = np.clip(np.rint(rng.standard_normal((128, 384)) * 30), -127, 127).astype(np.int64)
+    ideal = dataclasses.replace(cfg, analog=AnalogConfig())  # every effect off
     pcm = dataclasses.replace(cfg, analog=dataclasses.replace(
         cfg.analog, prog_noise=True, drift=True, read_noise=True, t_inference=3600.0,
         drift_compensation=True))
     t = cfg.tile
     print(f"config {cfg.name}: {t.rows}x{t.cols} tiles, {t.bits_per_cell} bits/cell, "
           f"{t.rows_per_read} rows/read, {cfg.adc.bits}-bit {cfg.adc.kind} ADC")
-    for label, c in (("ideal", cfg), ("all PCM effects", pcm)):
+    for label, c in (("ideal", ideal), ("all PCM effects", pcm)):
         t0 = time.perf_counter()
         m = CimMatrix(w, c)
         program = time.perf_counter() - t0
