@@ -176,7 +176,6 @@ class CimMatrix:
         dev = cfg.device
         self.g_max = dev.g_max_us
         self.g_min = dev.g_min_us
-        self.dg = (self.g_max - self.g_min) / (self.levels - 1)
         streams = ("prog", "drift", "flicker", "faults", "adc", "read",
                    "ref_prog", "ref_drift", "ref_flicker", "ref_faults")
         seeds = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(key,)).spawn(len(streams))
