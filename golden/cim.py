@@ -31,13 +31,16 @@ matrix's ``key``; turning one on never changes another's random draws):
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from cimforge.config import Config
-from golden._kernels import sar_shift_add
+from golden._kernels import group_sums, program_cells, sar_shift_add
 from golden.numerics import round_shift, saturate, wrap
 from golden.shift_add import accumulate
 
@@ -68,10 +71,42 @@ ADC_EXP_LIMIT = 8
 
 # Vectors per chunk of a matmul: enough rows (x act_bits planes) for efficient GEMMs.
 CHUNK_VECTORS = 128
+# Physical columns per block of a row group's reads in the compiled path (whole column tiles).
+COLUMN_BLOCK = 512
 
 
 def _normal(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32)
+
+
+class _Stream:
+    """A seeded stream of random numbers for a whole array at once: drawn in blocks of
+    ``BLOCK`` values, block ``i`` of a draw from the ``i``-th next child of the seed, so the
+    blocks fill in parallel threads and the values do not depend on how many there are."""
+
+    BLOCK = 1 << 20
+    _pool: ThreadPoolExecutor | None = None
+
+    def __init__(self, seed: np.random.SeedSequence):
+        self._seed = seed
+
+    def normals(self, n: int) -> np.ndarray:
+        return self._fill(n, lambda rng, out: rng.standard_normal(out=out, dtype=np.float32))
+
+    def uniforms(self, n: int) -> np.ndarray:
+        return self._fill(n, lambda rng, out: rng.random(out=out, dtype=np.float32))
+
+    def _fill(self, n: int, draw) -> np.ndarray:
+        out = np.empty(n, dtype=np.float32)
+        children = self._seed.spawn(-(-n // self.BLOCK))
+        if _Stream._pool is None:
+            _Stream._pool = ThreadPoolExecutor(max(len(os.sched_getaffinity(0)), 1))
+
+        def block(i):
+            draw(np.random.default_rng(children[i]), out[i * self.BLOCK : (i + 1) * self.BLOCK])
+
+        list(_Stream._pool.map(block, range(len(children))))
+        return out
 
 
 def pcm_prog_sigma_us(g_target_us: np.ndarray, g_max_us: float) -> np.ndarray:
@@ -88,6 +123,13 @@ def pcm_drift_nu_stats(g_target_us: np.ndarray, g_max_us: float) -> tuple[np.nda
     mean = np.clip(a * lg + b, lo, hi)
     a, b, lo, hi = PCM["nu_std"]
     return mean, np.clip(a * lg + b, lo, hi)
+
+
+def _flicker_scale(t: float) -> np.float32:
+    """How much 1/f noise has accumulated by ``t`` seconds after programming, relative to Q_s:
+    ``sqrt(ln((t + t_read) / (2 t_read)))``."""
+    t_read = PCM["t_read_s"]
+    return np.float32(math.sqrt(math.log((t + t_read) / (2 * t_read))))
 
 
 def pcm_read_noise_q(g_prog_us: np.ndarray, g_max_us: float) -> np.ndarray:
@@ -107,20 +149,9 @@ class _Targets:
 
     @classmethod
     def of(cls, target) -> _Targets:
-        if isinstance(target, _Targets):
-            return target
+        """Targets given cell by cell."""
         target = np.asarray(target, dtype=np.float32)
         return cls(target.ravel(), np.arange(target.size).reshape(target.shape))
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.index.shape
-
-    def values(self) -> np.ndarray:
-        return self.table[self.index]
-
-    def map(self, fn) -> np.ndarray:
-        return np.asarray(fn(self.table), dtype=np.float32)[self.index]
 
 
 @dataclass(frozen=True)
@@ -179,14 +210,17 @@ class CimMatrix:
         streams = ("prog", "drift", "flicker", "faults", "adc", "read",
                    "ref_prog", "ref_drift", "ref_flicker", "ref_faults")
         seeds = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(key,)).spawn(len(streams))
-        self._rng = {name: np.random.default_rng(s) for name, s in zip(streams, seeds)}
+        seeds = dict(zip(streams, seeds))
+        self._rng = {name: np.random.default_rng(seeds.pop(name)) for name in ("adc", "read")}
+        self._streams = {name: _Stream(seed) for name, seed in seeds.items()}
         self.level_map = self._levels(w)
         # top level and conductance step of every slice
         self.slice_top = np.full(self.slices, self.levels - 1, dtype=np.int64)
-        if t.slice_range == "fitted":
-            used = self.level_map.reshape(len(self.level_map), -1, self.slices, 2).max(
-                axis=(0, 1, 3))
-            self.slice_top = np.maximum(used, 1)
+        if t.slice_range == "fitted":  # the largest level the slice holds (a magnitude's)
+            mag = np.abs(w.astype(np.int64))
+            used = [((mag >> (k * t.bits_per_cell)) & (self.levels - 1)).max(initial=0)
+                    for k in range(self.slices)]
+            self.slice_top = np.maximum(np.array(used, dtype=np.int64), 1)
         self.slice_dg = (self.g_max - self.g_min) / self.slice_top
         self._adc_offsets()
         self._program()
@@ -194,15 +228,16 @@ class CimMatrix:
     # -- mapping -------------------------------------------------------------------------------
 
     def _levels(self, w: np.ndarray) -> np.ndarray:
-        """Target level of every cell: (row_tiles * rows, col_tiles * cols) int."""
+        """Target level of every cell: (row_tiles * rows, col_tiles * cols) uint8."""
         t = self.cfg.tile
         k_pad = self.row_tiles * t.rows
         n_pad = self.col_tiles * self.cfg.channels_per_tile
-        w = np.pad(w.astype(np.int64), ((0, k_pad - self.k), (0, n_pad - self.n)))
-        mags = np.stack([np.maximum(w, 0), np.maximum(-w, 0)], axis=-1)  # (K, N, P)
-        shifts = np.arange(self.slices) * t.bits_per_cell
-        lv = (mags[:, :, None, :] >> shifts[None, None, :, None]) & (self.levels - 1)
-        return lv.reshape(k_pad, n_pad * self.slices * 2)  # column = 2 (c S + k) + p
+        lv = np.zeros((k_pad, n_pad, self.slices, 2), dtype=np.uint8)
+        w = w.astype(np.int32)
+        for p, mag in enumerate((np.maximum(w, 0), np.maximum(-w, 0))):  # G+, G-
+            for k in range(self.slices):
+                lv[: self.k, : self.n, k, p] = (mag >> (k * t.bits_per_cell)) & (self.levels - 1)
+        return lv.reshape(k_pad, -1)  # column = 2 (c S + k) + p
 
     # -- devices -------------------------------------------------------------------------------
 
@@ -214,15 +249,16 @@ class CimMatrix:
         self._col_scale = (1.0 / self._dg_col).astype(np.float32)
         # targets: level l of slice k is G_min + l * dG_k (a table of levels x slices)
         table = self.g_min + np.arange(self.levels)[:, None] * self.slice_dg[None, :]
-        index = self.level_map * self.slices + self._slice_of_column(self.level_map.shape[1])
+        index = (self.level_map * np.int32(self.slices)
+                 + self._slice_of_column(self.level_map.shape[1]).astype(np.int32))
         target = _Targets(table.astype(np.float32).ravel(), index)
         ref_target = _Targets(np.array([self.g_min], dtype=np.float32),
                               np.zeros((len(index), self.col_tiles), dtype=np.int64))
-        cells = self._devices(target, self._rng["prog"], self._rng["drift"],
-                              self._rng["flicker"], self._rng["faults"])
+        # rows the matrix does not fill are never driven, not even by the calibration read:
+        # left unprogrammed at G_min, like their reference cells, they read as exactly 0
+        cells = self._unused_rows(self._devices(target, "", rows=self.k))
         # the reference column is a column of real cells: the same physics, its own draws
-        refs = self._devices(ref_target, self._rng["ref_prog"], self._rng["ref_drift"],
-                             self._rng["ref_flicker"], self._rng["ref_faults"])
+        refs = self._unused_rows(self._devices(ref_target, "ref_", rows=self.k))
         self.g_us, self.g_ref_us = cells[-1], refs[-1]
         self._u = self._read_units(self.g_us, self.g_ref_us)
         # per-read fluctuation: each active cell's conductance varies by read_sigma (relative)
@@ -262,62 +298,54 @@ class CimMatrix:
         diff = g.reshape(len(g), self.col_tiles, -1) - g_ref[:, :, None]
         return (diff.reshape(g.shape) * (1.0 / self._dg_col).astype(np.float32))
 
-    def _devices(self, target, prog, drift, flicker, faults) -> tuple[np.ndarray, np.ndarray]:
-        """Conductances (uS, float32) of cells programmed to ``target``: (as read right after
-        programming, at t0; as read at ``t_inference``)."""
+    def _devices(self, target: _Targets, stream: str, *, rows: int | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Conductances (uS, float32) of cells programmed to ``target`` (the first ``rows``
+        rows of it): (as read right after programming, at t0; as read at ``t_inference``).
+        Random draws come from the streams named ``stream + effect``."""
         a, dev = self.cfg.analog, self.cfg.device
-        target = _Targets.of(target)
-        g = target.values()  # (the levels' step may differ by slice, so work in siemens)
-        if a.prog_noise:
-            if dev.pcm_model:
-                sigma = target.map(lambda t: pcm_prog_sigma_us(t, self.g_max))
-            else:
-                sigma = np.float32(dev.prog_sigma * self.g_max)
-            g = np.maximum(g + sigma * _normal(prog, g.shape), np.float32(0.0))
-        g_t = self._drift(g, target, a.t_inference, drift) if a.drift else g
-        g0 = g
-        if a.read_noise and dev.pcm_model:
-            g0 = self._flicker(g, dev.drift_t0_s, flicker)
-            g_t = self._flicker(g_t, a.t_inference, flicker)
+        index = target.index[:rows]
+        n = index.size
+        rand = {name: self._streams[stream + name] for name in ("prog", "drift", "flicker",
+                                                                  "faults")}
+        table = target.table
+        empty = np.empty(0, dtype=np.float32)
+        f32 = np.float32
+        if dev.pcm_model:
+            sigma = pcm_prog_sigma_us(table, self.g_max)
+            mu, sd = pcm_drift_nu_stats(table, self.g_max)
+        else:
+            sigma = np.full(table.shape, dev.prog_sigma * self.g_max)
+            mu = np.full(table.shape, dev.drift_nu_mean)
+            sd = np.full(table.shape, dev.drift_nu_std)
+        t0, t = dev.drift_t0_s, a.t_inference
+        drift = a.drift and t > t0
+        flicker = a.read_noise and dev.pcm_model
+        c, e, q_max = PCM["q_s"]
+        g0 = np.empty(n, dtype=np.float32)
+        g_t = np.empty(n, dtype=np.float32)
+        program_cells(
+            index.ravel(), table.astype(f32), sigma.astype(f32), mu.astype(f32),
+            sd.astype(f32), dev.pcm_model,
+            rand["prog"].normals(n) if a.prog_noise else empty,
+            rand["drift"].normals(n) if drift else empty, f32(math.log(t / t0) if drift else 0),
+            np.array([c, e, q_max], dtype=f32), f32(self.g_max),
+            rand["flicker"].normals(n) if flicker else empty, _flicker_scale(t0),
+            rand["flicker"].normals(n) if flicker else empty, _flicker_scale(t), g0, g_t)
         if a.stuck_on_rate or a.stuck_off_rate:
-            u = faults.random(g.shape, dtype=np.float32)
+            u = rand["faults"].uniforms(n)
             on = u < a.stuck_on_rate
             off = (u >= a.stuck_on_rate) & (u < a.stuck_on_rate + a.stuck_off_rate)
-            g_on, g_off = np.float32(self.g_max), np.float32(self.g_min)
-            g0 = np.where(on, g_on, np.where(off, g_off, g0))
-            g_t = np.where(on, g_on, np.where(off, g_off, g_t))
-        return g0, g_t
+            for g in (g0, g_t):
+                g[on] = self.g_max
+                g[off] = self.g_min
+        return g0.reshape(index.shape), g_t.reshape(index.shape)
 
-    def _flicker(self, g: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
-        """PCM 1/f read noise accumulated up to time ``t`` after programming."""
-        q = pcm_read_noise_q(g, self.g_max).astype(np.float32)
-        scale = math.sqrt(math.log((t + PCM["t_read_s"]) / (2 * PCM["t_read_s"])))
-        q *= np.float32(scale)
-        q *= np.abs(g)
-        q *= _normal(rng, g.shape)
-        q += g
-        return np.maximum(q, np.float32(0.0), out=q)
-
-    def _drift_nu(self, target, rng: np.random.Generator) -> np.ndarray:
-        dev = self.cfg.device
-        target = _Targets.of(target)
-        z = _normal(rng, target.shape)
-        if dev.pcm_model:
-            mean = target.map(lambda t: pcm_drift_nu_stats(t, self.g_max)[0])
-            std = target.map(lambda t: pcm_drift_nu_stats(t, self.g_max)[1])
-            z *= std
-            z += mean
-            return np.abs(z, out=z)
-        return np.maximum(dev.drift_nu_mean + dev.drift_nu_std * z, 0.0).astype(np.float32)
-
-    def _drift(self, g: np.ndarray, target, t: float,
-               rng: np.random.Generator) -> np.ndarray:
-        t0 = self.cfg.device.drift_t0_s
-        nu = self._drift_nu(target, rng)
-        if t <= t0:
-            return g
-        nu *= np.float32(-math.log(t / t0))  # (t / t0)^-nu = exp(-nu ln(t / t0))
-        return g * np.exp(nu, out=nu)
+    def _unused_rows(self, cells: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The conductance arrays of programmed rows, extended to whole row tiles at G_min."""
+        rows = self.row_tiles * self.cfg.tile.rows
+        return tuple(np.pad(g, ((0, rows - len(g)), (0, 0)), constant_values=self.g_min)
+                     for g in cells)
 
     # -- ADC -----------------------------------------------------------------------------------
 
@@ -408,7 +436,7 @@ class CimMatrix:
         level: nothing clips). Measured values in levels, (groups of all row tiles, columns).
         """
         rpr = self.cfg.tile.rows_per_read
-        sums = u.reshape(-1, rpr, u.shape[1]).sum(axis=1, dtype=np.float64)
+        sums = group_sums(u, rpr)
         e = np.maximum(self._covering_exp(self._largest_reads(), (1 << self.cfg.adc.bits) - 1),
                        0)
         lsb = 2.0 ** e[self._slice_of_column(u.shape[1])]
@@ -452,22 +480,25 @@ class CimMatrix:
         planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).astype(np.float32)
         return planes.reshape(len(x) * ab, self.k)
 
-    def _group_reads(self, planes: np.ndarray, g: int, noise: np.ndarray | None) -> np.ndarray:
+    def _group_reads(self, planes: np.ndarray, g: int, noise: np.ndarray | None,
+                     tiles: range | None = None) -> np.ndarray:
         """Read values in ADC LSBs of row group ``g`` (over all row tiles) for every plane:
-        (n * D, physical columns) float32. ``noise``: standard normals (n * D, C) for the
-        per-read fluctuation, when on."""
+        (n * D, physical columns of column ``tiles``, all by default) float32. ``noise``:
+        standard normals (n * D, those columns) for the per-read fluctuation, when on."""
         t = self.cfg.tile
+        tiles = tiles or range(self.col_tiles)
+        c = slice(tiles.start * t.cols, tiles.stop * t.cols)
         lo = g * t.rows_per_read
         hi = min(lo + t.rows_per_read, self.k)
-        cols = self._u.shape[1]
+        cols = len(tiles) * t.cols
         if hi <= lo:  # a group of padding rows only: every read is 0
             return np.zeros((len(planes), cols), dtype=np.float32)
         p = planes[:, lo:hi]
-        out = p @ self._u_lsb[lo:hi]
+        out = p @ self._u_lsb[lo:hi, c]
         if noise is not None:  # variances in uS^2, then the sigma in LSBs
-            var = (p @ self._read_var[lo:hi]).reshape(len(p), self.col_tiles, t.cols)
-            var += (p @ self._read_var_ref[lo:hi])[:, :, None]
-            sigma = np.sqrt(var).reshape(len(p), cols) * (self._col_scale * self._inv_lsb)
+            var = (p @ self._read_var[lo:hi, c]).reshape(len(p), len(tiles), t.cols)
+            var += (p @ self._read_var_ref[lo:hi, tiles.start : tiles.stop])[:, :, None]
+            sigma = np.sqrt(var).reshape(len(p), cols) * (self._col_scale * self._inv_lsb)[c]
             out += sigma * noise
         return out
 
@@ -520,12 +551,10 @@ class CimMatrix:
             total = np.zeros((len(xs), n_pad))
             bound = np.zeros((len(xs), n_pad))
             for g in range(self.row_tiles * self.groups):
-                reads = self._group_reads(planes, g, None if noise is None else noise[:, g])
                 if self._compiled_sar:  # the same conversion and sums, compiled
-                    sar_shift_add(reads, self._sar_offsets(), np.float32((1 << cfg.adc.bits) - 1),
-                                  2 * self.slices, self._column_weights(),
-                                  self._bit_weights().astype(np.float32), total, bound)
+                    self._sar_shift_add(planes, g, noise, total, bound)
                     continue
+                reads = self._group_reads(planes, g, None if noise is None else noise[:, g])
                 codes = self._convert(reads).reshape(len(xs), ab, n_pad, 2 * self.slices)
                 part, mag = self._shift_add_group(codes)
                 total += part
@@ -543,6 +572,30 @@ class CimMatrix:
             acc = round_shift(acc * q, DRIFT_COMP_FRAC_BITS, cfg.numerics.rounding)
             acc = (saturate if cfg.numerics.saturate else wrap)(acc, cfg.numerics.acc_bits)
         return acc[:, : self.n]
+
+    def _sar_shift_add(self, planes: np.ndarray, g: int, noise: np.ndarray | None,
+                       total: np.ndarray, bound: np.ndarray) -> None:
+        """Row group ``g``'s reads, SAR conversions and shift-add sums by the compiled kernel,
+        added into ``total`` and ``bound`` (see :meth:`_shift_add_group`). Column tiles go in
+        blocks of about ``COLUMN_BLOCK`` columns, so the reads stay in cache on their way
+        from the GEMM to the kernel."""
+        cfg = self.cfg
+        cols, per_tile = cfg.tile.cols, cfg.channels_per_tile
+        offsets, col_weights, bit_weights = self._sar_constants
+        top = np.float32((1 << cfg.adc.bits) - 1)
+        step = max(1, COLUMN_BLOCK // cols)
+        for first in range(0, self.col_tiles, step):
+            tiles = range(first, min(first + step, self.col_tiles))
+            c = slice(tiles.start * cols, tiles.stop * cols)
+            ch = slice(tiles.start * per_tile, tiles.stop * per_tile)
+            reads = self._group_reads(planes, g, None if noise is None else noise[:, g, c], tiles)
+            sar_shift_add(reads, offsets[c], top, 2 * self.slices, col_weights[c], bit_weights,
+                          total[:, ch], bound[:, ch])
+
+    @functools.cached_property
+    def _sar_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled kernel's comparator offsets, column weights and input-bit weights."""
+        return self._sar_offsets(), self._column_weights(), self._bit_weights().astype(np.float32)
 
     def _slice_shifts(self) -> np.ndarray:
         """Shift of slice ``k``'s codes relative to the finest LSB: ``k bpc + e_k - e_min``."""

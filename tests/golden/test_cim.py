@@ -13,6 +13,7 @@ from golden._kernels import sar_shift_add
 from golden.cim import (
     PCM,
     CimMatrix,
+    _Targets,
     pcm_drift_nu_stats,
     pcm_prog_sigma_us,
     pcm_read_noise_q,
@@ -219,21 +220,19 @@ def test_flash_conversion_counts_thresholds():
 # -- PCM statistics on many cells ---------------------------------------------------------------
 
 
-def pcm_tile(**analog):
-    """A 256 x 256 PCM tile (all weights 0), for its device methods."""
+def pcm_cells(target_us, **analog):
+    """Cells programmed to ``target_us`` on a PCM tile with the given effects: (g at t0,
+    g at inference time)."""
     cfg = with_(load_config("minilm"), analog=analog)
-    return CimMatrix(np.zeros((256, 32), dtype=np.int64), cfg)
+    m = CimMatrix(np.zeros((256, 32), dtype=np.int64), cfg)
+    return m._devices(_Targets.of(target_us), "")
 
 
 @pytest.mark.parametrize("gt", [0.0, 0.3, 1.0])
 def test_pcm_programming_sigma(gt):
-    # program every cell to gT (a 1-bit cell: level 0 or 1 spans G_min .. G_max)
-    cfg = with_(load_config("minilm"), analog={"prog_noise": True}, tile={"bits_per_cell": 1},
-                adc={"bits": 8})
-    m = CimMatrix(np.zeros((256, 16), dtype=np.int64), cfg)
-    rng = np.random.default_rng(11)
-    target = np.full(200_000, max(gt * 25.0, m.g_min))
-    g0, _ = m._devices(target, rng, rng, rng, rng)
+    target = np.full(200_000, max(gt * 25.0, KNOWN_DEVICES["pcm"].g_min_us))
+    g0, g_t = pcm_cells(target, prog_noise=True)
+    assert (g0 == g_t).all()  # nothing else on
     sigma = pcm_prog_sigma_us(target[:1], 25.0)[0]
     expected = max(-1.1731 * (target[0] / 25) ** 2 + 1.9650 * (target[0] / 25) + 0.26348, 0)
     assert sigma == pytest.approx(expected)
@@ -250,19 +249,25 @@ def test_pcm_drift_exponent_distribution(gt):
     lg = math.log(gt)
     assert mean[0] == pytest.approx(min(max(-0.0155 * lg + 0.0244, 0.049), 0.1))
     assert std[0] == pytest.approx(min(max(-0.0125 * lg - 0.0059, 0.008), 0.045))
-    m = pcm_tile()
-    nu = m._drift_nu(np.full(200_000, gt * 25.0), np.random.default_rng(1))
+    t = 3600.0
+    g0, g_t = pcm_cells(np.full(200_000, gt * 25.0), drift=True, t_inference=t)
+    nu = np.log(g_t / g0) / -math.log(t / KNOWN_DEVICES["pcm"].drift_t0_s)
     # nu = |mean + std z|; with mean >= 0.049 and std <= 0.045 the fold barely matters
     assert nu.mean() == pytest.approx(mean[0], rel=0.02)
     assert nu.std() == pytest.approx(std[0], rel=0.05)
 
 
 def test_pcm_drift_law():
-    m = pcm_tile()
-    g = np.full(10, 20.0)
-    nu = m._drift_nu(g, np.random.default_rng(2))
-    drifted = m._drift(g, g, 3600.0, np.random.default_rng(2))
-    assert np.allclose(drifted, g * (3600.0 / 20.0) ** (-nu))
+    # the same cells (same seed) read at two times: one exponent nu per cell, G ~ (t / t0)^-nu
+    t0 = KNOWN_DEVICES["pcm"].drift_t0_s
+    target = np.full(1000, 20.0)
+    nus = []
+    for t in (3600.0, 365 * 86400.0):
+        g0, g_t = pcm_cells(target, drift=True, t_inference=t)
+        assert (g0 == target).all()
+        nus.append(np.log(g_t / g0) / -math.log(t / t0))
+    assert np.allclose(nus[0], nus[1], rtol=1e-3)
+    assert nus[0].std() > 0.005  # one exponent per cell (sigma 0.008 at gT 0.8), not one for all
 
 
 @pytest.mark.parametrize("gt", [0.05, 0.5, 1.0])
@@ -270,12 +275,13 @@ def test_pcm_read_noise(gt):
     g = np.full(200_000, gt * 25.0)
     q = pcm_read_noise_q(g[:1], 25.0)[0]
     assert q == pytest.approx(min(0.0088 / gt**0.65, 0.2))
-    m = pcm_tile()
     t = 3600.0
-    noisy = m._flicker(g, t, np.random.default_rng(3))
-    rel = (noisy - g) / g
-    expect = q * math.sqrt(math.log((t + PCM["t_read_s"]) / (2 * PCM["t_read_s"])))
-    assert rel.std() == pytest.approx(expect, rel=0.02)
+    g0, g_t = pcm_cells(g, read_noise=True, t_inference=t)
+    for noisy, at in ((g0, KNOWN_DEVICES["pcm"].drift_t0_s), (g_t, t)):
+        rel = (noisy - g) / g
+        expect = q * math.sqrt(math.log((at + PCM["t_read_s"]) / (2 * PCM["t_read_s"])))
+        assert rel.std() == pytest.approx(expect, rel=0.02)
+    assert abs(np.corrcoef(g0 - g, g_t - g)[0, 1]) < 0.02  # fresh noise at each time
 
 
 @pytest.mark.parametrize("t", [86400.0, 365 * 86400.0])
@@ -374,7 +380,9 @@ def test_adc_gain_calibration_restores_whole_levels():
     trimmed = CimMatrix(w, with_(aged, adc={"gain_calibration": True}))
     assert (digital.adc_gain == 1).all()
     assert trimmed.adc_gain == pytest.approx(digital.drift_factor, rel=0.01)
-    assert trimmed.drift_factor == pytest.approx(1.0, abs=0.01)  # nothing left to correct
+    # nothing left to correct but the calibration read's own rounding (about 1 % on 16 rows;
+    # over seeds 16-23 the residual factors lie within 0.995 .. 1.011)
+    assert trimmed.drift_factor == pytest.approx(1.0, abs=0.02)
     assert rel_error(trimmed, x, w) < 0.5 * rel_error(digital, x, w)
 
 
