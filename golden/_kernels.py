@@ -24,7 +24,7 @@ def _sar_codes(row, offsets, top, out):
         out[c] = min(max(x, np.float32(0.0)), top)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sar_shift_add(reads, offsets, top, cols_per_channel, col_weight, bit_weight, part, mag):
     """SAR-convert one row group's reads and add them into the shift-add sums.
 
@@ -47,9 +47,10 @@ def sar_shift_add(reads, offsets, top, cols_per_channel, col_weight, bit_weight,
     A code is ``clip(floor((x - offset) + 0.5), 0, top)``, each step rounded to float32 as
     ``CimMatrix._convert`` does. The bits of one column are summed first (in float32, exact:
     below 2^(D + ADC bits) <= 2^24), then the columns of a channel (in float64, exact: integers
-    below 2^53), so the order of additions cannot change the result. Single-threaded on
-    purpose: a parallel kernel between BLAS calls fights BLAS's spinning threads for the cores
-    (measured: both ten times slower).
+    below 2^53), so the order of additions cannot change the result. Single-threaded, and
+    releases the GIL: callers run it in threads over column blocks (a parallel kernel between
+    multi-threaded BLAS calls fights BLAS's spinning threads for the cores; measured: both
+    ten times slower).
     """
     n_bits = bit_weight.shape[0]
     cols = reads.shape[1]

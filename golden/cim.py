@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from cimforge.config import Config
 from golden._kernels import group_sums, program_cells, sar_shift_add
@@ -79,13 +80,39 @@ def _normal(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32)
 
 
+def _exact_sum_grid(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` (R, C) as float32, each column rounded to the finest power-of-two grid on which
+    every sum of ``rows`` of its entries is exact in float32 (below 2^24 grid steps).
+
+    A read is such a sum, computed by BLAS, which adds in an order that depends on the
+    matrix shapes, blocking and thread count; on the grid the order cannot change a bit, so a
+    read is the same in a matmul and in the per-read entry point, on any machine. Integer
+    levels (an ideal array) are on the grid already; otherwise the grid step is at most
+    ``rows * max|a| / 2^23`` of the column.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    _, exp = np.frexp(np.abs(a).max(axis=0, initial=0).astype(np.float64) * rows)
+    scale = np.ldexp(np.float32(1.0), np.minimum(23 - exp, 100)).astype(np.float32)
+    return np.rint(a * scale) / scale
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads for the parallel parts of the model, one per core."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max(len(os.sched_getaffinity(0)), 1))
+    return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
 class _Stream:
     """A seeded stream of random numbers for a whole array at once: drawn in blocks of
     ``BLOCK`` values, block ``i`` of a draw from the ``i``-th next child of the seed, so the
     blocks fill in parallel threads and the values do not depend on how many there are."""
 
     BLOCK = 1 << 20
-    _pool: ThreadPoolExecutor | None = None
 
     def __init__(self, seed: np.random.SeedSequence):
         self._seed = seed
@@ -99,13 +126,11 @@ class _Stream:
     def _fill(self, n: int, draw) -> np.ndarray:
         out = np.empty(n, dtype=np.float32)
         children = self._seed.spawn(-(-n // self.BLOCK))
-        if _Stream._pool is None:
-            _Stream._pool = ThreadPoolExecutor(max(len(os.sched_getaffinity(0)), 1))
 
         def block(i):
             draw(np.random.default_rng(children[i]), out[i * self.BLOCK : (i + 1) * self.BLOCK])
 
-        list(_Stream._pool.map(block, range(len(children))))
+        list(_pool().map(block, range(len(children))))
         return out
 
 
@@ -266,8 +291,9 @@ class CimMatrix:
         self._read_var = None
         if a.read_noise and self.cfg.device.read_sigma:
             s = self.cfg.device.read_sigma
-            self._read_var = (s * self.g_us) ** 2
-            self._read_var_ref = (s * self.g_ref_us) ** 2
+            rpr = self.cfg.tile.rows_per_read
+            self._read_var = _exact_sum_grid((s * self.g_us) ** 2, rpr)
+            self._read_var_ref = _exact_sum_grid((s * self.g_ref_us) ** 2, rpr)
         # the calibration read at inference time (against the one taken at programming time)
         # trims the ADC gains, then sets the ADC ranges and the digital drift factor
         now = self._calibration_read(self._u)
@@ -522,7 +548,7 @@ class CimMatrix:
         self.slice_exp = slice_exp
         e = slice_exp[self._slice_of_column(self._u.shape[1])]
         self._inv_lsb = np.ldexp(np.float32(1.0), -e).astype(np.float32)  # exact
-        self._u_lsb = self._u * self._inv_lsb
+        self._u_lsb = _exact_sum_grid(self._u * self._inv_lsb, self.cfg.tile.rows_per_read)
 
     def convert(self, x: np.ndarray) -> Conversion:
         """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
@@ -550,10 +576,9 @@ class CimMatrix:
             noise = self._read_noise(len(planes))
             total = np.zeros((len(xs), n_pad))
             bound = np.zeros((len(xs), n_pad))
-            for g in range(self.row_tiles * self.groups):
-                if self._compiled_sar:  # the same conversion and sums, compiled
-                    self._sar_shift_add(planes, g, noise, total, bound)
-                    continue
+            if self._compiled_sar:  # the same conversion and sums, compiled
+                self._sar_shift_add(planes, noise, total, bound)
+            for g in range(0 if self._compiled_sar else self.row_tiles * self.groups):
                 reads = self._group_reads(planes, g, None if noise is None else noise[:, g])
                 codes = self._convert(reads).reshape(len(xs), ab, n_pad, 2 * self.slices)
                 part, mag = self._shift_add_group(codes)
@@ -573,24 +598,33 @@ class CimMatrix:
             acc = (saturate if cfg.numerics.saturate else wrap)(acc, cfg.numerics.acc_bits)
         return acc[:, : self.n]
 
-    def _sar_shift_add(self, planes: np.ndarray, g: int, noise: np.ndarray | None,
+    def _sar_shift_add(self, planes: np.ndarray, noise: np.ndarray | None,
                        total: np.ndarray, bound: np.ndarray) -> None:
-        """Row group ``g``'s reads, SAR conversions and shift-add sums by the compiled kernel,
-        added into ``total`` and ``bound`` (see :meth:`_shift_add_group`). Column tiles go in
-        blocks of about ``COLUMN_BLOCK`` columns, so the reads stay in cache on their way
-        from the GEMM to the kernel."""
+        """Every row group's reads, SAR conversions and shift-add sums by the compiled kernel,
+        added into ``total`` and ``bound`` (see :meth:`_shift_add_group`).
+
+        Column tiles go in blocks of about ``COLUMN_BLOCK`` columns, so that reads stay in
+        cache on their way from the GEMM to the kernel, and blocks run in parallel threads,
+        each with a single-threaded BLAS: a block's sums add group by group as in the spec, and
+        nothing depends on which thread ran it."""
         cfg = self.cfg
         cols, per_tile = cfg.tile.cols, cfg.channels_per_tile
         offsets, col_weights, bit_weights = self._sar_constants
         top = np.float32((1 << cfg.adc.bits) - 1)
         step = max(1, COLUMN_BLOCK // cols)
-        for first in range(0, self.col_tiles, step):
+
+        def block(first: int) -> None:
             tiles = range(first, min(first + step, self.col_tiles))
             c = slice(tiles.start * cols, tiles.stop * cols)
             ch = slice(tiles.start * per_tile, tiles.stop * per_tile)
-            reads = self._group_reads(planes, g, None if noise is None else noise[:, g, c], tiles)
-            sar_shift_add(reads, offsets[c], top, 2 * self.slices, col_weights[c], bit_weights,
-                          total[:, ch], bound[:, ch])
+            for g in range(self.row_tiles * self.groups):
+                reads = self._group_reads(planes, g, None if noise is None else noise[:, g, c],
+                                          tiles)
+                sar_shift_add(reads, offsets[c], top, 2 * self.slices, col_weights[c],
+                              bit_weights, total[:, ch], bound[:, ch])
+
+        with threadpool_limits(1, user_api="blas"):
+            list(_pool().map(block, range(0, self.col_tiles, step)))
 
     @functools.cached_property
     def _sar_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from cimforge.config import KNOWN_DEVICES, load_config
 from golden._kernels import sar_shift_add
@@ -421,3 +422,43 @@ def test_compiled_sar_path_equals_the_numpy_spec(seed, offsets, bpc):
                   m._bit_weights().astype(np.float32), part, mag)
     assert (part == want_part).all(), f"seed {seed}"
     assert (mag == np.abs(terms).sum(axis=(1, 3))).all(), f"seed {seed}"
+
+
+STATIC_EFFECTS = {"analog": {"prog_noise": True, "read_noise": True, "drift": True,
+                             "t_inference": 86400.0, "stuck_on_rate": 0.01,
+                             "stuck_off_rate": 0.01},
+                  "adc": {"offset_sigma_lsb": 0.3, "range": "calibrated"}}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matmul_is_the_shift_add_of_the_per_read_codes(seed, monkeypatch):
+    # every effect that does not change from read to read: the reads of a matmul (in column
+    # blocks, BLAS in threads) must be the per-read entry point's bit for bit, and so must
+    # the compiled and the numpy conversion paths
+    monkeypatch.setattr("golden.cim.COLUMN_BLOCK", 2 * TINY.tile.cols)  # 3 blocks, uneven
+    x, w = operands(seed, k=70, n=19)
+    m = CimMatrix(w, with_(TINY, **STATIC_EFFECTS))
+    assert m.col_tiles == 5 and m._compiled_sar
+    got = m.matmul(x)
+    conv = m.convert(x)
+    n, ab = x.shape[0], TINY.numerics.act_bits
+    codes = conv.codes.transpose(0, 3, 1, 2, 4).reshape(n, ab, -1, 2 * m.slices)
+    assert (got == m._shift_add_in_order(codes)[:, : m.n]).all(), f"seed {seed}"
+    monkeypatch.setattr(CimMatrix, "_compiled_sar", False)
+    assert (m.matmul(x) == got).all(), f"seed {seed}"
+    assert (got != x @ w).any()
+
+
+def test_reads_do_not_depend_on_how_blas_splits_them():
+    # BLAS sums in an order that depends on shapes and threads; reads are exact sums on a
+    # grid, so the whole row group, single column tiles in one thread, and a few vectors
+    # all give the same bits
+    x, w = operands(3, k=128, n=256, scale=40)
+    x = np.vstack([x] * 22)  # 132 vectors: 1056 bit planes
+    m = CimMatrix(w, with_(load_config("minilm-pcm"), **STATIC_EFFECTS))
+    planes = m._planes(x)
+    whole = m._group_reads(planes, 1, None)
+    with threadpool_limits(1, user_api="blas"):
+        tiles = [m._group_reads(planes, 1, None, range(t, t + 1)) for t in range(m.col_tiles)]
+    assert (np.hstack(tiles) == whole).all()
+    assert (m._group_reads(planes[:16], 1, None) == whole[:16]).all()
