@@ -70,3 +70,22 @@ def test_ideal_cim_equals_int_exactly(encoder, sentences):
         cim = encoder.with_linear(CimLinear(c)).embed(few)
         ints = encoder.with_linear(IntLinear(c)).embed(few)
         assert (cim == ints).all()
+
+
+def cosines(encoder, sentences, cfg):
+    ref = np.load(DATA / "minilm_reference.npz")["embeddings"]
+    return (encoder.with_linear(CimLinear(cfg)).embed(sentences) * ref).sum(axis=1)
+
+
+def test_8bit_adc_alone_keeps_minilm(encoder, sentences):
+    # every device effect off, 256 rows per read, 8-bit SAR ADC with calibrated ranges
+    cos = cosines(encoder, sentences, load_config("minilm-adc8"))
+    assert cos.mean() >= 0.99, (cos.mean(), cos.min())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pcm_after_one_hour_keeps_minilm(encoder, sentences, seed):
+    # the PCM model with its published constants, 1 h after programming, drift-compensated
+    cfg = dataclasses.replace(load_config("minilm-pcm"), seed=seed)
+    cos = cosines(encoder, sentences, cfg)
+    assert cos.mean() >= 0.95, (seed, cos.mean(), cos.min())
