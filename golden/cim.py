@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from cimforge.config import Config
 from golden._kernels import group_sums, program_cells, sar_shift_add
+from golden.ir_drop import transfer_exact, transfer_ladders
 from golden.numerics import round_shift, saturate, wrap
 from golden.shift_add import accumulate
 
@@ -320,9 +321,28 @@ class CimMatrix:
     def _read_units(self, g: np.ndarray, g_ref: np.ndarray) -> np.ndarray:
         """What a read sees of each cell, in levels of its slice (float32): the reference
         column's current is subtracted from every column of its tile before conversion, and
-        by linearity that is a read of the difference (exact integers if ideal)."""
-        diff = g.reshape(len(g), self.col_tiles, -1) - g_ref[:, :, None]
-        return (diff.reshape(g.shape) * (1.0 / self._dg_col).astype(np.float32))
+        by linearity that is a read of the difference (exact integers if ideal).
+
+        With ``analog.ir_drop`` on, cells count with their effective conductances
+        (:mod:`golden.ir_drop`), each tile's reference column its last column. Rows the matrix
+        does not use read as 0."""
+        t = self.cfg.tile
+        g = g.reshape(self.row_tiles, t.rows, self.col_tiles, t.cols)
+        g_ref = g_ref.reshape(self.row_tiles, t.rows, self.col_tiles, 1)
+        mode, r_wire = self.cfg.analog.ir_drop, self.cfg.analog.r_wire_ohm
+        if mode != "off":
+            tiles = np.concatenate([g, g_ref], axis=3).transpose(1, 3, 0, 2)  # (R, C + 1, ..)
+            if mode == "approx":
+                eff = transfer_ladders(tiles, r_wire)
+            else:
+                eff = np.empty(tiles.shape)
+                for i, j in np.ndindex(tiles.shape[2:]):
+                    eff[:, :, i, j] = transfer_exact(tiles[:, :, i, j], r_wire)
+            eff = eff.transpose(2, 0, 3, 1)
+            g, g_ref = eff[..., : t.cols], eff[..., t.cols :]
+        diff = (g - g_ref).reshape(self.row_tiles * t.rows, -1)
+        diff[self.k :] = 0.0
+        return (diff * (1.0 / self._dg_col)).astype(np.float32)
 
     def _devices(self, target: _Targets, stream: str, *, rows: int | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:

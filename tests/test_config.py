@@ -168,8 +168,6 @@ BAD = [
     ('base = "tiny"\n[analog]\nir_drop = "spice"\n',
      r"analog\.ir_drop: 'spice' is not allowed: must be one of off, exact, approx"),
     ('base = "tiny"\n[analog]\ndrift = "yes"\n', r"analog\.drift: 'yes' must be true or false"),
-    ('base = "tiny"\n[analog]\nir_drop = "exact"\n',
-     r"analog\.ir_drop: 'exact' is not available yet .*: must be 'off'"),
     ('base = "tiny"\n[numerics]\noutlier_sigma = 1.5\n',
      r"numerics\.outlier_sigma: 1\.5 would take .*: must be 0 \(off\) or >= 2"),
     ('base = "tiny"\n[numerics]\noutlier_sigma = -3\n',
@@ -203,7 +201,7 @@ def test_missing_file(tmp_path):
 
 def test_neither_preset_nor_file():
     with pytest.raises(ConfigError, match=r"'huge' is neither a preset nor a TOML file: must be "
-                                          r"one of bert-base, gpt2, minilm, minilm-adc8, minilm-pcm, tiny"):
+                       r"one of bert-base, gpt2, minilm, minilm-adc8, minilm-pcm, tiny"):
         load_config("huge")
 
 

@@ -90,6 +90,8 @@ EFFECTS = {
     "sar_offset": {"adc": {"offset_sigma_lsb": 0.4}},
     "flash_offset": {"adc": {"kind": "flash", "offset_sigma_lsb": 0.4}},
     "adc_full_range_4bit": {"adc": {"range": "full", "bits": 4}},  # LSB of 4 levels
+    "ir_drop_exact": {"analog": {"ir_drop": "exact", "r_wire_ohm": 5.0}},
+    "ir_drop_approx": {"analog": {"ir_drop": "approx", "r_wire_ohm": 5.0}},
 }
 
 
@@ -462,3 +464,14 @@ def test_reads_do_not_depend_on_how_blas_splits_them():
         tiles = [m._group_reads(planes, 1, None, range(t, t + 1)) for t in range(m.col_tiles)]
     assert (np.hstack(tiles) == whole).all()
     assert (m._group_reads(planes[:16], 1, None) == whole[:16]).all()
+
+
+def test_ir_drop_approximation_follows_the_exact_solve():
+    x, w = operands(20, k=70, n=8, scale=40)
+    wires = {"ir_drop": "exact", "r_wire_ohm": 5.0}
+    exact = CimMatrix(w, with_(TINY, analog=wires))
+    approx = CimMatrix(w, with_(TINY, analog={**wires, "ir_drop": "approx"}))
+    assert np.abs(approx._u - exact._u).max() < 0.1 * np.abs(exact._u - CimMatrix(w, TINY)._u).max()
+    assert rel_error(approx, x, w) == pytest.approx(rel_error(exact, x, w), rel=0.2)
+    assert rel_error(exact, x, w) > 0.01  # the drop shows
+    assert exact.k < len(exact._u) and (exact._u[exact.k :] == 0).all()  # never driven

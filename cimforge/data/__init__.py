@@ -1,0 +1,1 @@
+"""Data files shipped with cimforge: the reference sentences of the MiniLM sweeps."""
