@@ -1,12 +1,15 @@
-"""Wall time of ``cimforge embed --mode float`` on the 30 reference sentences.
+"""Wall time of ``cimforge embed`` on the 30 reference sentences, per mode.
 
 Run from the repository root::
 
-    python benchmarks/bench_embed.py [--repeat 5] [--batch-size 32]
+    python benchmarks/bench_embed.py [--modes float,int,cim] [--config minilm-pcm]
+                                     [--repeat 3] [--batch-size 32]
 
-Model loading is timed once and reported apart; the embedding of all sentences is run once to
-warm up, then ``--repeat`` times: the best and the mean are printed, with sentences per second
-of the best run.
+Model loading is timed once and reported apart. Each mode embeds all sentences once to warm
+up (compiling what it compiles), then ``--repeat`` times: the best and the mean are printed,
+with sentences per second of the best run and the mean / min cosine similarity to float. A
+``cim`` run includes programming every layer's cells (a fresh ``CimLinear`` per run), as
+``cimforge embed --mode cim`` does; ``int`` and ``cim`` use ``--config``.
 """
 
 from __future__ import annotations
@@ -16,38 +19,55 @@ import statistics
 import time
 from pathlib import Path
 
+from cimforge.config import load_config
 from golden.float_model import load_minilm
+from golden.quant import CimLinear, IntLinear
 
+MODES = ("float", "int", "cim")
 SENTENCES = Path(__file__).resolve().parent.parent / "tests" / "data" / "minilm_sentences.txt"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs (default: 5)")
+    parser.add_argument("--modes", default="float,cim", help="float, int, cim (default: float,cim)")
+    parser.add_argument("--config", default="minilm-pcm", help="config of int and cim modes")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs (default: 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per pass")
     args = parser.parse_args(argv)
+    modes = args.modes.split(",")
+    for mode in modes:
+        if mode not in MODES:
+            parser.error(f"--modes {args.modes!r}: {mode!r} is not one of {', '.join(MODES)}")
 
     lines = SENTENCES.read_text(encoding="utf-8").splitlines()
     sentences = [s.strip() for s in lines if s.strip()]
+    cfg = load_config(args.config)
 
     start = time.perf_counter()
     encoder = load_minilm()
-    load_s = time.perf_counter() - start
-
-    encoder.embed(sentences, batch_size=args.batch_size)  # warm-up
-    times = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        encoder.embed(sentences, batch_size=args.batch_size)
-        times.append(time.perf_counter() - start)
-    best, mean = min(times), statistics.fmean(times)
-
-    print(f"model load:          {load_s * 1e3:8.1f} ms")
-    print(
-        f"embed {len(sentences)} sentences: {best * 1e3:8.1f} ms best of {args.repeat}, "
-        f"{mean * 1e3:.1f} ms mean (batch size {args.batch_size})"
-    )
-    print(f"throughput:          {len(sentences) / best:8.1f} sentences/s (best run)")
+    print(f"model load: {(time.perf_counter() - start) * 1e3:.1f} ms")
+    ref = encoder.embed(sentences, batch_size=args.batch_size)
+    runs = {
+        "float": lambda: encoder.embed(sentences, batch_size=args.batch_size),
+        "int": lambda: encoder.with_linear(IntLinear(cfg)).embed(
+            sentences, batch_size=args.batch_size),
+        "cim": lambda: encoder.with_linear(CimLinear(cfg)).embed(
+            sentences, batch_size=args.batch_size),
+    }
+    for mode in modes:
+        run = runs[mode]
+        run()  # warm-up
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            emb = run()
+            times.append(time.perf_counter() - start)
+        best, mean = min(times), statistics.fmean(times)
+        cos = (emb * ref).sum(axis=1)
+        on = "" if mode == "float" else f" ({cfg.name})"
+        print(f"{mode:5s}{on}: {len(sentences)} sentences in {best:7.3f} s best of "
+              f"{args.repeat} ({mean:.3f} s mean), {len(sentences) / best:7.1f} sentences/s; "
+              f"cosine to float mean {cos.mean():.4f} min {cos.min():.4f}")
     return 0
 
 
