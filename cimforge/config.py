@@ -124,10 +124,22 @@ def _check_str(name: str, value: Any) -> None:
         raise ConfigError(name, f"{value!r} must be a non-empty string")
 
 
-def max_shift(input_digits: int, dac_bits: int, weight_slices: int, bits_per_cell: int) -> int:
-    """Exponent of the heaviest shift-add term: input digit ``d`` weighs ``2^(d * dac_bits)``,
+def input_digits(input_bits: int, dac_bits: int) -> int:
+    """DAC steps per signed ``input_bits`` input: the ``input_bits - 1`` bits below the sign in
+    unsigned digits of ``dac_bits`` (the top one may be narrower), then the sign bit alone."""
+    return -(-(input_bits - 1) // dac_bits) + 1
+
+
+def digit_shift(digit: int, input_bits: int, dac_bits: int) -> int:
+    """Exponent of input digit ``digit``'s weight: ``digit * dac_bits``, and ``input_bits - 1``
+    for the last digit, the sign bit (weighed negative)."""
+    return min(digit * dac_bits, input_bits - 1)
+
+
+def max_shift(input_bits: int, weight_slices: int, bits_per_cell: int) -> int:
+    """Exponent of the heaviest shift-add term: the sign digit weighs ``2^(input_bits - 1)``,
     weight slice ``k`` weighs ``2^(k * bits_per_cell)``."""
-    return (input_digits - 1) * dac_bits + (weight_slices - 1) * bits_per_cell
+    return (input_bits - 1) + (weight_slices - 1) * bits_per_cell
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,7 +252,9 @@ class TileConfig:
 
     ``rows`` x ``cols`` cells of ``bits_per_cell`` bits; each signed weight is a differential
     pair (G+ / G-) of ``weight_bits / bits_per_cell`` slices on adjacent columns. Inputs are
-    applied ``dac_bits`` at a time; ``rows_per_read`` word lines are activated per read.
+    applied ``dac_bits`` at a time (a word line driven at one of ``2^dac_bits`` levels): the
+    bits below the sign in unsigned digits, then the sign bit alone, whose read weighs negative
+    (:func:`input_digits`); ``rows_per_read`` word lines are activated per read.
 
     ``slice_range`` maps levels to conductance: ``fixed`` spreads level 0 .. 2^bits_per_cell - 1
     of every slice over G_min .. G_max; ``fitted`` spreads each slice's levels up to the
@@ -260,13 +274,7 @@ class TileConfig:
         _check_int("rows", self.rows, lo=1, hi=4096)
         _check_int("cols", self.cols, lo=1, hi=4096)
         _check_choice("bits_per_cell", self.bits_per_cell, (1, 2, 4))
-        _check_int("dac_bits", self.dac_bits)
-        if self.dac_bits != 1:
-            # The read sequence of a multi-bit DAC (signed top digit) is not modelled yet.
-            raise ConfigError(
-                "dac_bits",
-                f"{self.dac_bits} is not supported yet: must be 1 (bit-serial inputs)",
-            )
+        _check_int("dac_bits", self.dac_bits, lo=1, hi=4)
         _check_int("rows_per_read", self.rows_per_read, lo=1, hi=self.rows)
         _check_choice("slice_range", self.slice_range, SLICE_RANGES)
         if self.rows % self.rows_per_read:
@@ -584,8 +592,9 @@ class Config:
 
     @property
     def input_digits(self) -> int:
-        """DAC steps per input: ``act_bits / dac_bits`` (bits applied serially, MSB last)."""
-        return self.numerics.act_bits // self.tile.dac_bits
+        """DAC steps (reads) per input: the bits below the sign in unsigned digits of
+        ``dac_bits``, then the sign bit; ``act_bits`` for a 1-bit DAC. See :func:`input_digits`."""
+        return input_digits(self.numerics.act_bits, self.tile.dac_bits)
 
     @property
     def cols_per_channel(self) -> int:
@@ -604,7 +613,7 @@ class Config:
     def max_shift(self) -> int:
         """Largest shift-add weight exponent: top input digit and top weight slice."""
         t = self.tile
-        return max_shift(self.input_digits, t.dac_bits, self.weight_slices, t.bits_per_cell)
+        return max_shift(self.numerics.act_bits, self.weight_slices, t.bits_per_cell)
 
     @property
     def term_bits(self) -> int:

@@ -39,7 +39,7 @@ def sar_shift_add(reads, offsets, top, cols_per_channel, col_weight, bit_weight,
     col_weight : float64 (C,)
         Signed shift-add weight of each column's code: +-2^shift of its slice, negative for G-.
     bit_weight : float32 (D,)
-        Signed weight of each input bit: 2^d, negative for the MSB.
+        Signed weight of each input digit: 2^digit_shift(d), negative for the sign digit.
     part, mag : float64 (n, C / cols_per_channel)
         Accumulated in place: the exact sum of the terms, and the sum of their magnitudes
         (which bounds every partial sum: the saturation check).

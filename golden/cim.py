@@ -19,9 +19,11 @@ Offset cancellation
     the on/off ratio.
 
 Reads
-    Inputs are applied bit-serially (two's complement, MSB weighted negative) to groups of
-    ``rows_per_read`` word lines. One read per (vector, row tile, row group, input bit); every
-    column of every column tile is converted once per read.
+    Inputs are applied digit by digit to groups of ``rows_per_read`` word lines: the bits below
+    the sign in unsigned digits of ``dac_bits`` (word-line drive 0 .. 2^dac_bits - 1), then the
+    sign bit alone, weighted negative (two's complement; with a 1-bit DAC simply bit-serial,
+    MSB negative). One read per (vector, row tile, row group, input digit); every column of
+    every column tile is converted once per read.
 
 Non-idealities (each switched in ``[analog]``, seeded from the config's ``seed`` and the
 matrix's ``key``; turning one on never changes another's random draws):
@@ -44,7 +46,7 @@ from cimforge.config import Config
 from golden._kernels import group_sums, program_cells, sar_shift_add
 from golden.ir_drop import transfer_exact, transfer_ladders
 from golden.numerics import round_shift, saturate, wrap
-from golden.shift_add import accumulate
+from golden.shift_add import ShiftAddSpec, accumulate, input_digits_of
 
 __all__ = ["PCM", "CimMatrix", "Conversion", "pcm_prog_sigma_us", "pcm_drift_nu_stats",
            "pcm_read_noise_q"]
@@ -71,7 +73,7 @@ _GT_FLOOR = 1e-7  # relative conductance floor inside logarithms (an unprogramme
 # |e| <= ADC_EXP_LIMIT (the range register of the ADC interface).
 ADC_EXP_LIMIT = 8
 
-# Vectors per chunk of a matmul: enough rows (x act_bits planes) for efficient GEMMs.
+# Vectors per chunk of a matmul: enough rows (x input digit planes) for efficient GEMMs.
 CHUNK_VECTORS = 128
 # Physical columns per block of a row group's reads in the compiled path (whole column tiles).
 COLUMN_BLOCK = 512
@@ -185,7 +187,7 @@ class Conversion:
     """Every ADC conversion of one matmul, in read order (the per-read entry point).
 
     ``analog[n, t, g, d, col]``: the column's read value in ADC LSBs (reference subtracted,
-    offsets not included) for vector ``n``, row tile ``t``, row group ``g``, input bit ``d``
+    offsets not included) for vector ``n``, row tile ``t``, row group ``g``, input digit ``d``
     and physical column ``col`` (all column tiles side by side, ``tile.cols`` each);
     ``codes``: the converted codes, same shape.
     """
@@ -230,6 +232,8 @@ class CimMatrix:
         self.row_tiles = math.ceil(self.k / t.rows)
         self.col_tiles = math.ceil(self.n / cfg.channels_per_tile)
         self.groups = t.rows // t.rows_per_read
+        self.digits = cfg.input_digits
+        self.drive_max = (1 << t.dac_bits) - 1  # the largest word-line drive, in DAC steps
         dev = cfg.device
         self.g_max = dev.g_max_us
         self.g_min = dev.g_min_us
@@ -293,8 +297,10 @@ class CimMatrix:
         if a.read_noise and self.cfg.device.read_sigma:
             s = self.cfg.device.read_sigma
             rpr = self.cfg.tile.rows_per_read
-            self._read_var = _exact_sum_grid((s * self.g_us) ** 2, rpr)
-            self._read_var_ref = _exact_sum_grid((s * self.g_ref_us) ** 2, rpr)
+            # a read weighs each variance by the square of its row's drive
+            self._read_var = _exact_sum_grid((s * self.g_us) ** 2, rpr * self.drive_max**2)
+            self._read_var_ref = _exact_sum_grid((s * self.g_ref_us) ** 2,
+                                                 rpr * self.drive_max**2)
         # the calibration read at inference time (against the one taken at programming time)
         # trims the ADC gains, then sets the ADC ranges and the digital drift factor
         now = self._calibration_read(self._u)
@@ -399,23 +405,26 @@ class CimMatrix:
         """ADC range of every weight slice: its LSB is ``2^e`` conductance levels, (S,) int.
 
         ``unit``: e = 0. ``full``: the smallest e whose 2^bits - 1 codes cover ``range_scale``
-        times the largest possible read. ``calibrated``: likewise for ``range_scale`` times the
-        ``percentile`` of the slice's calibration reads ``cal`` (groups, columns), clamped to
-        ``[-ADC_EXP_LIMIT, ADC_EXP_LIMIT]``.
+        times the largest possible read (every row at its top level, driven at the DAC's top
+        step). ``calibrated``: likewise for ``range_scale`` times the ``percentile`` of the
+        slice's calibration reads ``cal`` (groups, columns; every row driven at one step) scaled
+        to the DAC's top step. Clamped to ``[-ADC_EXP_LIMIT, ADC_EXP_LIMIT]``.
         """
         adc = self.cfg.adc
         top = (1 << adc.bits) - 1
         if adc.range == "unit":
             return np.zeros(self.slices, dtype=np.int64)
         if adc.range == "full":
-            return self._covering_exp(adc.range_scale * self._largest_reads(), top)
+            return self._covering_exp(adc.range_scale * self.drive_max * self._largest_reads(),
+                                      top)
         slice_of_col = self._slice_of_column(cal.shape[1])
         ref = np.array([np.percentile(cal[:, slice_of_col == k], adc.percentile)
                         for k in range(self.slices)])
-        return self._covering_exp(adc.range_scale * ref, top)
+        return self._covering_exp(adc.range_scale * self.drive_max * ref, top)
 
     def _largest_reads(self) -> np.ndarray:
-        """The largest possible read of every slice (every row at its top level), in levels."""
+        """The largest possible read of every slice at one DAC step (every row at its top
+        level), in levels."""
         return self.cfg.tile.rows_per_read * self.slice_top.astype(np.float64)
 
     @staticmethod
@@ -519,12 +528,11 @@ class CimMatrix:
         return x
 
     def _planes(self, x: np.ndarray) -> np.ndarray:
-        """Input bit planes as rows of one float32 matrix (n * D, K): row ``n * D + d`` is bit
-        ``d`` (two's complement) of vector ``n``."""
-        ab = self.cfg.numerics.act_bits
-        xu = x.astype(np.int64) & ((1 << ab) - 1)
-        planes = ((xu[:, None, :] >> np.arange(ab)[None, :, None]) & 1).astype(np.float32)
-        return planes.reshape(len(x) * ab, self.k)
+        """Input digit planes (word-line drives) as rows of one float32 matrix (n * D, K): row
+        ``n * D + d`` is digit ``d`` of vector ``n`` (bit ``d`` of the two's complement with a
+        1-bit DAC; :func:`golden.shift_add.input_digits_of`)."""
+        planes = input_digits_of(x, self.cfg.numerics.act_bits, self.cfg.tile.dac_bits)
+        return planes.astype(np.float32).reshape(len(x) * self.digits, self.k)
 
     def _group_reads(self, planes: np.ndarray, g: int, noise: np.ndarray | None,
                      tiles: range | None = None) -> np.ndarray:
@@ -542,8 +550,9 @@ class CimMatrix:
         p = planes[:, lo:hi]
         out = p @ self._u_lsb[lo:hi, c]
         if noise is not None:  # variances in uS^2, then the sigma in LSBs
-            var = (p @ self._read_var[lo:hi, c]).reshape(len(p), len(tiles), t.cols)
-            var += (p @ self._read_var_ref[lo:hi, tiles.start : tiles.stop])[:, :, None]
+            p2 = p * p if self.drive_max > 1 else p  # a current's variance goes with drive^2
+            var = (p2 @ self._read_var[lo:hi, c]).reshape(len(p), len(tiles), t.cols)
+            var += (p2 @ self._read_var_ref[lo:hi, tiles.start : tiles.stop])[:, :, None]
             sigma = np.sqrt(var).reshape(len(p), cols) * (self._col_scale * self._inv_lsb)[c]
             out += sigma * noise
         return out
@@ -568,7 +577,8 @@ class CimMatrix:
         self.slice_exp = slice_exp
         e = slice_exp[self._slice_of_column(self._u.shape[1])]
         self._inv_lsb = np.ldexp(np.float32(1.0), -e).astype(np.float32)  # exact
-        self._u_lsb = _exact_sum_grid(self._u * self._inv_lsb, self.cfg.tile.rows_per_read)
+        self._u_lsb = _exact_sum_grid(self._u * self._inv_lsb,
+                                      self.cfg.tile.rows_per_read * self.drive_max)
 
     def convert(self, x: np.ndarray) -> Conversion:
         """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
@@ -576,7 +586,7 @@ class CimMatrix:
         x = self._check_x(x)
         analog = self._reads(x)
         codes = self._convert(analog.copy())
-        n, ab = len(x), self.cfg.numerics.act_bits
+        n, ab = len(x), self.digits
         shape = (n, ab, self.row_tiles, self.groups, -1)
         order = (0, 2, 3, 1, 4)
         return Conversion(analog=analog.reshape(shape).transpose(order),
@@ -587,7 +597,7 @@ class CimMatrix:
         on): exactly ``x @ W`` when every effect is off and the ADC resolves every read."""
         cfg = self.cfg
         x = self._check_x(x)
-        ab = cfg.numerics.act_bits
+        ab = self.digits
         n_pad = self.col_tiles * cfg.channels_per_tile
         acc = np.empty((len(x), n_pad), dtype=np.int64)
         for i in range(0, len(x), CHUNK_VECTORS):
@@ -678,18 +688,21 @@ class CimMatrix:
         return sign * 2.0 ** self._slice_shifts()[self._slice_of_column(cols)]
 
     def _bit_weights(self) -> np.ndarray:
-        """Signed weight of every input bit: 2^d, negative for the MSB (two's complement)."""
-        d = np.arange(self.cfg.numerics.act_bits)
-        return np.where(d == len(d) - 1, -1.0, 1.0) * 2.0**d
+        """Signed weight of every input digit: 2^digit_shift(d), negative for the last (the sign
+        bit, two's complement)."""
+        d = np.arange(self.digits)
+        shifts = ShiftAddSpec.from_config(self.cfg).digit_shifts()
+        return np.where(d == len(d) - 1, -1.0, 1.0) * 2.0**shifts
 
     def _shift_add_group(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One row group's share of the shift-add: its exact sum (n, N_pad) float64 and a
         bound on how far any partial sum inside it can move the accumulator.
 
-        ``codes``: (n, D, N_pad, 2 S) float32 integers. Input bit d, slice k, polarity p
-        weighs ``sign * 2^(d + shift_k)``, negative for the G- column and for the MSB input
-        bit. The beats run group by group, d by d, and within d slice by slice: no partial sum
-        is further from 0 than the magnitudes of the whole (group, d) sums before it plus
+        ``codes``: (n, D, N_pad, 2 S) float32 integers. Input digit d, slice k, polarity p
+        weighs ``sign * 2^(digit_shift(d) + shift_k)``, negative for the G- column and for the
+        sign digit. The beats run group by group, d by d, and within d slice by slice: no
+        partial sum is further from 0 than the magnitudes of the whole (group, d) sums before
+        it plus
         :meth:`_partial_margin`.
         """
         cfg = self.cfg
@@ -716,12 +729,13 @@ class CimMatrix:
         slice, polarity), all channels as lanes, accumulator clamped or wrapped after every
         beat. ``codes``: (n, D, G * N_pad, 2 S)."""
         cfg = self.cfg
-        ab, s = cfg.numerics.act_bits, self.slices
+        ab, s = self.digits, self.slices
         n = codes.shape[0]
         g = self.row_tiles * self.groups
         c = codes.astype(np.int64).reshape(n, ab, g, -1, s, 2).transpose(0, 2, 1, 4, 5, 3)
         d = np.arange(ab)[:, None, None]
-        shift = d + self._slice_shifts()[None, :, None]
+        digit_shifts = ShiftAddSpec.from_config(cfg).digit_shifts()[:, None, None]
+        shift = digit_shifts + self._slice_shifts()[None, :, None]
         sign = np.where((np.arange(2)[None, None, :] == 1) ^ (d == ab - 1), -1, 1)
         t = (c << shift[None, None, :, :, :, None]) * sign[None, None, :, :, :, None]
         t = t.reshape(-1, c.shape[-1])

@@ -4,10 +4,12 @@ A crossbar read gives, per column, an unsigned ADC code: the (quantised) dot pro
 input digit with one weight slice of one polarity over one group of rows. The shift-add unit
 turns a sequence of such codes into the integer dot product::
 
-    acc = sum over beats of  (-1)^negative * code * 2^(digit * dac_bits + slice * bits_per_cell)
+    acc = sum over beats of  (-1)^negative * code * 2^(digit_shift(digit) + slice * bits_per_cell)
 
 One *beat* carries one code per lane (lanes run in lock-step) and the tags shared by all
-lanes: ``digit`` (input digit index, 0 = least significant), ``slice`` (weight slice index),
+lanes: ``digit`` (input digit index, 0 = least significant; digit ``d`` weighs
+``2^(d * dac_bits)``, the last one -- the sign bit alone -- ``2^(input_bits - 1)``, see
+:func:`cimforge.config.input_digits`), ``slice`` (weight slice index),
 ``negative`` (subtract this term: set for the G- column, and toggled for the most significant
 digit of a two's-complement input, whose weight is negative) and ``last`` (the final beat of
 one dot product: emit the accumulator, then restart from zero). Beats of further row tiles of
@@ -15,7 +17,7 @@ the same output simply continue the sum before ``last``.
 
 Numerics, as named steps:
 
-1. *term*: ``code << (digit * dac_bits + slice * bits_per_cell)``, negated when ``negative``;
+1. *term*: ``code << (digit_shift(digit) + slice * bits_per_cell)``, negated when ``negative``;
    exact (the config guarantees ``acc_bits`` > term width).
 2. *accumulate*: ``acc + term``, exact, then
 3. *saturate* to signed ``acc_bits`` (clamp) when ``saturate`` is set, else *wrap* (two's
@@ -33,11 +35,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from cimforge.config import Config, max_shift
+from cimforge.config import Config, digit_shift, input_digits, max_shift
 from golden.numerics import saturate, wrap
 
 __all__ = [
     "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "accumulate", "dot_product_beats",
+    "input_digits_of",
     "saturate", "wrap",
 ]
 
@@ -57,10 +60,11 @@ class ShiftAddSpec:
         Parallel accumulators (one per ADC of the tile).
     adc_bits : int
         Width of an (unsigned) ADC code.
-    input_digits : int
-        Input digits per activation (``act_bits / dac_bits``).
+    input_bits : int
+        Width of a signed input (``act_bits``); :attr:`input_digits` digits apply it.
     dac_bits : int
-        Bits applied per digit; digit ``d`` weighs ``2^(d * dac_bits)``.
+        Bits applied per digit; digit ``d`` weighs ``2^(d * dac_bits)``, the last (the sign
+        bit) ``2^(input_bits - 1)``.
     weight_slices : int
         Weight slices per weight (``weight_bits / bits_per_cell``).
     bits_per_cell : int
@@ -73,7 +77,7 @@ class ShiftAddSpec:
 
     lanes: int
     adc_bits: int
-    input_digits: int
+    input_bits: int
     dac_bits: int
     weight_slices: int
     bits_per_cell: int
@@ -99,7 +103,7 @@ class ShiftAddSpec:
         return cls(
             lanes=cfg.adcs_per_tile,
             adc_bits=cfg.adc.bits,
-            input_digits=cfg.input_digits,
+            input_bits=cfg.numerics.act_bits,
             dac_bits=cfg.tile.dac_bits,
             weight_slices=cfg.weight_slices,
             bits_per_cell=cfg.tile.bits_per_cell,
@@ -112,7 +116,16 @@ class ShiftAddSpec:
 
     @property
     def max_shift(self) -> int:
-        return max_shift(self.input_digits, self.dac_bits, self.weight_slices, self.bits_per_cell)
+        return max_shift(self.input_bits, self.weight_slices, self.bits_per_cell)
+
+    @property
+    def input_digits(self) -> int:
+        return input_digits(self.input_bits, self.dac_bits)
+
+    def digit_shifts(self) -> np.ndarray:
+        """Weight exponent of every input digit, int64 (input_digits,)."""
+        return np.array([digit_shift(d, self.input_bits, self.dac_bits)
+                         for d in range(self.input_digits)], dtype=np.int64)
 
     @property
     def term_bits(self) -> int:
@@ -209,7 +222,7 @@ class Beats:
 
 def terms(spec: ShiftAddSpec, beats: Beats) -> np.ndarray:
     """Step 1: the signed, shifted term of every beat and lane, int64 (n, lanes)."""
-    shift = beats.digit.astype(np.int64) * spec.dac_bits + beats.slice.astype(np.int64) * (
+    shift = spec.digit_shifts()[beats.digit.astype(np.int64)] + beats.slice.astype(np.int64) * (
         spec.bits_per_cell
     )
     t = beats.codes.astype(np.int64) << shift[:, None]
@@ -251,59 +264,76 @@ def accumulate(t: np.ndarray, last: np.ndarray, acc_bits: int, saturate_: bool) 
     return out
 
 
+def input_digits_of(x: np.ndarray, input_bits: int, dac_bits: int) -> np.ndarray:
+    """The DAC digits of signed ``input_bits`` inputs ``x`` (..., k): (..., D, k) int64.
+
+    Digit ``d < D - 1`` holds bits ``d * dac_bits`` up to (not including) ``min((d + 1) *
+    dac_bits, input_bits - 1)`` of the two's complement, unsigned; digit ``D - 1`` is the sign
+    bit. ``sum_d (-1)^[d = D-1] digit_d 2^digit_shift(d) == x``.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    xu = x & ((1 << input_bits) - 1)
+    n_digits = input_digits(input_bits, dac_bits)
+    out = np.empty(x.shape[:-1] + (n_digits, x.shape[-1]), dtype=np.int64)
+    for d in range(n_digits):
+        lo = digit_shift(d, input_bits, dac_bits)
+        hi = input_bits if d == n_digits - 1 else min(lo + dac_bits, input_bits - 1)
+        out[..., d, :] = (xu >> lo) & ((1 << (hi - lo)) - 1)
+    return out
+
+
 def dot_product_beats(
     spec: ShiftAddSpec, x: np.ndarray, w: np.ndarray, rows_per_read: int
 ) -> Beats:
     """The beats an *ideal* crossbar (exact conductances, an ADC that resolves every level)
     delivers for the dot products ``x @ w``, one result per row of ``x``.
 
-    ``x``: (n, k) signed inputs of ``input_digits`` bits, applied bit-serially (1-bit DAC);
+    ``x``: (n, k) signed ``input_bits`` inputs, applied digit by digit (:func:`input_digits`);
     ``w``: (k, lanes) signed weights, split into a positive and a negative magnitude (the G+ and
     G- columns), each cut into ``weight_slices`` slices of ``bits_per_cell`` bits. Reads go
     row group by row group (``rows_per_read`` rows, the last group zero-padded), and within a
-    group digit by digit, slice by slice, G+ then G-. The most significant input bit weighs
+    group digit by digit, slice by slice, G+ then G-. The last digit (the sign bit) weighs
     negative (two's complement), so its G+ terms are subtracted and its G- terms added.
     """
-    if spec.dac_bits != 1:
-        raise ValueError(
-            f"dot_product_beats models a 1-bit DAC, not dac_bits = {spec.dac_bits}"
-        )
     x = np.asarray(x, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
     n, k = x.shape
     if w.shape != (k, spec.lanes):
         raise ValueError(f"w must have shape ({k}, {spec.lanes}), not {w.shape}")
-    in_bits = spec.input_digits
+    in_bits = spec.input_bits
     w_bits = spec.weight_slices * spec.bits_per_cell
     if x.min(initial=0) < -(1 << (in_bits - 1)) or x.max(initial=0) >= 1 << (in_bits - 1):
         raise ValueError(f"x must be signed {in_bits}-bit")
     if w.min(initial=0) < -(1 << (w_bits - 1)) or w.max(initial=0) >= 1 << (w_bits - 1):
         raise ValueError(f"w must be signed {w_bits}-bit")
     levels_max = (1 << spec.bits_per_cell) - 1
-    if rows_per_read * levels_max > spec.code_max:
+    drive_max = (1 << spec.dac_bits) - 1
+    if rows_per_read * levels_max * drive_max > spec.code_max:
         raise ValueError(
-            f"an ideal read of {rows_per_read} rows of {spec.bits_per_cell}-bit cells reaches "
-            f"{rows_per_read * levels_max}, beyond the {spec.adc_bits}-bit ADC's {spec.code_max}"
+            f"an ideal read of {rows_per_read} rows of {spec.bits_per_cell}-bit cells driven by "
+            f"{spec.dac_bits}-bit digits reaches {rows_per_read * levels_max * drive_max}, "
+            f"beyond the {spec.adc_bits}-bit ADC's {spec.code_max}"
         )
     groups = -(-k // rows_per_read)
     pad = groups * rows_per_read - k
-    xu = np.pad(x, ((0, 0), (0, pad))) & ((1 << in_bits) - 1)
-    xbits = (xu[..., None] >> np.arange(in_bits)) & 1  # (n, K, D)
+    n_digits = spec.input_digits
+    xbits = input_digits_of(np.pad(x, ((0, 0), (0, pad))), in_bits, spec.dac_bits)  # (n, D, K)
+    xbits = xbits.transpose(0, 2, 1)  # (n, K, D)
     mags = np.stack([np.maximum(w, 0), np.maximum(-w, 0)], axis=-1)  # (k, L, P)
     mags = np.pad(mags, ((0, pad), (0, 0), (0, 0)))
     shifts = np.arange(spec.weight_slices) * spec.bits_per_cell
     levels = (mags[..., None] >> shifts) & levels_max  # (K, L, P, S)
-    xbits = xbits.reshape(n, groups, rows_per_read, in_bits)
+    xbits = xbits.reshape(n, groups, rows_per_read, n_digits)
     levels = levels.reshape(groups, rows_per_read, spec.lanes, 2, spec.weight_slices)
     codes = np.einsum("ngrd,grlps->ngdspl", xbits, levels)  # (n, G, D, S, P, L)
-    per_vec = groups * in_bits * spec.weight_slices * 2
+    per_vec = groups * n_digits * spec.weight_slices * 2
     g, d, s, p = np.meshgrid(
-        np.arange(groups), np.arange(in_bits), np.arange(spec.weight_slices), np.arange(2),
+        np.arange(groups), np.arange(n_digits), np.arange(spec.weight_slices), np.arange(2),
         indexing="ij",
     )
     digit = np.tile(d.ravel(), n)
     slice_ = np.tile(s.ravel(), n)
-    negative = np.tile((p.ravel() == 1) ^ (d.ravel() == in_bits - 1), n).astype(np.int64)
+    negative = np.tile((p.ravel() == 1) ^ (d.ravel() == n_digits - 1), n).astype(np.int64)
     last = np.zeros(n * per_vec, dtype=np.int64)
     last[per_vec - 1 :: per_vec] = 1
     return Beats(codes.reshape(n * per_vec, spec.lanes), digit, slice_, negative, last)

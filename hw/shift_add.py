@@ -32,7 +32,7 @@ def result_layout(spec: ShiftAddSpec) -> data.ArrayLayout:
 class ShiftAdd(wiring.Component):
     """Combine ADC codes of bit-serial inputs and bit-sliced weights into integer dot products.
 
-    Every accepted beat adds, per lane, ``(-1)^negative * code << (digit * dac_bits + slice *
+    Every accepted beat adds, per lane, ``(-1)^negative * code << (digit_shift(digit) + slice *
     bits_per_cell)`` to the lane's accumulator, saturating (or wrapping) to ``acc_bits`` after
     each beat; a beat with ``last`` set completes the sum, which is offered on ``o_stream``
     and the accumulators restart from zero. Bit-exact with :func:`golden.shift_add.shift_add`.
@@ -90,9 +90,14 @@ class ShiftAdd(wiring.Component):
         ]
 
         # Stage 1: shifted, signed terms. digit * dac_bits and slice * bits_per_cell are
-        # multiplications by powers of two, i.e. wiring.
+        # multiplications by powers of two, i.e. wiring; with a multi-bit DAC the last digit
+        # (the sign bit) weighs 2^(input_bits - 1) instead.
         shift = Signal(range(spec.max_shift + 1))
-        m.d.comb += shift.eq(beat.digit * spec.dac_bits + beat.slice * spec.bits_per_cell)
+        digit_shift = beat.digit * spec.dac_bits
+        if spec.dac_bits > 1:
+            digit_shift = Mux(beat.digit == spec.input_digits - 1, spec.input_bits - 1,
+                              digit_shift)
+        m.d.comb += shift.eq(digit_shift + beat.slice * spec.bits_per_cell)
         s1_valid = Signal()
         s1_last = Signal()
         s1_terms = [

@@ -47,19 +47,34 @@ def operands(seed, k=70, n=9, scale=40):
     channels=st.integers(1, 3),
     k=st.integers(1, 80),
     n=st.integers(1, 10),
+    dac=st.sampled_from([1, 2, 3, 4]),
 )
-def test_ideal_equals_integer_matmul(seed, bpc, rows, rpr_div, channels, k, n):
+def test_ideal_equals_integer_matmul(seed, bpc, rows, rpr_div, channels, k, n, dac):
     slices = 8 // bpc
     rpr = rows // rpr_div
+    largest_read = rpr * ((1 << bpc) - 1) * ((1 << dac) - 1)
     cfg = with_(
         TINY,
         tile={"rows": rows, "cols": channels * 2 * slices, "bits_per_cell": bpc,
-              "rows_per_read": rpr},
-        adc={"bits": max(bpc, (rpr * ((1 << bpc) - 1)).bit_length()), "cols_per_adc": 1},
+              "rows_per_read": rpr, "dac_bits": dac},
+        adc={"bits": max(bpc, largest_read.bit_length()), "cols_per_adc": 1},
     )
     x, w = operands(seed, k, n)
     m = CimMatrix(w, cfg)
     assert (m.matmul(x) == x @ w).all(), f"seed {seed}"
+
+
+@pytest.mark.parametrize("dac, reads", [(1, 8), (2, 5), (3, 4), (4, 3)])
+def test_multi_bit_dac_reads(dac, reads):
+    # 7 bits below the sign in dac-bit digits, then the sign bit: fewer reads, larger drives
+    cfg = with_(TINY, tile={"dac_bits": dac}, adc={"bits": 10})
+    x, w = operands(3, k=40, n=5)
+    m = CimMatrix(w, cfg)
+    conv = m.convert(x)
+    assert m.digits == cfg.input_digits == reads
+    assert conv.codes.shape[3] == reads  # (vector, row tile, group, digit, column)
+    assert conv.codes.max() > (1 if dac == 1 else 48)  # drives above 1 reach larger reads
+    assert (m.matmul(x) == x @ w).all()
 
 
 def test_tiling_counts():
@@ -180,7 +195,7 @@ def test_saturation_follows_the_shift_add_spec():
     w[:, 1] = 127
     x[1, ::2] = 127
     got = CimMatrix(w, cfg).matmul(x)
-    spec = ShiftAddSpec(lanes=n, adc_bits=6, input_digits=8, dac_bits=1, weight_slices=4,
+    spec = ShiftAddSpec(lanes=n, adc_bits=6, input_bits=8, dac_bits=1, weight_slices=4,
                         bits_per_cell=2, acc_bits=20, saturate=True)
     want = shift_add(spec, dot_product_beats(spec, x, w, cfg.tile.rows_per_read))
     assert (got == want).all()

@@ -8,11 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cimforge.config import load_config
-from golden.shift_add import Beats, ShiftAddSpec, dot_product_beats, saturate, shift_add, wrap
+from golden.shift_add import (
+    Beats,
+    ShiftAddSpec,
+    dot_product_beats,
+    input_digits_of,
+    saturate,
+    shift_add,
+    wrap,
+)
 
 
 def spec_(**kw):
-    args = dict(lanes=4, adc_bits=8, input_digits=8, dac_bits=1, weight_slices=4,
+    args = dict(lanes=4, adc_bits=8, input_bits=8, dac_bits=1, weight_slices=4,
                 bits_per_cell=2, acc_bits=32, saturate=True)
     args.update(kw)
     return ShiftAddSpec(**args)
@@ -23,7 +31,10 @@ def reference(spec, beats):
     out, acc = [], [0] * spec.lanes
     lo, hi = spec.acc_min, spec.acc_max
     for i in range(len(beats)):
-        shift = int(beats.digit[i]) * spec.dac_bits + int(beats.slice[i]) * spec.bits_per_cell
+        # digit d weighs 2^(d dac_bits); the last, the sign bit alone, 2^(input_bits - 1)
+        d = int(beats.digit[i])
+        d_shift = spec.input_bits - 1 if d == spec.input_digits - 1 else d * spec.dac_bits
+        shift = d_shift + int(beats.slice[i]) * spec.bits_per_cell
         for lane in range(spec.lanes):
             t = int(beats.codes[i, lane]) << shift
             v = acc[lane] + (-t if beats.negative[i] else t)
@@ -67,17 +78,31 @@ def test_spec_errors(kw, message):
     k=st.integers(1, 70),
     lanes=st.integers(1, 5),
     rows_per_read=st.sampled_from([1, 4, 16, 32]),
+    dac=st.sampled_from([1, 2, 3]),
 )
-def test_ideal_reads_give_exact_matmul(seed, bpc, in_bits, k, lanes, rows_per_read):
+def test_ideal_reads_give_exact_matmul(seed, bpc, in_bits, k, lanes, rows_per_read, dac):
     rng = np.random.default_rng(seed)
-    spec = spec_(lanes=lanes, input_digits=in_bits, weight_slices=8 // bpc, bits_per_cell=bpc,
-                 adc_bits=max(1, (rows_per_read * ((1 << bpc) - 1)).bit_length()))
+    largest = rows_per_read * ((1 << bpc) - 1) * ((1 << dac) - 1)
+    spec = spec_(lanes=lanes, input_bits=in_bits, weight_slices=8 // bpc, bits_per_cell=bpc,
+                 adc_bits=max(1, largest.bit_length()), dac_bits=dac)
     x = rng.integers(-(1 << (in_bits - 1)), 1 << (in_bits - 1), (3, k))
     w = rng.integers(-128, 128, (k, lanes))
     x[0] = -(1 << (in_bits - 1))
     w[:, 0] = -128
     beats = dot_product_beats(spec, x, w, rows_per_read)
     assert (shift_add(spec, beats) == x @ w).all(), f"seed {seed}"
+
+
+@pytest.mark.parametrize("bits, dac, digits", [(8, 1, 8), (8, 2, 5), (8, 3, 4), (8, 4, 3),
+                                               (4, 2, 3), (2, 4, 2)])
+def test_input_digits_rebuild_the_input(bits, dac, digits):
+    x = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))[None, :]
+    d = input_digits_of(x, bits, dac)
+    spec = spec_(input_bits=bits, dac_bits=dac)
+    assert d.shape == (1, digits, x.shape[1]) == (1, spec.input_digits, x.shape[1])
+    sign = np.where(np.arange(digits) == digits - 1, -1, 1)
+    assert (np.einsum("ndk,d->nk", d, sign << spec.digit_shifts()) == x).all()
+    assert d.min() == 0 and d[:, :-1].max() < 1 << dac and d[:, -1].max() == 1
 
 
 def biased_beats(rng, n, negative_rate, last_rate):
@@ -99,7 +124,7 @@ def exact(spec, beats):
        negative_rate=st.floats(0, 1))
 def test_vectorised_equals_recurrence(seed, sat, acc_bits, negative_rate):
     rng = np.random.default_rng(seed)
-    spec = spec_(lanes=3, adc_bits=6, input_digits=4, weight_slices=2, acc_bits=acc_bits,
+    spec = spec_(lanes=3, adc_bits=6, input_bits=4, weight_slices=2, acc_bits=acc_bits,
                  saturate=sat)
     beats = biased_beats(rng, 400, negative_rate, 0.05)
     assert shift_add(spec, beats).tolist() == reference(spec, beats), f"seed {seed}"
@@ -109,7 +134,7 @@ def test_vectorised_equals_recurrence(seed, sat, acc_bits, negative_rate):
 def test_limiting_path_is_exercised(sat):
     """The per-beat recurrence (not just the cumulative sum) decides these results."""
     rng = np.random.default_rng(5)
-    spec = spec_(lanes=3, adc_bits=6, input_digits=4, weight_slices=2, acc_bits=12, saturate=sat)
+    spec = spec_(lanes=3, adc_bits=6, input_bits=4, weight_slices=2, acc_bits=12, saturate=sat)
     beats = biased_beats(rng, 400, 0.2, 0.05)
     got = shift_add(spec, beats).tolist()
     assert got == reference(spec, beats)

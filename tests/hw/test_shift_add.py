@@ -14,7 +14,7 @@ from hw.shift_add import ShiftAdd
 
 
 def small_spec(**kw):
-    args = dict(lanes=3, adc_bits=4, input_digits=4, dac_bits=1, weight_slices=2,
+    args = dict(lanes=3, adc_bits=4, input_bits=4, dac_bits=1, weight_slices=2,
                 bits_per_cell=2, acc_bits=12, saturate=True)
     args.update(kw)
     return ShiftAddSpec(**args)
@@ -125,3 +125,16 @@ def test_backpressure_timing():
     timing = ShiftAddTiming()
     prev = [None, *taken[:-1]]
     assert offered == [timing.output_cycle(a, p) for a, p in zip(accepts, prev)]
+
+
+@pytest.mark.parametrize("dac", [2, 3])
+def test_multi_bit_dac_digits(dac):
+    # digits of dac bits below the sign, then the sign bit weighing 2^(input_bits - 1)
+    spec = small_spec(input_bits=8, dac_bits=dac, adc_bits=8, acc_bits=24)
+    rng = np.random.default_rng(11 + dac)
+    w = rng.integers(-8, 8, (9, 3))
+    x = rng.integers(-128, 128, (6, 9))
+    x[0] = -128
+    beats = dot_product_beats(spec, x, w, rows_per_read=3)
+    got, *_ = simulate(spec, beats)
+    assert (got == x @ w).all()
