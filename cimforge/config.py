@@ -14,7 +14,7 @@ TOML layout (all sections optional when ``base`` names a preset)::
     seed = 1
     [model]    name kind d_model n_heads d_ff n_layers vocab_size max_seq seq_len
     [numerics] act_bits weight_bits acc_bits rounding saturate act_scale outlier_sigma
-    [tile]     rows cols bits_per_cell dac_bits rows_per_read slice_range
+    [tile]     rows cols bits_per_cell dac_bits rows_per_read slice_range row_tiles col_tiles
     [adc]      kind bits cols_per_adc range range_scale percentile offset_sigma_lsb
                gain_calibration
     [dcim]     rows cols
@@ -261,6 +261,12 @@ class TileConfig:
     largest one the matrix uses (e.g. the top slice of an int8 magnitude, which never exceeds
     level 7 of a 4-bit cell) over the whole range, so the device noise, fixed in siemens, is
     a smaller fraction of a level.
+
+    ``row_tiles`` x ``col_tiles`` is the size of the analog unit the RTL generator builds
+    (``hw/analog_tile.py``): that many crossbars, the row tiles of a column read one after
+    another through the column tile's ADCs (their partial sums continue in the shift-add), the
+    column tiles in parallel. The golden model tiles any matrix; the unit holds matrices of up
+    to ``row_tiles * rows`` inputs and ``col_tiles`` tiles of output channels.
     """
 
     rows: int = 256
@@ -269,6 +275,8 @@ class TileConfig:
     dac_bits: int = 1
     rows_per_read: int = 256
     slice_range: str = "fixed"
+    row_tiles: int = 1
+    col_tiles: int = 1
 
     def __post_init__(self):
         _check_int("rows", self.rows, lo=1, hi=4096)
@@ -277,6 +285,8 @@ class TileConfig:
         _check_int("dac_bits", self.dac_bits, lo=1, hi=4)
         _check_int("rows_per_read", self.rows_per_read, lo=1, hi=self.rows)
         _check_choice("slice_range", self.slice_range, SLICE_RANGES)
+        _check_int("row_tiles", self.row_tiles, lo=1, hi=16)
+        _check_int("col_tiles", self.col_tiles, lo=1, hi=16)
         if self.rows % self.rows_per_read:
             raise ConfigError(
                 "rows_per_read",

@@ -478,6 +478,11 @@ class CimMatrix:
                                            flat[:, col], side="right")
         return analog
 
+    def _step_of_column(self, col: np.ndarray) -> np.ndarray:
+        """Conversion step of a column (index within its tile): ADC ``col // cols_per_adc``
+        converts it as its ``col mod cols_per_adc``-th column of every read."""
+        return np.asarray(col) % self.cfg.adc.cols_per_adc
+
     def _adc_of_column(self, cols: int) -> np.ndarray:
         """ADC index of every physical column: columns ``a * cols_per_adc`` ... belong to ADC
         ``a`` of their tile (adjacent columns share a converter)."""
@@ -725,20 +730,33 @@ class CimMatrix:
             self.cfg.numerics.act_bits - 1)
 
     def _shift_add_in_order(self, codes: np.ndarray) -> np.ndarray:
-        """The shift-add specification beat by beat (read order: row tile, group, input bit,
-        slice, polarity), all channels as lanes, accumulator clamped or wrapped after every
-        beat. ``codes``: (n, D, G * N_pad, 2 S)."""
+        """The shift-add specification beat by beat, all channels as lanes, the accumulator
+        clamped or wrapped after every beat. ``codes``: (n, D, G * N_pad, 2 S).
+
+        A beat is one conversion step of one read, in read order (row tile, group, input
+        digit, step): the ADCs of a tile convert their columns one step after another
+        (:meth:`_step_of_column`), and the terms of a channel's columns converted in the same
+        step are summed exactly before they enter its accumulator -- the order of the RTL
+        analog tile (``golden/analog_tile.py``)."""
         cfg = self.cfg
         ab, s = self.digits, self.slices
         n = codes.shape[0]
         g = self.row_tiles * self.groups
-        c = codes.astype(np.int64).reshape(n, ab, g, -1, s, 2).transpose(0, 2, 1, 4, 5, 3)
+        cpa = cfg.adc.cols_per_adc
+        c = codes.astype(np.int64).reshape(n, ab, g, -1, s, 2).transpose(0, 2, 1, 3, 4, 5)
+        n_pad = c.shape[3]  # c: (n, G, D, N_pad, S, 2)
         d = np.arange(ab)[:, None, None]
-        digit_shifts = ShiftAddSpec.from_config(cfg).digit_shifts()[:, None, None]
-        shift = digit_shifts + self._slice_shifts()[None, :, None]
-        sign = np.where((np.arange(2)[None, None, :] == 1) ^ (d == ab - 1), -1, 1)
-        t = (c << shift[None, None, :, :, :, None]) * sign[None, None, :, :, :, None]
-        t = t.reshape(-1, c.shape[-1])
-        per_vec = g * ab * s * 2
-        last = (np.arange(len(t)) % per_vec) == per_vec - 1
-        return accumulate(t, last, cfg.numerics.acc_bits, cfg.numerics.saturate)
+        digit_shifts = ShiftAddSpec.from_config(cfg).digit_shifts()[:, None]
+        shift = digit_shifts + self._slice_shifts()[None, :]  # (D, S)
+        sign = np.where((np.arange(2)[None, None, :] == 1) ^ (d == ab - 1), -1, 1)  # (D, 1, 2)
+        t = (c << shift[None, None, :, None, :, None]) * sign[None, None, :, None, :, :]
+        t = t.reshape(n, g, ab, n_pad, 2 * s)
+        # the step of every (channel, column of the channel), from the column's place in its tile
+        col_in_tile = ((np.arange(n_pad) % cfg.channels_per_tile)[:, None] * 2 * s
+                       + np.arange(2 * s)[None, :])
+        steps = self._step_of_column(col_in_tile)
+        beats = np.stack([(t * (steps == j)).sum(axis=-1) for j in range(cpa)], axis=3)
+        beats = beats.reshape(-1, n_pad)  # (n, G, D, step) beats of N_pad lanes
+        per_vec = g * ab * cpa
+        last = (np.arange(len(beats)) % per_vec) == per_vec - 1
+        return accumulate(beats, last, cfg.numerics.acc_bits, cfg.numerics.saturate)

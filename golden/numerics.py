@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["round_shift", "saturate", "wrap"]
+__all__ = ["CodeAccRanges", "round_shift", "saturate", "wrap"]
 
 
 def round_shift(x: np.ndarray, shift: int, mode: str) -> np.ndarray:
@@ -37,3 +37,23 @@ def wrap(x: np.ndarray, bits: int) -> np.ndarray:
 def saturate(x: np.ndarray, bits: int) -> np.ndarray:
     """Clamp int64 values to signed ``bits``."""
     return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+class CodeAccRanges:
+    """Ranges of an unsigned ``adc_bits`` code and a signed ``acc_bits`` accumulator, for
+    parameter classes that define those two widths."""
+
+    adc_bits: int
+    acc_bits: int
+
+    @property
+    def code_max(self) -> int:
+        return (1 << self.adc_bits) - 1
+
+    @property
+    def acc_min(self) -> int:
+        return -(1 << (self.acc_bits - 1))
+
+    @property
+    def acc_max(self) -> int:
+        return (1 << (self.acc_bits - 1)) - 1

@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from cimforge.config import Config, digit_shift, input_digits, max_shift
-from golden.numerics import saturate, wrap
+from golden.numerics import CodeAccRanges, saturate, wrap
 
 __all__ = [
     "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "accumulate", "dot_product_beats",
@@ -51,7 +51,7 @@ def _positive_int(name: str, value: object) -> None:
 
 
 @dataclass(frozen=True)
-class ShiftAddSpec:
+class ShiftAddSpec(CodeAccRanges):
     """Parameters of one shift-add reduction unit.
 
     Parameters
@@ -139,18 +139,6 @@ class ShiftAddSpec:
     @property
     def slice_bits(self) -> int:
         return max(1, (self.weight_slices - 1).bit_length())
-
-    @property
-    def acc_min(self) -> int:
-        return -(1 << (self.acc_bits - 1))
-
-    @property
-    def acc_max(self) -> int:
-        return (1 << (self.acc_bits - 1)) - 1
-
-    @property
-    def code_max(self) -> int:
-        return (1 << self.adc_bits) - 1
 
 
 @dataclass(frozen=True)

@@ -490,3 +490,62 @@ def test_ir_drop_approximation_follows_the_exact_solve():
     assert rel_error(approx, x, w) == pytest.approx(rel_error(exact, x, w), rel=0.2)
     assert rel_error(exact, x, w) > 0.01  # the drop shows
     assert exact.k < len(exact._u) and (exact._u[exact.k :] == 0).all()  # never driven
+
+
+def in_step_order(m, codes, cfg, cpa=None):
+    """The tile's shift-add, written out loop by loop: beats are (row tile, group, digit,
+    conversion step); a channel's columns converted in one step are summed, then saturated.
+    ``cpa`` overrides the columns per ADC (the steps) of ``cfg``."""
+    n, s, cpt = codes.shape[0], m.slices, cfg.channels_per_tile
+    cpa = cpa or cfg.adc.cols_per_adc
+    bpc, ab, top = cfg.tile.bits_per_cell, m.digits, (1 << (cfg.numerics.acc_bits - 1))
+    e = m.slice_exp - m.slice_exp.min()
+    out = np.zeros((n, m.col_tiles * cpt), dtype=object)
+    for v in range(n):
+        acc = [0] * out.shape[1]
+        for t in range(m.row_tiles):
+            for g in range(m.groups):
+                for d in range(ab):
+                    for j in range(cpa):
+                        for ch in range(out.shape[1]):
+                            beat = 0
+                            for q in range(2 * s):
+                                col = (ch % cpt) * 2 * s + q
+                                if col % cpa != j:
+                                    continue
+                                k, p = divmod(q, 2)
+                                code = int(codes[v, t, g, d, (ch // cpt) * cfg.tile.cols + col])
+                                term = code << (min(d, ab - 1) + k * bpc + int(e[k]))
+                                beat += -term if (p == 1) != (d == ab - 1) else term
+                            acc[ch] = min(max(acc[ch] + beat, -top), top - 1)
+        out[v] = acc
+    return out
+
+
+@pytest.mark.parametrize("cpa", [1, 2, 4, 8, 16])
+def test_saturating_order_is_the_tiles_conversion_order(cpa):
+    # with a 20-bit accumulator the order of the beats matters; it must be the RTL tile's:
+    # conversion steps, a channel's terms of one step summed before saturating
+    cfg = with_(TINY, numerics={"acc_bits": 20}, adc={"cols_per_adc": cpa})
+    m = CimMatrix(operands(0, k=60, n=9)[1], cfg)
+    rng = np.random.default_rng(cpa)
+    shape = (5, m.row_tiles, m.groups, m.digits, m.col_tiles * cfg.tile.cols)
+    codes = rng.integers(0, 64, size=shape)  # (vector, row tile, group, digit, column)
+    got = m._shift_add_in_order(
+        codes.transpose(0, 3, 1, 2, 4).reshape(5, m.digits, -1, 2 * m.slices))
+    assert (got == in_step_order(m, codes, cfg).astype(np.int64)).all()
+    # other orders give other results: column by column, or no saturation at all
+    exact = in_step_order(m, codes, with_(cfg, numerics={"acc_bits": 48}))
+    assert (got != exact).any()
+    column_by_column = in_step_order(m, codes, cfg, cpa=2 * m.slices).astype(np.int64)
+    # an ADC of 2 S or more columns converts a channel column by column
+    assert (got != column_by_column).any() == (cpa < 2 * m.slices)
+
+
+def test_matmul_saturates_in_the_tiles_order():
+    cfg = with_(TINY, numerics={"acc_bits": 20}, adc={"cols_per_adc": 2},
+                analog={"prog_noise": True})
+    x, w = operands(4, k=64, n=8, scale=200)
+    got = CimMatrix(w, cfg).matmul(x)
+    m = CimMatrix(w, cfg)
+    assert (got == in_step_order(m, m.convert(x).codes, cfg).astype(np.int64)).all()

@@ -1,0 +1,314 @@
+"""The analog tile unit: parameters, register map, conversion order and cycle model of
+``hw/analog_tile.py``.
+
+The unit holds ``row_tiles x col_tiles`` crossbars of ``rows x cols`` cells. One input vector
+of ``row_tiles * rows`` signed ``act_bits`` values becomes, per read, the word-line drive of
+one row group (``rows_per_read`` rows of one row tile) with one input digit; reads go row
+tile by row tile, group by group, digit by digit (the order of :class:`golden.cim.CimMatrix`).
+All column tiles read at once, each through its own ADCs.
+
+Conversions. Each column tile has ``cols / cols_per_adc`` ADCs; ADC ``a`` converts columns
+``a * cols_per_adc + j`` for ``j = 0 .. cols_per_adc - 1``, one *step* ``j`` after another,
+each step ``adc_bits`` cycles (SAR, one comparator decision per cycle) or one cycle (flash).
+A read therefore occupies the ADCs for ``L = cols_per_adc * conversion_cycles`` cycles: the
+unit's peak rate is one read per ``L`` cycles.
+
+Shift-add order (the numerics, bit-exact): a *beat* is one conversion step of one read; the
+beat's terms of an output channel (the columns of that channel converted in that step, each
+``(-1)^(G- XOR sign digit) code << (digit_shift(d) + k bpc + e_k - e_min)``) are summed
+exactly, then added to the channel's accumulator, which saturates (or wraps) to ``acc_bits``
+after every beat. :meth:`AnalogTileSpec.step_of_column` gives each column's step;
+``CimMatrix._shift_add_in_order`` follows the same order.
+
+Registers (16-bit data, written through the ``csr`` port; see :data:`REGISTERS`): the ADC gain
+trim of each column tile (unsigned 4.12, reset 1.0), the drift-compensation factor of each
+column tile (unsigned 4.12, reset 1.0: the identity), and the ADC range exponent of each weight
+slice (signed, ``|e| <= ADC_EXP_LIMIT``, reset 0). Write them while the unit is idle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+
+from cimforge.config import Config, input_digits, max_shift
+from golden.cim import ADC_EXP_LIMIT, DRIFT_COMP_BITS, DRIFT_COMP_FRAC_BITS
+from golden.numerics import CodeAccRanges
+
+__all__ = [
+    "AnalogTileSpec", "AnalogTileTiming", "Schedule", "REGISTERS", "register_address",
+    "ADC_EXP_LIMIT", "SCALE_BITS", "SCALE_FRAC_BITS", "EXP_BITS",
+]
+
+# The gain and drift registers are the golden model's fixed-point factors (unsigned,
+# SCALE_BITS wide with SCALE_FRAC_BITS fraction bits); the range registers its exponents.
+SCALE_BITS = DRIFT_COMP_BITS
+SCALE_FRAC_BITS = DRIFT_COMP_FRAC_BITS
+EXP_BITS = (2 * ADC_EXP_LIMIT).bit_length() + 1  # signed, holds +-ADC_EXP_LIMIT
+
+# Register map: (name, address of entry 0). Entry i is at base + i.
+REGISTERS = {
+    "gain": 0x00,  # per column tile: ADC gain trim, u4.12
+    "drift": 0x40,  # per column tile: drift-compensation factor, u4.12
+    "range": 0x80,  # per weight slice: ADC range exponent, signed EXP_BITS
+}
+REGISTER_ENTRIES = 0x40  # entries each register array may have
+CSR_ADDR_BITS = 8
+CSR_DATA_BITS = 16
+
+
+def register_address(name: str, index: int) -> int:
+    """Address of entry ``index`` of register array ``name``."""
+    if name not in REGISTERS:
+        raise ValueError(f"register must be one of {', '.join(REGISTERS)}, not {name!r}")
+    if not 0 <= index < REGISTER_ENTRIES:
+        raise ValueError(f"{name} index must lie in [0, {REGISTER_ENTRIES - 1}], not {index}")
+    return REGISTERS[name] + index
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def _divides(name: str, value: int, of_name: str, of_value: int) -> None:
+    if of_value % value:
+        raise ValueError(f"{name} must divide {of_name} ({of_value}), not {value}")
+
+
+@dataclass(frozen=True)
+class AnalogTileSpec(CodeAccRanges):
+    """Parameters of one analog tile unit (all from the config: :meth:`from_config`).
+
+    Invalid combinations are refused with a ``ValueError`` naming the parameter, its value and
+    what is allowed -- the generator's check before any hardware is built.
+    """
+
+    row_tiles: int
+    col_tiles: int
+    rows: int
+    cols: int
+    rows_per_read: int
+    act_bits: int
+    dac_bits: int
+    weight_bits: int
+    bits_per_cell: int
+    adc_kind: str
+    adc_bits: int
+    cols_per_adc: int
+    acc_bits: int
+    saturate: bool = True
+    rounding: str = "half_even"
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name not in ("adc_kind", "saturate", "rounding"):
+                _positive_int(f.name, getattr(self, f.name))
+        if self.adc_kind not in ("sar", "flash"):
+            raise ValueError(f"adc_kind must be one of sar, flash, not {self.adc_kind!r}")
+        if self.rounding not in ("half_even", "half_up", "floor"):
+            raise ValueError(
+                f"rounding must be one of half_even, half_up, floor, not {self.rounding!r}")
+        if self.adc_bits > 16:
+            raise ValueError(f"adc_bits must be at most 16, not {self.adc_bits}")
+        if self.adc_kind == "flash" and self.adc_bits > 8:
+            raise ValueError(f"adc_bits must be at most 8 for a flash ADC, not {self.adc_bits}")
+        _divides("cols_per_adc", self.cols_per_adc, "cols", self.cols)
+        _divides("bits_per_cell", self.bits_per_cell, "weight_bits", self.weight_bits)
+        if self.cols % self.cols_per_channel:
+            raise ValueError(f"cols must be a multiple of {self.cols_per_channel} (2 polarities x "
+                             f"{self.weight_slices} slices), not {self.cols}")
+        _divides("rows_per_read", self.rows_per_read, "rows", self.rows)
+        if self.weight_slices > REGISTER_ENTRIES or self.col_tiles > REGISTER_ENTRIES:
+            raise ValueError(f"at most {REGISTER_ENTRIES} weight slices and column tiles")
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> AnalogTileSpec:
+        t, a, n = cfg.tile, cfg.adc, cfg.numerics
+        return cls(
+            row_tiles=t.row_tiles, col_tiles=t.col_tiles, rows=t.rows, cols=t.cols,
+            rows_per_read=t.rows_per_read, act_bits=n.act_bits, dac_bits=t.dac_bits,
+            weight_bits=n.weight_bits, bits_per_cell=t.bits_per_cell, adc_kind=a.kind,
+            adc_bits=a.bits, cols_per_adc=a.cols_per_adc, acc_bits=n.acc_bits,
+            saturate=n.saturate, rounding=n.rounding,
+        )
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    # -- derived ---------------------------------------------------------------------------
+
+    @property
+    def weight_slices(self) -> int:
+        return self.weight_bits // self.bits_per_cell
+
+    @property
+    def cols_per_channel(self) -> int:
+        return 2 * self.weight_slices
+
+    @property
+    def channels_per_tile(self) -> int:
+        return self.cols // self.cols_per_channel
+
+    @property
+    def adcs_per_tile(self) -> int:
+        return self.cols // self.cols_per_adc
+
+    @property
+    def inputs(self) -> int:
+        """Input vector length: every row of every row tile."""
+        return self.row_tiles * self.rows
+
+    @property
+    def outputs(self) -> int:
+        """Output channels: every channel of every column tile."""
+        return self.col_tiles * self.channels_per_tile
+
+    @property
+    def digits(self) -> int:
+        return input_digits(self.act_bits, self.dac_bits)
+
+    @property
+    def groups(self) -> int:
+        """Row groups per row tile."""
+        return self.rows // self.rows_per_read
+
+    @property
+    def reads_per_vector(self) -> int:
+        return self.row_tiles * self.groups * self.digits
+
+    @property
+    def conversion_cycles(self) -> int:
+        """Cycles per conversion: one comparator decision per bit (SAR), or one (flash)."""
+        return self.adc_bits if self.adc_kind == "sar" else 1
+
+    @property
+    def read_cycles(self) -> int:
+        """Cycles the ADCs spend on one read: the unit's peak rate is one read per this."""
+        return self.cols_per_adc * self.conversion_cycles
+
+    @property
+    def max_term_shift(self) -> int:
+        """The largest shift of a code: sign digit, top slice, range exponents apart by the
+        most the registers allow."""
+        return (max_shift(self.act_bits, self.weight_slices, self.bits_per_cell)
+                + 2 * ADC_EXP_LIMIT)
+
+    @property
+    def term_bits(self) -> int:
+        """Magnitude bits of one shifted code (may exceed ``acc_bits``: the accumulator adds
+        at full width, then saturates or wraps)."""
+        return self.adc_bits + self.max_term_shift
+
+    def adc_of_column(self, col: int) -> int:
+        """ADC (within the tile) that converts column ``col`` of its tile."""
+        return col // self.cols_per_adc
+
+    def step_of_column(self, col: int) -> int:
+        """Conversion step of column ``col`` of a tile: as ``CimMatrix._step_of_column``."""
+        return col % self.cols_per_adc
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the cycle model predicts for a run (cycles as in :mod:`verif.streams`).
+
+    ``accepted[v]``: cycle vector ``v`` is taken from the input stream; ``first_read[v]``:
+    cycle the unit issues its first read (its sample strobe follows one cycle later);
+    ``offered[v]`` / ``taken[v]``: cycle its result is first offered / taken.
+    """
+
+    accepted: list[int]
+    first_read: list[int]
+    offered: list[int]
+    taken: list[int]
+
+
+@dataclass(frozen=True)
+class AnalogTileTiming:
+    """Cycle model of the analog tile unit.
+
+    Read issue: in the cycle a read is *issued* the word-line drive and the sample strobe are
+    registered; the crossbar samples in the next cycle (``SAMPLE_DELAY``), into one of two
+    sample-and-hold banks, and the ADCs convert it in the ``L = read_cycles`` cycles after
+    that. A vector's reads issue every ``L`` cycles; the next vector's first read can issue
+    ``L`` cycles after the last one of the previous vector (the other bank is sampled while the
+    ADCs finish), so with a full input stream the ADCs never idle.
+
+    Conditions, exactly as the RTL implements them:
+
+    * input: a two-entry buffer; ``i_stream.ready`` while it holds fewer than two vectors. A
+      vector leaves the buffer in the cycle its last read issues.
+    * vector ``v``'s first read issues no earlier than the cycle after it was accepted, ``L``
+      cycles after vector ``v - 1``'s last read, and the cycle after vector ``v - 2``'s result
+      was taken (two results may be in flight: one in the output buffer, one being reduced).
+    * result: offered ``RESULT_LATENCY`` cycles after the vector's last read issued (the ``L``
+      conversion cycles included), and never before the cycle after the previous result was
+      taken.
+    """
+
+    spec: AnalogTileSpec
+
+    SAMPLE_DELAY = 1
+    # issue -> sample (1) -> L conversion cycles -> code register (1) -> beat sum (1) ->
+    # accumulator (1) -> scaled into the output buffer (1), offered the cycle after
+    TAIL = 5
+
+    @property
+    def read_cycles(self) -> int:
+        return self.spec.read_cycles
+
+    @property
+    def result_latency(self) -> int:
+        """Cycles from the issue of a vector's last read to its result being offered."""
+        return self.read_cycles + self.TAIL
+
+    def schedule(self, offered_inputs: Sequence[int | None],
+                 sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+        """Predict a run: vector ``v`` offered on the input stream from cycle
+        ``offered_inputs[v]`` (held until taken; ``None``: the cycle after vector ``v - 1`` was
+        accepted, cycle 0 for the first), the sink ready in cycle ``c`` when ``sink_ready(c)``
+        (always, by default).
+
+        An offer must come after the previous vector's acceptance (a stream source offers one
+        item at a time). Returns every acceptance, first-read and result cycle.
+        """
+        ready = sink_ready or (lambda c: True)
+        L = self.read_cycles
+        P = self.spec.reads_per_vector
+        acc, first, offered, taken, last_read = [], [], [], [], []
+        for v, o in enumerate(offered_inputs):
+            if o is None:
+                o = acc[v - 1] + 1 if v else 0
+            elif v and o <= acc[v - 1]:
+                raise ValueError(f"vector {v} offered in cycle {o}, not after vector {v - 1} "
+                                 f"was accepted (cycle {acc[v - 1]})")
+            a = o if v < 2 else max(o, last_read[v - 2] + 1)
+            s = a + 1
+            if v >= 1:
+                s = max(s, last_read[v - 1] + L)
+            if v >= 2:
+                s = max(s, taken[v - 2] + 1)
+            end = s + (P - 1) * L
+            f = end + self.result_latency
+            if v >= 1:
+                f = max(f, taken[v - 1] + 1)
+            t = f
+            while not ready(t):
+                t += 1
+            acc.append(a)
+            first.append(s)
+            last_read.append(end)
+            offered.append(f)
+            taken.append(t)
+        return Schedule(acc, first, offered, taken)
+
+    def stream_cycles(self, vectors: int) -> int:
+        """Cycles from the first vector accepted to the last result offered, with the input
+        always valid and the output always ready."""
+        sched = self.schedule([None] * vectors)
+        return sched.offered[-1] - sched.accepted[0]
+
+    def utilisation(self, vectors: int, cycles: int) -> float:
+        """Useful reads per cycle over ``cycles``, relative to the peak of one per ``L``."""
+        return vectors * self.spec.reads_per_vector * self.read_cycles / cycles

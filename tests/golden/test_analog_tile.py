@@ -1,0 +1,75 @@
+"""golden.analog_tile: the tile unit's parameters, register map and cycle model."""
+
+import dataclasses
+
+import pytest
+
+from cimforge.config import load_config
+from golden.analog_tile import (
+    REGISTERS,
+    AnalogTileSpec,
+    AnalogTileTiming,
+    register_address,
+)
+
+TINY = AnalogTileSpec.from_config(load_config("tiny"))
+
+
+def test_tiny_figures():
+    s = TINY
+    assert (s.inputs, s.outputs, s.adcs_per_tile, s.channels_per_tile) == (32, 4, 8, 4)
+    assert (s.digits, s.groups, s.reads_per_vector) == (8, 2, 16)
+    assert (s.conversion_cycles, s.read_cycles) == (6, 24)  # SAR: one decision per bit
+    flash = dataclasses.replace(s, adc_kind="flash")
+    assert flash.read_cycles == 4  # one cycle per conversion, 4 columns per ADC
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"cols_per_adc": 3}, r"cols_per_adc must divide cols \(32\), not 3"),
+    ({"adc_bits": 17}, r"adc_bits must be at most 16, not 17"),
+    ({"adc_kind": "flash", "adc_bits": 9}, r"adc_bits must be at most 8 for a flash ADC, not 9"),
+    ({"adc_kind": "pipeline"}, r"adc_kind must be one of sar, flash, not 'pipeline'"),
+    ({"cols": 20, "cols_per_adc": 4}, r"cols must be a multiple of 8 \(2 polarities x 4 slices\)"),
+    ({"rows_per_read": 5}, r"rows_per_read must divide rows \(32\), not 5"),
+    ({"row_tiles": 0}, r"row_tiles must be a positive integer, not 0"),
+])
+def test_invalid_parameters_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TINY, **kw)
+
+
+def test_register_addresses():
+    assert register_address("gain", 0) == REGISTERS["gain"]
+    assert register_address("range", 3) == REGISTERS["range"] + 3
+    with pytest.raises(ValueError, match=r"register must be one of gain, drift, range"):
+        register_address("offset", 0)
+    with pytest.raises(ValueError, match=r"range index must lie in \[0, 63\], not 64"):
+        register_address("range", 64)
+
+
+def test_full_rate_has_no_bubbles():
+    t = AnalogTileTiming(TINY)
+    P, L = TINY.reads_per_vector, TINY.read_cycles
+    s = t.schedule([None] * 6)
+    # reads back to back across vectors: one every L cycles from the first to the last
+    assert [b - a for a, b in zip(s.first_read, s.first_read[1:])] == [P * L] * 5
+    assert s.offered[0] == s.first_read[0] + (P - 1) * L + t.result_latency
+    assert t.stream_cycles(6) == 1 + 6 * P * L + t.TAIL  # accept, N P reads, the tail
+    assert t.stream_cycles(6) == s.offered[-1] - s.accepted[0]
+    assert s.accepted[:2] == [0, 1]  # two input buffers
+    assert s.accepted[2] == s.first_read[0] + (P - 1) * L + 1  # after vector 0's last read
+
+
+def test_results_in_flight_are_limited_to_two():
+    t = AnalogTileTiming(TINY)
+    late = 5000  # the sink takes nothing before this cycle
+    s = t.schedule([None] * 4, lambda c: c >= late)
+    assert s.taken[:2] == [late, late + 1]
+    assert s.first_read[1] < late  # vector 1 runs while vector 0's result waits
+    assert s.first_read[2] == late + 1  # vector 2 waits for vector 0's result to be taken
+    assert s.offered[1] == late + 1  # the second result is offered after the first is taken
+
+
+def test_offers_must_follow_acceptance():
+    with pytest.raises(ValueError, match=r"vector 1 offered in cycle 0, not after vector 0"):
+        AnalogTileTiming(TINY).schedule([0, 0])
