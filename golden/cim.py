@@ -597,9 +597,11 @@ class CimMatrix:
         return Conversion(analog=analog.reshape(shape).transpose(order),
                           codes=codes.astype(np.int64).reshape(shape).transpose(order))
 
-    def matmul(self, x: np.ndarray) -> np.ndarray:
+    def matmul(self, x: np.ndarray, *, all_channels: bool = False) -> np.ndarray:
         """Shift-add results (n, N) in units of ``out_lsb`` levels (drift-compensated when
-        on): exactly ``x @ W`` when every effect is off and the ADC resolves every read."""
+        on): exactly ``x @ W`` when every effect is off and the ADC resolves every read.
+        ``all_channels``: every channel of every column tile, (n, col_tiles *
+        channels_per_tile), as the RTL tile computes them (unused ones read only noise)."""
         cfg = self.cfg
         x = self._check_x(x)
         ab = self.digits
@@ -631,7 +633,7 @@ class CimMatrix:
             q = np.repeat(self.drift_comp_q, cfg.channels_per_tile)
             acc = round_shift(acc * q, DRIFT_COMP_FRAC_BITS, cfg.numerics.rounding)
             acc = (saturate if cfg.numerics.saturate else wrap)(acc, cfg.numerics.acc_bits)
-        return acc[:, : self.n]
+        return acc if all_channels else acc[:, : self.n]
 
     def _sar_shift_add(self, planes: np.ndarray, noise: np.ndarray | None,
                        total: np.ndarray, bound: np.ndarray) -> None:

@@ -1,0 +1,352 @@
+"""The analog tile unit: word-line/DAC driver, ADC controllers, shift-add reduction and
+calibration around the crossbar shell (the RTL of :mod:`golden.analog_tile`)."""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.analog_tile import (
+    CSR_ADDR_BITS,
+    CSR_DATA_BITS,
+    EXP_BITS,
+    REGISTERS,
+    SCALE_BITS,
+    SCALE_FRAC_BITS,
+    AnalogTileSpec,
+    AnalogTileTiming,
+)
+from hw.crossbar_shell import shell_signature
+
+__all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
+
+
+def csr_signature() -> wiring.Signature:
+    """Register write port, from the writer's side: ``data`` goes to ``addr`` in a cycle with
+    ``we`` high (see :data:`golden.analog_tile.REGISTERS`)."""
+    return wiring.Signature({
+        "addr": Out(CSR_ADDR_BITS),
+        "data": Out(CSR_DATA_BITS),
+        "we": Out(1),
+    })
+
+
+def input_layout(spec: AnalogTileSpec) -> data.ArrayLayout:
+    """One input vector: ``inputs`` signed ``act_bits`` values (row ``t * rows + r`` is row
+    ``r`` of row tile ``t``)."""
+    return data.ArrayLayout(signed(spec.act_bits), spec.inputs)
+
+
+def result_layout(spec: AnalogTileSpec) -> data.ArrayLayout:
+    """One result: ``outputs`` signed ``acc_bits`` values (channel ``c * channels_per_tile +
+    h`` is channel ``h`` of column tile ``c``)."""
+    return data.ArrayLayout(signed(spec.acc_bits), spec.outputs)
+
+
+def _tree_sum(values: list):
+    """Sum as a balanced adder tree (widths grow by one bit per level, not per term)."""
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+class AnalogTile(wiring.Component):
+    """Integer matrix-vector products on ``row_tiles x col_tiles`` analog crossbars.
+
+    Every accepted input vector is applied digit by digit (:func:`cimforge.config.
+    input_digits`) to one row group at a time; each read is sampled by the shell, converted
+    column by column by the ADCs of every column tile, and the codes are shifted, signed and
+    summed into one accumulator per output channel (the beat order of
+    :mod:`golden.analog_tile`); the sum is scaled by the column tile's drift-compensation
+    register, rounded and saturated as the config says, and offered on ``o_stream``.
+
+    Timing: exactly :class:`golden.analog_tile.AnalogTileTiming` -- one read per
+    ``read_cycles`` cycles at full rate, with no gap between vectors; a result
+    ``read_cycles + 5`` cycles after its vector's last read issues.
+
+    Parameters
+    ----------
+    spec : AnalogTileSpec
+
+    Members
+    -------
+    i_stream : In(stream.Signature(input_layout(spec)))
+        Input vectors.
+    o_stream : Out(stream.Signature(result_layout(spec)))
+        Results, one per input vector.
+    csr : In(csr_signature())
+        Register writes (gain, drift and range registers); write them while idle.
+    xbar : Out(hw.crossbar_shell.shell_signature(spec))
+        The crossbar shell's pins.
+    """
+
+    def __init__(self, spec: AnalogTileSpec):
+        if not isinstance(spec, AnalogTileSpec):
+            raise TypeError(f"spec must be an AnalogTileSpec, not {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "i_stream": In(stream.Signature(input_layout(spec))),
+            "o_stream": Out(stream.Signature(result_layout(spec))),
+            "csr": In(csr_signature()),
+            "xbar": Out(shell_signature(spec)),
+        })
+
+    @property
+    def spec(self) -> AnalogTileSpec:
+        return self._spec
+
+    @property
+    def timing(self) -> AnalogTileTiming:
+        return AnalogTileTiming(self._spec)
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        x = self.xbar
+        S, D = spec.weight_slices, spec.digits
+        L = spec.read_cycles
+        groups = spec.row_tiles * spec.groups  # row groups over all row tiles
+
+        # -- registers ------------------------------------------------------------------------
+        one = 1 << SCALE_FRAC_BITS
+        gain = [Signal(SCALE_BITS, name=f"gain{c}", init=one) for c in range(spec.col_tiles)]
+        drift = [Signal(SCALE_BITS, name=f"drift{c}", init=one) for c in range(spec.col_tiles)]
+        rexp = [Signal(signed(EXP_BITS), name=f"range{k}") for k in range(S)]
+        with m.If(self.csr.we):
+            with m.Switch(self.csr.addr):
+                for name, regs in (("gain", gain), ("drift", drift), ("range", rexp)):
+                    for i, reg in enumerate(regs):
+                        with m.Case(REGISTERS[name] + i):
+                            m.d.sync += reg.eq(self.csr.data[: len(reg)])
+        m.d.comb += [x.gain[c].eq(gain[c]) for c in range(spec.col_tiles)]
+        m.d.comb += [x.range_exp[k].eq(rexp[k]) for k in range(S)]
+        # the shift of each slice's codes relative to the finest range (registered: a range
+        # written while idle takes effect in the next cycle)
+        e_min = rexp[0]
+        for k in range(1, S):
+            e_min = Mux(rexp[k] < e_min, rexp[k], e_min)
+        slice_shift = [Signal(range(spec.max_term_shift + 1), name=f"slice_shift{k}")
+                       for k in range(S)]
+        m.d.sync += [slice_shift[k].eq(k * spec.bits_per_cell + rexp[k] - e_min)
+                     for k in range(S)]
+
+        # -- input buffer: two vectors -------------------------------------------------------
+        layout = input_layout(spec)
+        buf = [Signal(layout, name=f"buf{i}") for i in range(2)]
+        head = Signal()
+        count = Signal(range(3))
+        accept = Signal()
+        pop = Signal()
+        m.d.comb += [self.i_stream.ready.eq(count != 2),
+                     accept.eq(self.i_stream.valid & self.i_stream.ready)]
+        with m.If(accept):
+            for i in range(2):
+                with m.If((head ^ (count == 1)) == i):
+                    m.d.sync += buf[i].eq(self.i_stream.payload)
+        m.d.sync += count.eq(count + accept - pop)
+        with m.If(pop):
+            m.d.sync += head.eq(~head)
+        vector = Signal(layout)
+        m.d.comb += vector.eq(Mux(head, buf[1], buf[0]))
+
+        # -- read sequencer ------------------------------------------------------------------
+        rd_group = Signal(range(groups))
+        rd_digit = Signal(range(D))
+        wait = Signal(range(L))
+        outstanding = Signal(range(3))  # vectors started whose results are not yet taken
+        first_read = (rd_group == 0) & (rd_digit == 0)
+        last_read = (rd_group == groups - 1) & (rd_digit == D - 1)
+        issue = Signal()
+        m.d.comb += [
+            issue.eq((count != 0) & (wait == 0) & (~first_read | (outstanding != 2))),
+            pop.eq(issue & last_read),
+        ]
+        bank = Signal()
+        samp_digit = Signal(range(D))
+        samp_last = Signal()
+        m.d.sync += x.sample.eq(issue)
+        with m.If(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
+        with m.If(issue):
+            m.d.sync += [
+                wait.eq(L - 1),
+                x.sample_bank.eq(bank),
+                bank.eq(~bank),
+                samp_digit.eq(rd_digit),
+                samp_last.eq(last_read),
+            ]
+            with m.If(rd_digit == D - 1):
+                m.d.sync += [rd_digit.eq(0),
+                             rd_group.eq(Mux(rd_group == groups - 1, 0, rd_group + 1))]
+            with m.Else():
+                m.d.sync += rd_digit.eq(rd_digit + 1)
+        transfer = self.o_stream.valid & self.o_stream.ready
+        m.d.sync += outstanding.eq(outstanding + (issue & first_read) - transfer)
+
+        # word-line drive: digit rd_digit of the rows of group rd_group, 0 elsewhere
+        for i in range(spec.inputs):
+            xu = vector[i].as_unsigned()
+            digits = []
+            for d in range(D):
+                lo = min(d * spec.dac_bits, spec.act_bits - 1)
+                hi = spec.act_bits if d == D - 1 else min(lo + spec.dac_bits, spec.act_bits - 1)
+                digits.append(xu[lo:hi])
+            row_group = (i // spec.rows) * spec.groups + (i % spec.rows) // spec.rows_per_read
+            drive = Mux(issue & (rd_group == row_group), Array(digits)[rd_digit], 0)
+            m.d.sync += x.wl[i].eq(drive)
+
+        # -- ADC controllers -----------------------------------------------------------------
+        adcs = spec.col_tiles * spec.adcs_per_tile
+        tc = spec.conversion_cycles
+        active = Signal()
+        step = Signal(range(spec.cols_per_adc))
+        tick = Signal(range(tc))  # SAR bit being decided
+        conv_digit = Signal(range(D))
+        conv_last = Signal()  # converting the vector's last read
+        m.d.comb += [x.col_sel.eq(step)]
+        step_done = Signal()
+        m.d.comb += step_done.eq(active & (tick == tc - 1))
+        codes = [Signal(spec.adc_bits, name=f"code{a}") for a in range(adcs)]
+        code_valid = Signal()
+        code_step = Signal(range(spec.cols_per_adc))
+        code_digit = Signal(range(D))
+        code_last = Signal()
+        m.d.sync += code_valid.eq(step_done)
+        with m.If(step_done):
+            m.d.sync += [code_step.eq(step), code_digit.eq(conv_digit),
+                         code_last.eq(conv_last & (step == spec.cols_per_adc - 1))]
+        if spec.adc_kind == "sar":
+            sar = [Signal(spec.adc_bits, name=f"sar{a}") for a in range(adcs)]
+            mask = Signal(spec.adc_bits)
+            m.d.comb += mask.eq(Const(1 << (spec.adc_bits - 1), spec.adc_bits) >> tick)
+            for a in range(adcs):
+                decided = Mux(x.decision[a], sar[a] | mask, sar[a])
+                m.d.comb += x.trial[a].eq(sar[a] | mask)
+                with m.If(active):
+                    m.d.sync += sar[a].eq(Mux(step_done, 0, decided))
+                with m.If(step_done):
+                    m.d.sync += codes[a].eq(decided)
+        else:
+            for a in range(adcs):
+                ones = _tree_sum([x.thermo[a][b] for b in range(spec.code_max)])
+                with m.If(step_done):
+                    m.d.sync += codes[a].eq(ones)
+        with m.If(active):
+            m.d.sync += tick.eq(Mux(tick == tc - 1, 0, tick + 1))
+            with m.If(step_done):
+                m.d.sync += step.eq(Mux(step == spec.cols_per_adc - 1, 0, step + 1))
+                with m.If(step == spec.cols_per_adc - 1):
+                    m.d.sync += active.eq(0)
+        with m.If(x.sample):  # the read sampled now is converted from the next cycle
+            m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), x.conv_bank.eq(x.sample_bank),
+                         conv_digit.eq(samp_digit), conv_last.eq(samp_last)]
+
+        # -- shift-add: one beat per conversion step -----------------------------------------
+        digit_shift = Signal(range(spec.act_bits))
+        if spec.dac_bits == 1:
+            m.d.comb += digit_shift.eq(code_digit)
+        else:
+            m.d.comb += digit_shift.eq(Mux(code_digit == D - 1, spec.act_bits - 1,
+                                           code_digit * spec.dac_bits))
+        sign_digit = code_digit == D - 1
+        cpt, cpc, cpa = spec.channels_per_tile, spec.cols_per_channel, spec.cols_per_adc
+        beats = []
+        beat_valid = Signal()
+        beat_last = Signal()
+        m.d.sync += [beat_valid.eq(code_valid), beat_last.eq(code_valid & code_last)]
+        for tile in range(spec.col_tiles):
+            for h in range(cpt):
+                # the ADCs converting columns of channel h, and at which steps
+                terms = []
+                for a in range(spec.adcs_per_tile):
+                    steps = {j: a * cpa + j - h * cpc for j in range(cpa)
+                             if (a * cpa + j) // cpc == h}
+                    if not steps:
+                        continue
+                    code = codes[tile * spec.adcs_per_tile + a]
+                    table = [steps.get(j, 0) for j in range(cpa)]  # column within the channel
+                    q = Array([Const(v, range(cpc)) for v in table])[code_step]
+                    used = Array([Const(j in steps) for j in range(cpa)])[code_step]
+                    shift = Signal(range(spec.max_term_shift + 1),
+                                   name=f"shift_t{tile}_h{h}_a{a}")
+                    m.d.comb += shift.eq(digit_shift + Array(slice_shift)[q >> 1])
+                    mag = Signal(spec.term_bits, name=f"mag_t{tile}_h{h}_a{a}")
+                    m.d.comb += mag.eq(Mux(used, code << shift, 0))
+                    terms.append(Mux(q[0] ^ sign_digit, -mag, mag))
+                width = spec.term_bits + max(1, len(terms)).bit_length() + 1
+                beat = Signal(signed(width), name=f"beat_t{tile}_h{h}")
+                m.d.sync += beat.eq(_tree_sum(terms))
+                beats.append(beat)
+
+        # accumulate, saturating (or wrapping) after every beat
+        accs, finals = [], []
+        final_valid = Signal()
+        m.d.sync += final_valid.eq(beat_valid & beat_last)
+        for j, beat in enumerate(beats):
+            acc = Signal(signed(spec.acc_bits), name=f"acc{j}")
+            total = Signal(signed(max(spec.acc_bits, len(beat)) + 1), name=f"sum{j}")
+            m.d.comb += total.eq(acc + beat)
+            limited = self._limit(m, total, f"limited{j}")
+            final = Signal(signed(spec.acc_bits), name=f"final{j}")
+            with m.If(beat_valid):
+                m.d.sync += acc.eq(Mux(beat_last, 0, limited))
+                with m.If(beat_last):
+                    m.d.sync += final.eq(limited)
+            accs.append(acc)
+            finals.append(final)
+
+        # drift compensation: fixed-point scale, rounded, saturated
+        scaled = []
+        for j, final in enumerate(finals):
+            product = Signal(signed(spec.acc_bits + SCALE_BITS + 1), name=f"product{j}")
+            m.d.comb += product.eq(final * drift[j // cpt])
+            rounded = self._round_shift(m, product, SCALE_FRAC_BITS, f"rounded{j}")
+            scaled.append(self._limit(m, rounded, f"scaled{j}"))
+
+        # -- output buffer: two results -------------------------------------------------------
+        out = [Signal(result_layout(spec), name=f"out{i}") for i in range(2)]
+        o_head = Signal()
+        o_count = Signal(range(3))
+        m.d.comb += [self.o_stream.valid.eq(o_count != 0),
+                     self.o_stream.payload.eq(Mux(o_head, out[1], out[0]))]
+        with m.If(final_valid):
+            for i in range(2):
+                with m.If((o_head ^ (o_count == 1)) == i):
+                    m.d.sync += out[i].eq(Cat(*scaled))
+        m.d.sync += o_count.eq(o_count + final_valid - transfer)
+        with m.If(transfer):
+            m.d.sync += o_head.eq(~o_head)
+        return m
+
+    def _limit(self, m: Module, value, name: str) -> Signal:
+        """``value`` saturated (or wrapped) to signed ``acc_bits``."""
+        spec = self._spec
+        out = Signal(signed(spec.acc_bits), name=name)
+        if spec.saturate:
+            with m.If(value > spec.acc_max):
+                m.d.comb += out.eq(spec.acc_max)
+            with m.Elif(value < spec.acc_min):
+                m.d.comb += out.eq(spec.acc_min)
+            with m.Else():
+                m.d.comb += out.eq(value)
+        else:
+            m.d.comb += out.eq(value[: spec.acc_bits])
+        return out
+
+    def _round_shift(self, m: Module, value, shift: int, name: str) -> Signal:
+        """``value / 2^shift`` rounded by the config's mode (:func:`golden.numerics.
+        round_shift`)."""
+        out = Signal(signed(len(value) - shift + 1), name=name)
+        q = value >> shift
+        rest = value[:shift]
+        half = 1 << (shift - 1)
+        mode = self._spec.rounding
+        if mode == "floor":
+            m.d.comb += out.eq(q)
+        elif mode == "half_up":
+            m.d.comb += out.eq(q + (rest >= half))
+        else:
+            m.d.comb += out.eq(q + ((rest > half) | ((rest == half) & q[0])))
+        return out

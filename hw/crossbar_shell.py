@@ -1,0 +1,131 @@
+"""The crossbar shell: the pins of the analog hard macro, and its behavioural model for
+simulation.
+
+The analog part of a tile unit -- the ``row_tiles x col_tiles`` crossbars, their
+sample-and-hold banks, the ADCs' analog front ends (capacitive DAC and comparator of a SAR ADC,
+the comparator ladder of a flash ADC) -- is one hard macro. :func:`shell_signature` lists its
+pins as the digital tile (``hw/analog_tile.py``) sees them; for synthesis the macro is a black
+box at the tile's ``xbar`` port.
+
+Pins (``Out``: driven by the digital tile):
+
+``wl`` : Out, ``inputs`` x ``dac_bits``
+    Word-line drive of every input row (a DAC step, 0 .. 2^dac_bits - 1); 0 outside the read.
+``sample``, ``sample_bank`` : Out, 1 each
+    Sample strobe: the bit lines of every column, with ``wl`` applied in this cycle, are
+    sampled at the end of the cycle into sample-and-hold bank ``sample_bank`` (two banks, so
+    one is converted while the other samples the next read).
+``conv_bank``, ``col_sel`` : Out, 1 and range(cols_per_adc)
+    The bank and the column (within each ADC's ``cols_per_adc``) the ADCs convert this cycle.
+``gain`` : Out, ``col_tiles`` x 16, unsigned 4.12
+    ADC gain trim (reference scaling) of each column tile.
+``range_exp`` : Out, ``weight_slices`` x ``EXP_BITS``, signed
+    ADC range of each weight slice: the LSB is ``2^e`` conductance levels.
+``trial`` : Out, ``col_tiles * adcs_per_tile`` x ``adc_bits`` (SAR only)
+    Trial code of every SAR ADC's capacitive DAC this cycle.
+``decision`` : In, ``col_tiles * adcs_per_tile`` bits (SAR only)
+    Comparator decisions, valid in the same cycle: held value >= trial code.
+``thermo`` : In, ``col_tiles * adcs_per_tile`` x ``2^adc_bits - 1`` (flash only)
+    Thermometer outputs of every flash ADC's comparators for the selected column.
+
+:class:`CrossbarModel` is the behavioural model the benches use in place of the macro: its two
+banks hold, per column, what the ADC makes of the sampled value -- the final code (SAR: the
+comparator decides ``code >= trial``, which is exactly the analog comparison for every trial a
+binary search makes) or the thermometer word (flash) -- loaded from its ``a_value`` port in a
+sample cycle. The analog adapter of the bench computes ``a_value`` with the golden crossbar
+model (:mod:`golden.cim`), read by read.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.analog_tile import EXP_BITS, SCALE_BITS, AnalogTileSpec
+
+__all__ = ["shell_signature", "analog_value_bits", "CrossbarModel"]
+
+
+def analog_value_bits(spec: AnalogTileSpec) -> int:
+    """Width of one column's held value in :class:`CrossbarModel`: a code (SAR) or a
+    thermometer word (flash)."""
+    return spec.adc_bits if spec.adc_kind == "sar" else spec.code_max
+
+
+def shell_signature(spec: AnalogTileSpec) -> wiring.Signature:
+    """The macro's pins from the digital tile's side (see the module docstring)."""
+    adcs = spec.col_tiles * spec.adcs_per_tile
+    members = {
+        "wl": Out(data.ArrayLayout(unsigned(spec.dac_bits), spec.inputs)),
+        "sample": Out(1),
+        "sample_bank": Out(1),
+        "conv_bank": Out(1),
+        "col_sel": Out(max(1, (spec.cols_per_adc - 1).bit_length())),
+        "gain": Out(data.ArrayLayout(unsigned(SCALE_BITS), spec.col_tiles)),
+        "range_exp": Out(data.ArrayLayout(signed(EXP_BITS), spec.weight_slices)),
+    }
+    if spec.adc_kind == "sar":
+        members["trial"] = Out(data.ArrayLayout(unsigned(spec.adc_bits), adcs))
+        members["decision"] = In(adcs)
+    else:
+        members["thermo"] = In(data.ArrayLayout(unsigned(spec.code_max), adcs))
+    return wiring.Signature(members)
+
+
+class CrossbarModel(wiring.Component):
+    """Behavioural model of the crossbar shell for simulation (never synthesised).
+
+    Parameters
+    ----------
+    spec : AnalogTileSpec
+
+    Members
+    -------
+    xbar : In(shell_signature(spec))
+        The macro's pins, driven by the digital tile.
+    a_value : In(ArrayLayout(unsigned(analog_value_bits), col_tiles * cols))
+        What each column of the read being sampled converts to: column ``c * cols + j`` is
+        column ``j`` of column tile ``c``. Loaded into bank ``xbar.sample_bank`` at the end of
+        a cycle with ``xbar.sample`` high.
+    """
+
+    def __init__(self, spec: AnalogTileSpec):
+        self._spec = spec
+        columns = spec.col_tiles * spec.cols
+        super().__init__({
+            "xbar": In(shell_signature(spec)),
+            "a_value": In(data.ArrayLayout(unsigned(analog_value_bits(spec)), columns)),
+        })
+
+    @property
+    def spec(self) -> AnalogTileSpec:
+        return self._spec
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        x = self.xbar
+        width = analog_value_bits(spec)
+        columns = spec.col_tiles * spec.cols
+        banks = [[Signal(width, name=f"bank{b}_col{c}") for c in range(columns)]
+                 for b in range(2)]
+        with m.If(x.sample):
+            for b in range(2):
+                with m.If(x.sample_bank == b):
+                    m.d.sync += [banks[b][c].eq(self.a_value[c]) for c in range(columns)]
+        for tile in range(spec.col_tiles):
+            for a in range(spec.adcs_per_tile):
+                adc = tile * spec.adcs_per_tile + a
+                first = tile * spec.cols + a * spec.cols_per_adc
+                held = Signal(width, name=f"held{adc}")
+                choices = [Array(banks[b][first : first + spec.cols_per_adc])[x.col_sel]
+                           for b in range(2)]
+                m.d.comb += held.eq(choices[1])
+                with m.If(x.conv_bank == 0):
+                    m.d.comb += held.eq(choices[0])
+                if spec.adc_kind == "sar":
+                    m.d.comb += x.decision[adc].eq(held >= x.trial[adc])
+                else:
+                    m.d.comb += x.thermo[adc].eq(held)
+        return m

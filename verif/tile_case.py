@@ -1,0 +1,133 @@
+"""What a bench of the analog tile unit needs from golden, for one weight matrix and one
+input batch: the register writes, the read sequence (word-line drives to expect, the analog
+adapter's values to load), the expected results and the cycle model.
+
+Two :class:`golden.cim.CimMatrix` objects are programmed from the same config, seed and key:
+one gives the per-read values the analog adapter loads into the crossbar model (its
+``convert``), the other the expected results (its ``matmul``) -- the same random draws, so a
+noisy run is still bit-exact, and the RTL never sees the golden results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cimforge.config import Config
+from golden.analog_tile import (
+    REGISTERS,
+    SCALE_FRAC_BITS,
+    AnalogTileSpec,
+    AnalogTileTiming,
+)
+from golden.cim import CimMatrix
+from golden.shift_add import input_digits_of
+
+__all__ = ["TileCase", "random_matrix"]
+
+
+def random_matrix(spec: AnalogTileSpec, rng: np.random.Generator, *, scale: float = 40.0
+                  ) -> np.ndarray:
+    """Signed weights spanning every tile of the unit: K in the last row tile, N in the last
+    column tile, signed extremes in the first channel."""
+    k = spec.inputs - int(rng.integers(0, spec.rows // 2 + 1))
+    n = spec.outputs - int(rng.integers(0, spec.channels_per_tile))
+    hi = (1 << (spec.weight_bits - 1)) - 1
+    w = np.clip(np.rint(rng.standard_normal((k, n)) * scale), -hi - 1, hi).astype(np.int64)
+    w[::3, 0] = -hi - 1
+    w[1::3, 0] = hi
+    return w
+
+
+@dataclass
+class TileCase:
+    """Golden side of one run: ``w`` (K, N) on the unit's tiles, inputs ``x`` (n, K).
+
+    Attributes
+    ----------
+    registers : list of (address, data)
+        Register writes that set the unit up as golden programmed it.
+    drives : int64 (reads, inputs)
+        Word-line drive of every input row, read by read in issue order.
+    values : int64 (reads, col_tiles * cols)
+        What each column converts to, read by read (SAR: the code; flash: the thermometer).
+    expected : int64 (n, outputs)
+        Every channel's result.
+    """
+
+    cfg: Config
+    w: np.ndarray
+    x: np.ndarray
+    key: int = 0
+
+    def __post_init__(self):
+        spec = self.spec = AnalogTileSpec.from_config(self.cfg)
+        k, n = self.w.shape
+        if not (spec.inputs - spec.rows < k <= spec.inputs
+                and spec.outputs - spec.channels_per_tile < n <= spec.outputs):
+            raise ValueError(
+                f"w must span the unit's {spec.row_tiles} x {spec.col_tiles} tiles: rows in "
+                f"({spec.inputs - spec.rows}, {spec.inputs}], columns in "
+                f"({spec.outputs - spec.channels_per_tile}, {spec.outputs}], not {self.w.shape}")
+        reads_side = CimMatrix(self.w, self.cfg, key=self.key)
+        results_side = CimMatrix(self.w, self.cfg, key=self.key)
+        self.cim = results_side
+        self.expected = results_side.matmul(self.x, all_channels=True)
+        self.registers = self._registers(results_side)
+        conv = reads_side.convert(self.x)  # (n, row tile, group, digit, column)
+        reads = conv.codes.shape[0] * spec.reads_per_vector
+        if spec.adc_kind == "sar":
+            self.values = conv.codes.reshape(reads, -1)
+        else:
+            self.values = self._thermometers(reads_side, conv).reshape(reads, -1)
+        self.drives = self._drives()
+
+    @property
+    def timing(self) -> AnalogTileTiming:
+        return AnalogTileTiming(self.spec)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """Input vectors as the unit takes them: zero beyond the matrix's rows."""
+        x = np.zeros((len(self.x), self.spec.inputs), dtype=np.int64)
+        x[:, : self.x.shape[1]] = self.x
+        return x
+
+    def _registers(self, cim: CimMatrix) -> list[tuple[int, int]]:
+        one = 1 << SCALE_FRAC_BITS
+        drift = cim.drift_comp_q if cim.drift_comp_q is not None else [one] * cim.col_tiles
+        writes = []
+        for c in range(self.spec.col_tiles):
+            writes.append((REGISTERS["gain"] + c, int(cim.adc_gain_q[c])))
+            writes.append((REGISTERS["drift"] + c, int(drift[c])))
+        for k, e in enumerate(cim.slice_exp):
+            writes.append((REGISTERS["range"] + k, int(e) & 0xFFFF))
+        return writes
+
+    def _thermometers(self, cim: CimMatrix, conv) -> np.ndarray:
+        """Flash ADCs: each column's comparator outputs as a word (bit i: comparator i).
+        Without offsets the thresholds are monotonic and the word is the code's thermometer;
+        with offsets each comparator decides on its own, as golden's count of thresholds at
+        or below the read does."""
+        top = self.spec.code_max
+        codes = conv.codes
+        if not self.cfg.adc.offset_sigma_lsb:
+            return (np.int64(1) << codes) - 1
+        cols = codes.shape[-1]
+        adc = cim._adc_of_column(cols)
+        thresholds = np.arange(1, top + 1) - 0.5 + cim.adc_offsets  # (adcs, top)
+        above = conv.analog.astype(np.float64)[..., None] >= thresholds[adc]
+        return (above.astype(np.int64) << np.arange(top)).sum(axis=-1)
+
+    def _drives(self) -> np.ndarray:
+        """(reads, inputs): digit d of the rows of the read's group, 0 elsewhere."""
+        spec = self.spec
+        digits = input_digits_of(self.inputs, spec.act_bits, spec.dac_bits)  # (n, D, inputs)
+        n = len(self.x)
+        groups = spec.row_tiles * spec.groups
+        out = np.zeros((n, groups, spec.digits, spec.inputs), dtype=np.int64)
+        for g in range(groups):
+            rows = slice(g * spec.rows_per_read, (g + 1) * spec.rows_per_read)
+            out[:, g, :, rows] = digits[:, :, rows]
+        return out.reshape(-1, spec.inputs)
