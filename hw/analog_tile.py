@@ -18,6 +18,7 @@ from golden.analog_tile import (
     AnalogTileTiming,
 )
 from hw.crossbar_shell import shell_signature
+from hw.numerics import limit, round_shift
 
 __all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
 
@@ -288,7 +289,7 @@ class AnalogTile(wiring.Component):
             acc = Signal(signed(spec.acc_bits), name=f"acc{j}")
             total = Signal(signed(max(spec.acc_bits, len(beat)) + 1), name=f"sum{j}")
             m.d.comb += total.eq(acc + beat)
-            limited = self._limit(m, total, f"limited{j}")
+            limited = limit(m, total, spec.acc_bits, spec.saturate, f"limited{j}")
             final = Signal(signed(spec.acc_bits), name=f"final{j}")
             with m.If(beat_valid):
                 m.d.sync += acc.eq(Mux(beat_last, 0, limited))
@@ -302,8 +303,8 @@ class AnalogTile(wiring.Component):
         for j, final in enumerate(finals):
             product = Signal(signed(spec.acc_bits + SCALE_BITS + 1), name=f"product{j}")
             m.d.comb += product.eq(final * drift[j // cpt])
-            rounded = self._round_shift(m, product, SCALE_FRAC_BITS, f"rounded{j}")
-            scaled.append(self._limit(m, rounded, f"scaled{j}"))
+            rounded = round_shift(m, product, SCALE_FRAC_BITS, spec.rounding, f"rounded{j}")
+            scaled.append(limit(m, rounded, spec.acc_bits, spec.saturate, f"scaled{j}"))
 
         # -- output buffer: two results -------------------------------------------------------
         out = [Signal(result_layout(spec), name=f"out{i}") for i in range(2)]
@@ -319,34 +320,3 @@ class AnalogTile(wiring.Component):
         with m.If(transfer):
             m.d.sync += o_head.eq(~o_head)
         return m
-
-    def _limit(self, m: Module, value, name: str) -> Signal:
-        """``value`` saturated (or wrapped) to signed ``acc_bits``."""
-        spec = self._spec
-        out = Signal(signed(spec.acc_bits), name=name)
-        if spec.saturate:
-            with m.If(value > spec.acc_max):
-                m.d.comb += out.eq(spec.acc_max)
-            with m.Elif(value < spec.acc_min):
-                m.d.comb += out.eq(spec.acc_min)
-            with m.Else():
-                m.d.comb += out.eq(value)
-        else:
-            m.d.comb += out.eq(value[: spec.acc_bits])
-        return out
-
-    def _round_shift(self, m: Module, value, shift: int, name: str) -> Signal:
-        """``value / 2^shift`` rounded by the config's mode (:func:`golden.numerics.
-        round_shift`)."""
-        out = Signal(signed(len(value) - shift + 1), name=name)
-        q = value >> shift
-        rest = value[:shift]
-        half = 1 << (shift - 1)
-        mode = self._spec.rounding
-        if mode == "floor":
-            m.d.comb += out.eq(q)
-        elif mode == "half_up":
-            m.d.comb += out.eq(q + (rest >= half))
-        else:
-            m.d.comb += out.eq(q + ((rest > half) | ((rest == half) & q[0])))
-        return out

@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.shift_add import ShiftAddSpec, ShiftAddTiming
+from hw.numerics import limit
 
 __all__ = ["ShiftAdd", "beat_layout", "result_layout"]
 
@@ -114,18 +115,8 @@ class ShiftAdd(wiring.Component):
         results = []
         for lane, (acc, term) in enumerate(zip(accs, s1_terms, strict=True)):
             total = Signal(signed(max(spec.acc_bits, spec.term_bits + 1) + 1), name=f"sum{lane}")
-            limited = Signal(signed(spec.acc_bits), name=f"limited{lane}")
             m.d.comb += total.eq(acc + term)
-            if spec.saturate:
-                with m.If(total > spec.acc_max):
-                    m.d.comb += limited.eq(spec.acc_max)
-                with m.Elif(total < spec.acc_min):
-                    m.d.comb += limited.eq(spec.acc_min)
-                with m.Else():
-                    m.d.comb += limited.eq(total)
-            else:
-                m.d.comb += limited.eq(total[: spec.acc_bits])
-            results.append(limited)
+            results.append(limit(m, total, spec.acc_bits, spec.saturate, f"limited{lane}"))
 
         with m.If(advance):
             with m.If(s1_valid):

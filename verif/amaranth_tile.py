@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 from golden.analog_tile import Schedule
 from hw.analog_tile import AnalogTile
 from hw.crossbar_shell import CrossbarModel
-from verif.tile_case import TileCase
+from verif.tile_case import TileCase, read_errors
 
 __all__ = ["TileRun", "run_tile"]
 
@@ -77,7 +77,6 @@ def run_tile(case: TileCase, *, idle: float = 0.0, stall: float = 0.0, seed: int
     rng = random.Random(seed)
     run = TileRun()
     vectors = case.inputs.tolist()
-    drives = case.drives.tolist()
     values = case.values.tolist()
     budget = max_cycles or (len(case.registers) + 200 + int(
         len(vectors) * (spec.reads_per_vector * spec.read_cycles + 20)
@@ -109,14 +108,12 @@ def run_tile(case: TileCase, *, idle: float = 0.0, stall: float = 0.0, seed: int
             # the analog adapter: a read is being sampled
             if ctx.get(tile.xbar.sample):
                 run.samples.append(cycle)
-                if read >= len(drives):
-                    run.errors.append(f"cycle {cycle}: read {read} beyond the expected "
-                                      f"{len(drives)}")
-                else:
-                    got = [int(v) for v in ctx.get(tile.xbar.wl)]
-                    if got != drives[read]:
-                        run.errors.append(f"cycle {cycle}: read {read} drives {got}, "
-                                          f"expected {drives[read]}")
+                errors = read_errors(
+                    case, read, [int(v) for v in ctx.get(tile.xbar.wl)],
+                    [int(v) for v in ctx.get(tile.xbar.gain)],
+                    [int(v) for v in ctx.get(tile.xbar.range_exp)])
+                run.errors += [f"cycle {cycle}: {e}" for e in errors]
+                if read < len(values):
                     ctx.set(model.a_value, values[read])
                 read += 1
             if ctx.get(tile.o_stream.valid):

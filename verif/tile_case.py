@@ -24,7 +24,7 @@ from golden.analog_tile import (
 from golden.cim import CimMatrix
 from golden.shift_add import input_digits_of
 
-__all__ = ["TileCase", "random_matrix"]
+__all__ = ["TileCase", "random_matrix", "read_errors"]
 
 
 def random_matrix(spec: AnalogTileSpec, rng: np.random.Generator, *, scale: float = 40.0
@@ -48,6 +48,9 @@ class TileCase:
     ----------
     registers : list of (address, data)
         Register writes that set the unit up as golden programmed it.
+    gains, ranges : list of int
+        The ADC gain trim of every column tile and range exponent of every slice that the
+        shell must see at every read.
     drives : int64 (reads, inputs)
         Word-line drive of every input row, read by read in issue order.
     values : int64 (reads, col_tiles * cols)
@@ -75,6 +78,9 @@ class TileCase:
         self.cim = results_side
         self.expected = results_side.matmul(self.x, all_channels=True)
         self.registers = self._registers(results_side)
+        # what the ADC front ends must see: the gain trims and range exponents golden used
+        self.gains = [int(g) for g in results_side.adc_gain_q]
+        self.ranges = [int(e) for e in results_side.slice_exp]
         conv = reads_side.convert(self.x)  # (n, row tile, group, digit, column)
         reads = conv.codes.shape[0] * spec.reads_per_vector
         if spec.adc_kind == "sar":
@@ -131,3 +137,20 @@ class TileCase:
             rows = slice(g * spec.rows_per_read, (g + 1) * spec.rows_per_read)
             out[:, g, :, rows] = digits[:, :, rows]
         return out.reshape(-1, spec.inputs)
+
+
+def read_errors(case: TileCase, read: int, drives: list[int], gains: list[int],
+                ranges: list[int]) -> list[str]:
+    """What is wrong with the shell's inputs at read number ``read`` (issue order): the
+    word-line drive against golden's, the gain and range registers against golden's."""
+    if read >= len(case.drives):
+        return [f"read {read} beyond the expected {len(case.drives)}"]
+    errors = []
+    want = case.drives[read].tolist()
+    if drives != want:
+        errors.append(f"read {read}: word-line drive {drives}, expected {want}")
+    if gains != case.gains:
+        errors.append(f"read {read}: ADC gains {gains}, expected {case.gains}")
+    if ranges != case.ranges:
+        errors.append(f"read {read}: ADC ranges {ranges}, expected {case.ranges}")
+    return errors
