@@ -3,7 +3,7 @@ calibration around the crossbar shell (the RTL of :mod:`golden.analog_tile`)."""
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,7 +18,7 @@ from golden.analog_tile import (
     AnalogTileTiming,
 )
 from hw.crossbar_shell import shell_signature
-from hw.numerics import limit, round_shift
+from hw.numerics import limit, round_shift, select
 
 __all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
 
@@ -43,6 +43,12 @@ def result_layout(spec: AnalogTileSpec) -> data.ArrayLayout:
     """One result: ``outputs`` signed ``acc_bits`` values (channel ``c * channels_per_tile +
     h`` is channel ``h`` of column tile ``c``)."""
     return data.ArrayLayout(signed(spec.acc_bits), spec.outputs)
+
+
+def _counter(n: int) -> range:
+    """Shape of a counter over ``n`` values, at least one bit wide (Verilog has no
+    zero-width vectors)."""
+    return range(max(n, 2))
 
 
 def _tree_sum(values: list):
@@ -115,12 +121,10 @@ class AnalogTile(wiring.Component):
         gain = [Signal(SCALE_BITS, name=f"gain{c}", init=one) for c in range(spec.col_tiles)]
         drift = [Signal(SCALE_BITS, name=f"drift{c}", init=one) for c in range(spec.col_tiles)]
         rexp = [Signal(signed(EXP_BITS), name=f"range{k}") for k in range(S)]
-        with m.If(self.csr.we):
-            with m.Switch(self.csr.addr):
-                for name, regs in (("gain", gain), ("drift", drift), ("range", rexp)):
-                    for i, reg in enumerate(regs):
-                        with m.Case(REGISTERS[name] + i):
-                            m.d.sync += reg.eq(self.csr.data[: len(reg)])
+        for name, regs in (("gain", gain), ("drift", drift), ("range", rexp)):
+            for i, reg in enumerate(regs):
+                with m.If(self.csr.we & (self.csr.addr == REGISTERS[name] + i)):
+                    m.d.sync += reg.eq(self.csr.data[: len(reg)])
         m.d.comb += [x.gain[c].eq(gain[c]) for c in range(spec.col_tiles)]
         m.d.comb += [x.range_exp[k].eq(rexp[k]) for k in range(S)]
         # the shift of each slice's codes relative to the finest range (registered: a range
@@ -153,9 +157,9 @@ class AnalogTile(wiring.Component):
         m.d.comb += vector.eq(Mux(head, buf[1], buf[0]))
 
         # -- read sequencer ------------------------------------------------------------------
-        rd_group = Signal(range(groups))
-        rd_digit = Signal(range(D))
-        wait = Signal(range(L))
+        rd_group = Signal(_counter(groups))
+        rd_digit = Signal(_counter(D))
+        wait = Signal(_counter(L))
         outstanding = Signal(range(3))  # vectors started whose results are not yet taken
         first_read = (rd_group == 0) & (rd_digit == 0)
         last_read = (rd_group == groups - 1) & (rd_digit == D - 1)
@@ -165,7 +169,7 @@ class AnalogTile(wiring.Component):
             pop.eq(issue & last_read),
         ]
         bank = Signal()
-        samp_digit = Signal(range(D))
+        samp_digit = Signal(_counter(D))
         samp_last = Signal()
         m.d.sync += x.sample.eq(issue)
         with m.If(wait != 0):
@@ -195,24 +199,24 @@ class AnalogTile(wiring.Component):
                 hi = spec.act_bits if d == D - 1 else min(lo + spec.dac_bits, spec.act_bits - 1)
                 digits.append(xu[lo:hi])
             row_group = (i // spec.rows) * spec.groups + (i % spec.rows) // spec.rows_per_read
-            drive = Mux(issue & (rd_group == row_group), Array(digits)[rd_digit], 0)
+            drive = Mux(issue & (rd_group == row_group), select(rd_digit, digits), 0)
             m.d.sync += x.wl[i].eq(drive)
 
         # -- ADC controllers -----------------------------------------------------------------
         adcs = spec.col_tiles * spec.adcs_per_tile
         tc = spec.conversion_cycles
         active = Signal()
-        step = Signal(range(spec.cols_per_adc))
-        tick = Signal(range(tc))  # SAR bit being decided
-        conv_digit = Signal(range(D))
+        step = Signal(_counter(spec.cols_per_adc))
+        tick = Signal(_counter(tc))  # SAR bit being decided
+        conv_digit = Signal(_counter(D))
         conv_last = Signal()  # converting the vector's last read
         m.d.comb += [x.col_sel.eq(step)]
         step_done = Signal()
         m.d.comb += step_done.eq(active & (tick == tc - 1))
         codes = [Signal(spec.adc_bits, name=f"code{a}") for a in range(adcs)]
         code_valid = Signal()
-        code_step = Signal(range(spec.cols_per_adc))
-        code_digit = Signal(range(D))
+        code_step = Signal(_counter(spec.cols_per_adc))
+        code_digit = Signal(_counter(D))
         code_last = Signal()
         m.d.sync += code_valid.eq(step_done)
         with m.If(step_done):
@@ -267,12 +271,19 @@ class AnalogTile(wiring.Component):
                     if not steps:
                         continue
                     code = codes[tile * spec.adcs_per_tile + a]
-                    table = [steps.get(j, 0) for j in range(cpa)]  # column within the channel
-                    q = Array([Const(v, range(cpc)) for v in table])[code_step]
-                    used = Array([Const(j in steps) for j in range(cpa)])[code_step]
+                    # the steps are a contiguous run and the column within the channel is
+                    # the step plus a constant: plain arithmetic, no lookup table
+                    first, last = min(steps), max(steps)
+                    used = Const(1)
+                    if first > 0:
+                        used &= code_step >= first
+                    if last < cpa - 1:
+                        used &= code_step <= last
+                    q = Signal(range(cpc), name=f"col_t{tile}_h{h}_a{a}")
+                    m.d.comb += q.eq(code_step + (steps[first] - first))
                     shift = Signal(range(spec.max_term_shift + 1),
                                    name=f"shift_t{tile}_h{h}_a{a}")
-                    m.d.comb += shift.eq(digit_shift + Array(slice_shift)[q >> 1])
+                    m.d.comb += shift.eq(digit_shift + select(q >> 1, slice_shift))
                     mag = Signal(spec.term_bits, name=f"mag_t{tile}_h{h}_a{a}")
                     m.d.comb += mag.eq(Mux(used, code << shift, 0))
                     terms.append(Mux(q[0] ^ sign_digit, -mag, mag))

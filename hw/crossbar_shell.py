@@ -38,11 +38,12 @@ model (:mod:`golden.cim`), read by read.
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.analog_tile import EXP_BITS, SCALE_BITS, AnalogTileSpec
+from hw.numerics import select
 
 __all__ = ["shell_signature", "analog_value_bits", "CrossbarModel"]
 
@@ -119,11 +120,9 @@ class CrossbarModel(wiring.Component):
                 adc = tile * spec.adcs_per_tile + a
                 first = tile * spec.cols + a * spec.cols_per_adc
                 held = Signal(width, name=f"held{adc}")
-                choices = [Array(banks[b][first : first + spec.cols_per_adc])[x.col_sel]
+                choices = [select(x.col_sel, banks[b][first : first + spec.cols_per_adc])
                            for b in range(2)]
-                m.d.comb += held.eq(choices[1])
-                with m.If(x.conv_bank == 0):
-                    m.d.comb += held.eq(choices[0])
+                m.d.comb += held.eq(Mux(x.conv_bank, choices[1], choices[0]))
                 if spec.adc_kind == "sar":
                     m.d.comb += x.decision[adc].eq(held >= x.trial[adc])
                 else:

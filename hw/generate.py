@@ -32,7 +32,10 @@ from amaranth.lib import data, wiring
 from cimforge import __version__
 from cimforge.config import Config
 from cimforge.files import write_text_atomic
+from golden.analog_tile import AnalogTileSpec
 from golden.shift_add import ShiftAddSpec
+from hw.analog_tile import AnalogTile
+from hw.analog_tile_sim import AnalogTileSim
 from hw.shift_add import ShiftAdd
 
 __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
@@ -40,12 +43,14 @@ __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout
 
 @dataclass(frozen=True)
 class Block:
-    """How to build one top-level block from a config."""
+    """How to build one top-level block from a config. ``bench``: the cocotb test module that
+    verifies this top (None: a top for synthesis, verified through its simulation top)."""
 
     name: str
     make: Callable[[Config], wiring.Component]
     parameters: Callable[[wiring.Component], dict[str, Any]]
     latency: Callable[[wiring.Component], int]
+    bench: str | None = None
 
 
 BLOCKS: dict[str, Block] = {
@@ -54,6 +59,22 @@ BLOCKS: dict[str, Block] = {
         make=lambda cfg: ShiftAdd(ShiftAddSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.latency,
+        bench="verif.benches.shift_add",
+    ),
+    # the analog tile unit: its synthesis top (the crossbar shell's pins as ports) and its
+    # simulation top (the crossbar model in place of the hard macro)
+    "analog_tile": Block(
+        name="analog_tile",
+        make=lambda cfg: AnalogTile(AnalogTileSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.result_latency,
+    ),
+    "analog_tile_sim": Block(
+        name="analog_tile_sim",
+        make=lambda cfg: AnalogTileSim(AnalogTileSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.result_latency,
+        bench="verif.benches.analog_tile",
     ),
 }
 
@@ -143,6 +164,7 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
                 "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
                 "parameters": block.parameters(component),
                 "latency": block.latency(component),
+                "bench": block.bench,
                 "ports": port_table(component),
             },
         )

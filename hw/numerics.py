@@ -1,24 +1,24 @@
-"""Combinational integer steps shared by the blocks: the RTL of :mod:`golden.numerics`."""
+"""Combinational steps shared by the blocks: the integer steps of :mod:`golden.numerics`, and
+multiplexing that simulates the same in every simulator."""
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 
-__all__ = ["limit", "round_shift"]
+__all__ = ["limit", "round_shift", "select"]
 
 
 def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
     """``value`` clamped (``saturate``) or wrapped to signed ``bits``, as a new signal
-    (:func:`golden.numerics.saturate` / :func:`golden.numerics.wrap`)."""
+    (:func:`golden.numerics.saturate` / :func:`golden.numerics.wrap`).
+
+    Written as multiplexers, not ``m.If``: a conditional combinational block becomes an
+    ``always @*`` in the generated Verilog, which Icarus does not evaluate at time 0, so a
+    value that never changes (an unused channel's 0) would read as X there."""
     out = Signal(signed(bits), name=name)
     if saturate:
         hi, lo = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
-        with m.If(value > hi):
-            m.d.comb += out.eq(hi)
-        with m.Elif(value < lo):
-            m.d.comb += out.eq(lo)
-        with m.Else():
-            m.d.comb += out.eq(value)
+        m.d.comb += out.eq(Mux(value > hi, hi, Mux(value < lo, lo, value)))
     else:
         m.d.comb += out.eq(value[:bits])
     return out
@@ -39,4 +39,14 @@ def round_shift(m: Module, value, shift: int, mode: str, name: str) -> Signal:
         m.d.comb += out.eq(q + ((rest > half) | ((rest == half) & q[0])))
     else:
         raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
+    return out
+
+
+def select(index, values: list):
+    """``values[index]`` as a chain of 2-way multiplexers. (An ``Array`` lookup becomes a
+    ``case`` statement in the generated Verilog, which Icarus does not evaluate at time 0 when
+    its inputs never change: constant tables there read as X.)"""
+    out = values[0]
+    for i, v in enumerate(values[1:], start=1):
+        out = Mux(index == i, v, out)
     return out

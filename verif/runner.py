@@ -225,7 +225,7 @@ def run_bench(
         runner = get_runner(sim.name)
         try:
             runner.test(
-                test_module=f"verif.benches.{block}",
+                test_module=manifest["blocks"][block].get("bench") or f"verif.benches.{block}",
                 hdl_toplevel=manifest["blocks"][block]["top"],
                 hdl_toplevel_lang="verilog",
                 build_dir=build_dir,

@@ -89,8 +89,9 @@ def run(args) -> int:
     t0 = time.monotonic()
     _progress(f"[generate] config {cfg.name} -> {rtl}")
     manifest = generate(cfg, rtl, source=str(args.config))
-    blocks = list(manifest["blocks"])
-    _progress(f"[generate] {len(blocks)} block(s): {', '.join(blocks)}")
+    blocks = [name for name, entry in manifest["blocks"].items() if entry.get("bench")]
+    _progress(f"[generate] {len(manifest['blocks'])} block(s): "
+              f"{', '.join(manifest['blocks'])}; benches: {', '.join(blocks)}")
 
     rows = []
     for sim in sims:

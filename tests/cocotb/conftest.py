@@ -36,6 +36,20 @@ def tiny_manifest() -> Path:
     return generated("tiny")
 
 
+DESIGNS = Path(__file__).resolve().parents[1] / "data" / "configs"
+
+
+@pytest.fixture(scope="session")
+def design_manifest():
+    """Generated design of a preset or of ``tests/data/configs/<name>.toml``."""
+
+    def get(name: str) -> Path:
+        path = DESIGNS / f"{name}.toml"
+        return generated(str(path) if path.exists() else name)
+
+    return get
+
+
 @pytest.fixture(params=["verilator", "icarus"])
 def simulator(request):
     try:

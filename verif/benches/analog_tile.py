@@ -1,0 +1,377 @@
+"""cocotb bench of the analog tile unit (``hw/analog_tile.py`` in ``hw/analog_tile_sim.py``).
+
+Run through :func:`verif.runner.run_bench` (pytest: ``tests/cocotb/test_analog_tile.py``;
+``cimforge flow``). The design comes from the manifest named by ``CIMFORGE_MANIFEST``; the
+expected results, reads and cycles from golden (:class:`verif.tile_case.TileCase`).
+
+Parts, all event-driven so that the simulator, not Python, sets the pace:
+
+* :class:`RegisterWriter` writes golden's gain, drift and range registers;
+* :class:`VectorSource` offers input vectors, idling a random number of cycles between them;
+* :class:`ResultSink` takes results, holding ``ready`` low with a probability per cycle;
+* :class:`AnalogAdapter` is the crossbar's analog side: in every cycle with the sample strobe
+  up it checks the word-line drive, the ADC gains and ranges against golden's read and loads
+  the crossbar model with what golden's ADCs make of that read.
+
+Each test then checks every result bit-exact, every acceptance and result in the cycle the
+golden cycle model predicts, and that nothing is left over. Seeds derive from
+``cocotb.RANDOM_SEED`` and are in every failure message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, ReadWrite, RisingEdge
+from cocotb.utils import get_sim_time
+
+from cimforge.config import config_from_dict
+from golden.analog_tile import EXP_BITS, SCALE_BITS, AnalogTileSpec
+from verif.payload import PayloadCodec
+from verif.records import write_record
+from verif.scoreboard import Scoreboard
+from verif.tile_case import TileCase, random_matrix, read_errors
+
+PERIOD_PS = 10_000
+PATTERNS = {  # name: (source idle probability per cycle, sink stall probability per cycle)
+    "full_rate": (0.0, 0.0),
+    "idle": (0.5, 0.0),
+    "backpressure": (0.0, 0.7),
+    "stalled_sink": (0.0, 0.995),  # results wait longer than a vector takes
+}
+EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
+           "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01}
+
+
+class Clocked:
+    """Cycle numbers from simulation time: cycle ``c`` ends with the ``c + 1``-th rising
+    edge after :meth:`start` (the convention of :mod:`verif.streams`)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.t0 = 0
+
+    def start(self) -> None:
+        self.t0 = get_sim_time(unit="ps")
+
+    @property
+    def now(self) -> int:
+        return int(get_sim_time(unit="ps") - self.t0) // PERIOD_PS
+
+
+def unpack(word: int, width: int, count: int, signed: bool = False) -> list[int]:
+    mask = (1 << width) - 1
+    out = [(word >> (i * width)) & mask for i in range(count)]
+    if signed:
+        out = [v - (1 << width) if v >> (width - 1) else v for v in out]
+    return out
+
+
+def pack(values, width: int) -> int:
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & ((1 << width) - 1)) << (i * width)
+    return word
+
+
+class AnalogAdapter:
+    """The analog side of the crossbar shell, read by read."""
+
+    def __init__(self, dut, clock: Clocked, spec: AnalogTileSpec, board: Scoreboard):
+        self.dut, self.clock, self.spec, self.board = dut, clock, spec, board
+        self.case: TileCase | None = None
+        self.read = 0
+        self.samples: list[int] = []
+        self.width = spec.adc_bits if spec.adc_kind == "sar" else spec.code_max
+
+    def serve(self, case: TileCase) -> None:
+        """Serve ``case``'s reads from the next sample on."""
+        self.case, self.read = case, 0
+        self._values = [pack(v, self.width) for v in case.values.tolist()]
+
+    async def run(self) -> None:
+        dut, spec = self.dut, self.spec
+        while True:
+            if not int(dut.probe_sample.value):
+                await RisingEdge(dut.probe_sample)
+            await ReadWrite()
+            if not int(dut.probe_sample.value):
+                continue
+            self.samples.append(self.clock.now)
+            if self.case is None:
+                self.board.error(f"cycle {self.clock.now}: a read sampled with no case served")
+            else:
+                errors = read_errors(
+                    self.case, self.read,
+                    unpack(int(dut.probe_wl.value), spec.dac_bits, spec.inputs),
+                    unpack(int(dut.probe_gain.value), SCALE_BITS, spec.col_tiles),
+                    unpack(int(dut.probe_range_exp.value), EXP_BITS, spec.weight_slices, True))
+                for e in errors:
+                    self.board.error(f"cycle {self.clock.now}: {e}")
+                if self.read < len(self._values):
+                    dut.a_value.value = self._values[self.read]
+                self.read += 1
+            await RisingEdge(dut.clk)
+
+
+class VectorSource:
+    """Offers packed vectors on ``i_stream``; between vectors, idles a random number of cycles
+    (each cycle idle with probability ``idle``)."""
+
+    def __init__(self, dut, clock: Clocked, codec: PayloadCodec, idle: float, rng):
+        self.dut, self.clock, self.codec, self.idle, self.rng = dut, clock, codec, idle, rng
+        self.offered: list[int] = []
+        self.accepted: list[int] = []
+        dut.i_stream__valid.value = 0
+
+    async def send(self, vectors: list[list[int]]) -> None:
+        dut = self.dut
+        for vec in vectors:
+            gap = 0
+            while self.idle and self.rng.random() < self.idle:
+                gap += 1
+            if gap:
+                await ClockCycles(dut.clk, gap)
+            dut.i_stream__payload.value = self.codec.pack(data=vec)
+            dut.i_stream__valid.value = 1
+            self.offered.append(self.clock.now)
+            while True:
+                await ReadOnly()
+                if int(dut.i_stream__ready.value):
+                    break
+                await RisingEdge(dut.i_stream__ready)
+            self.accepted.append(self.clock.now)
+            await RisingEdge(dut.clk)
+            dut.i_stream__valid.value = 0
+
+
+class ResultSink:
+    """Takes results from ``o_stream``, ready low with probability ``stall`` in each cycle a
+    result is offered."""
+
+    def __init__(self, dut, clock: Clocked, codec: PayloadCodec, stall: float, rng,
+                 board: Scoreboard):
+        self.dut, self.clock, self.codec, self.stall, self.rng = dut, clock, codec, stall, rng
+        self.board = board
+        self.results: list[list[int]] = []
+        self.offered: list[int] = []
+        self.taken: list[int] = []
+        self.ready: dict[int, bool] = {}
+        dut.o_stream__ready.value = 0
+
+    async def run(self) -> None:
+        dut = self.dut
+        held = None
+        while True:
+            if not int(dut.o_stream__valid.value):
+                await RisingEdge(dut.o_stream__valid)
+            ready = not (self.stall and self.rng.random() < self.stall)
+            dut.o_stream__ready.value = int(ready)
+            await ReadOnly()
+            now = self.clock.now
+            if int(dut.o_stream__valid.value):
+                raw = dut.o_stream__payload.value
+                if not raw.is_resolvable:
+                    self.board.error(f"cycle {now}: result with unknown bits: {raw}")
+                    payload = -1
+                else:
+                    payload = int(raw)
+                if held is None:
+                    self.offered.append(now)
+                    held = payload
+                elif payload != held:
+                    self.board.error(f"cycle {now}: result changed while not taken")
+                self.ready[now] = ready
+                if ready:
+                    self.results.append(self.codec.unpack(payload)["data"] if payload >= 0
+                                        else None)
+                    self.taken.append(now)
+                    held = None
+            elif held is not None:
+                self.board.error(f"cycle {now}: valid dropped before the result was taken")
+                held = None
+            await RisingEdge(dut.clk)
+
+
+class TileTB:
+    """Clock, reset, register writer, source, sink and analog adapter around one design."""
+
+    def __init__(self, dut, name: str, pattern: str = "full_rate"):
+        self.dut = dut
+        self.seed = cocotb.RANDOM_SEED
+        self.rng = np.random.default_rng(self.seed)
+        manifest = json.loads(Path(os.environ["CIMFORGE_MANIFEST"]).read_text())
+        self.block = manifest["blocks"][os.environ["CIMFORGE_BLOCK"]]
+        self.cfg = config_from_dict(manifest["config"], source="manifest", name=manifest[
+            "config_name"])
+        self.spec = AnalogTileSpec(**self.block["parameters"])
+        self.pattern = pattern
+        idle, stall = PATTERNS[pattern]
+        self.board = Scoreboard(f"{name}[{pattern}]", dut._log)
+        self.clock = Clocked(dut)
+        pyrng = random.Random(self.seed)
+        self.source = VectorSource(dut, self.clock,
+                                   PayloadCodec.for_port(self.block, "i_stream__payload"),
+                                   idle, pyrng)
+        self.sink = ResultSink(dut, self.clock,
+                               PayloadCodec.for_port(self.block, "o_stream__payload"), stall,
+                               pyrng, self.board)
+        self.adapter = AnalogAdapter(dut, self.clock, self.spec, self.board)
+
+    def config(self, effects: bool, offsets: float = 0.0):
+        """The design's config with the analog effects on or off (the hardware is the same)."""
+        analog = dataclasses.replace(self.cfg.analog, **EFFECTS) if effects else (
+            type(self.cfg.analog)())
+        adc = dataclasses.replace(self.cfg.adc, offset_sigma_lsb=offsets)
+        return dataclasses.replace(self.cfg, analog=analog, adc=adc)
+
+    def case(self, vectors: int, effects: bool, offsets: float = 0.0, inputs=None) -> TileCase:
+        """A random matrix over the unit's tiles and ``vectors`` random inputs (or
+        ``inputs(k)``, given the matrix's rows)."""
+        w = random_matrix(self.spec, self.rng)
+        if inputs is None:
+            x = self.rng.integers(-128, 128, size=(vectors, w.shape[0]))
+        else:
+            x = inputs(w.shape[0])
+        return TileCase(self.config(effects, offsets), w, x, key=int(self.rng.integers(1 << 16)))
+
+    async def start(self) -> None:
+        dut = self.dut
+        Clock(dut.clk, PERIOD_PS, unit="ps").start()
+        dut.csr__we.value = 0
+        dut.a_value.value = 0
+        await self.reset()
+        cocotb.start_soon(self.adapter.run())
+        cocotb.start_soon(self.sink.run())
+
+    async def reset(self) -> None:
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 2)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def write_registers(self, case: TileCase) -> None:
+        dut = self.dut
+        for addr, value in case.registers:
+            dut.csr__addr.value = addr
+            dut.csr__data.value = value
+            dut.csr__we.value = 1
+            await RisingEdge(dut.clk)
+        dut.csr__we.value = 0
+        await RisingEdge(dut.clk)
+
+    async def run(self, case: TileCase) -> None:
+        """Registers, then every vector; wait for every result (or a timeout); check."""
+        await self.write_registers(case)
+        self.clock.start()
+        self.adapter.serve(case)
+        first_sample = len(self.adapter.samples)
+        n = len(case.x)
+        spec = self.spec
+        cocotb.start_soon(self.source.send(case.inputs.tolist()))
+        idle, stall = PATTERNS[self.pattern]
+        per_vector = spec.reads_per_vector * spec.read_cycles + 40
+        budget = int(n * per_vector / (1 - idle) / (1 - stall) * 3) + 500
+        deadline = self.clock.now + budget
+        while len(self.sink.results) < n and self.clock.now < deadline:
+            await ClockCycles(self.dut.clk, min(per_vector, 1000))
+        await ClockCycles(self.dut.clk, spec.read_cycles + 10)  # anything extra shows now
+        self.check(case, self.adapter.samples[first_sample:])
+
+    def check(self, case: TileCase, samples: list[int]) -> None:
+        b, src, sink = self.board, self.source, self.sink
+        n = len(case.x)
+        b.compare("results received", n, len(sink.results))
+        b.compare("reads sampled", len(case.drives), len(samples))
+        for v, (want, got) in enumerate(zip(case.expected.tolist(), sink.results)):
+            b.compare(f"result {v}", want, got)
+        try:
+            model = case.timing.schedule(src.offered, lambda c: sink.ready.get(c, True))
+            for name, got in (("accepted", src.accepted), ("offered", sink.offered),
+                              ("taken", sink.taken)):
+                b.compare(f"{name} cycles", getattr(model, name)[: len(got)], got)
+        except ValueError as e:
+            b.error(f"accepted cycles {src.accepted} contradict the model: {e}")
+        measured = predicted = utilisation = None
+        if sink.offered and src.accepted:
+            measured = sink.offered[-1] - src.accepted[0]
+            if self.pattern == "full_rate":
+                predicted = case.timing.stream_cycles(n)
+                b.compare("cycles from first vector to last result", predicted, measured)
+        if len(samples) > 1:
+            # useful reads per cycle over the sampling span, relative to one per read_cycles
+            span = samples[-1] - samples[0] + self.spec.read_cycles
+            utilisation = len(samples) * self.spec.read_cycles / span
+        write_record(
+            test=b.name, pattern=self.pattern, seed=self.seed, vectors=n,
+            reads=len(samples), cycles=measured, predicted_cycles=predicted,
+            utilisation=utilisation, errors=len(b.errors),
+        )
+        self.source.offered.clear()
+        self.source.accepted.clear()
+        sink.results.clear()
+        sink.offered.clear()
+        sink.taken.clear()
+        sink.ready.clear()
+        b.assert_clean(f"test seed {self.seed}; rerun with "
+                       f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
+
+
+@cocotb.test()
+async def ideal_equals_integer_matmul(dut):
+    """No device effect, ADC resolving every read: every result is exactly x @ W."""
+    tb = TileTB(dut, "ideal_equals_integer_matmul")
+    await tb.start()
+    case = tb.case(6, effects=False)
+    n = case.w.shape[1]
+    tb.board.compare("golden ideal results equal x @ W", (case.x @ case.w).tolist(),
+                     case.expected[:, :n].tolist())
+    await tb.run(case)
+
+
+@cocotb.test()
+@cocotb.parametrize(pattern=list(PATTERNS))
+async def all_effects(dut, pattern: str):
+    """Programming noise, drift, 1/f and per-read noise, faults, ADC offsets, drift
+    compensation: bit-exact against golden with the same seed, under each flow pattern."""
+    tb = TileTB(dut, "all_effects", pattern)
+    await tb.start()
+    await tb.run(tb.case(6, effects=True, offsets=0.4))
+
+
+@cocotb.test()
+async def corners(dut):
+    """All-zero, all-min, all-max and alternating inputs."""
+    tb = TileTB(dut, "corners")
+    await tb.start()
+
+    def corner_inputs(k: int) -> np.ndarray:
+        alternating = np.resize([-128, 127], k)
+        return np.stack([np.zeros(k), np.full(k, -128), np.full(k, 127), alternating,
+                         np.full(k, -1)]).astype(np.int64)
+
+    await tb.run(tb.case(5, effects=False, inputs=corner_inputs))
+
+
+@cocotb.test()
+async def reset_mid_vector(dut):
+    """A reset in the middle of a vector clears the unit (registers too); what follows, with
+    the registers written again, is exact."""
+    tb = TileTB(dut, "reset_mid_vector")
+    await tb.start()
+    first = tb.case(2, effects=True)
+    await tb.write_registers(first)
+    tb.adapter.serve(first)
+    cocotb.start_soon(tb.source.send(first.inputs.tolist()[:1]))
+    await ClockCycles(dut.clk, tb.spec.reads_per_vector * tb.spec.read_cycles // 2)
+    await tb.reset()
+    tb.source.offered.clear()
+    tb.source.accepted.clear()
+    await tb.run(tb.case(3, effects=True))
