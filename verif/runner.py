@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from verif.lint import build_args
 from verif.simulators import Simulator
 
 __all__ = [
@@ -34,12 +35,8 @@ __all__ = [
     "run_bench",
 ]
 
-# Amaranth's Verilog back end sizes intermediate expressions by its own rules and leaves the
-# implicit extension/truncation to Verilog semantics, which trips WIDTHEXPAND/WIDTHTRUNC on
-# almost every arithmetic line of generated code. Widths are checked at the Amaranth level
-# (and bit-exactness by the benches), so these two warnings -- not the whole WIDTH group --
-# are waived here, and only here; every other Verilator warning stays fatal.
-VERILATOR_BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+# Verilator's waivers and their reasons live in verif/lint.py; every other warning is fatal.
+VERILATOR_BUILD_ARGS = tuple(build_args())
 
 LOG_TAIL_LINES = 60
 

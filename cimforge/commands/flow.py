@@ -58,13 +58,15 @@ def _simulators(choice: str):
 
 def render_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: block, simulator, tests, cycles (measured / predicted), result."""
-    header = ["block", "simulator", "tests", "full-rate cycles (measured / predicted)", "result"]
+    header = ["block", "simulator", "tests", "full-rate cycles (measured / predicted)",
+              "utilisation", "result"]
     body = []
     for r in rows:
         cycles = (f"{r['cycles']:,} / {r['predicted_cycles']:,}"
                   if r["cycles"] is not None and r["predicted_cycles"] is not None else "-")
+        use = f"{r['utilisation']:.1%}" if r.get("utilisation") is not None else "-"
         body.append([r["block"], f"{r['simulator']} {r['simulator_version']}",
-                     f"{r['passed']}/{r['tests']}", cycles, r["result"]])
+                     f"{r['passed']}/{r['tests']}", cycles, use, r["result"]])
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
@@ -117,6 +119,8 @@ def run(args) -> int:
             # the model predicts a whole run's cycles at full rate; under idle and back-pressure
             # the benches check every beat's and result's cycle instead
             timed = [r for r in res.records if r.get("predicted_cycles") is not None]
+            # crossbar reads per cycle against the peak, over the full-rate runs' reads
+            used = [r["utilisation"] for r in timed if r.get("utilisation") is not None]
             ok = res.passed
             rows.append({
                 "block": block, "simulator": sim.name, "simulator_version": sim.version,
@@ -124,6 +128,7 @@ def run(args) -> int:
                 "cycles": sum(r["cycles"] for r in timed) if timed else None,
                 "predicted_cycles": (sum(r["predicted_cycles"] for r in timed)
                                      if timed else None),
+                "utilisation": min(used) if used else None,
                 "result": "PASS" if ok else "FAIL", "seed": res.seed,
                 "build_seconds": round(res.build_seconds, 2),
                 "run_seconds": round(res.run_seconds, 2),
@@ -155,6 +160,9 @@ def run(args) -> int:
         "ready, as measured and as the golden cycle model predicts. In every test, idle and "
         "back-pressure too, each result is checked bit-exact and in the cycle the model "
         "predicts, and each input beat in the cycle the model accepts it.", "",
+        "*utilisation* (analog tile): crossbar reads per cycle from the first read sampled to "
+        "the last one converted, against the peak of one read per `cols_per_adc` conversions "
+        "(the lowest over the full-rate tests).", "",
         f"**{'PASS' if passed else 'FAIL'}** in {report['seconds']} s", "",
     ]
     write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
