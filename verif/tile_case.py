@@ -24,7 +24,11 @@ from golden.analog_tile import (
 from golden.cim import CimMatrix
 from golden.shift_add import input_digits_of
 
-__all__ = ["TileCase", "random_matrix", "read_errors"]
+__all__ = ["TileCase", "random_matrix", "read_errors", "throughput_case", "EFFECTS"]
+
+# Every analog effect, as the benches switch them on (the hardware does not change).
+EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
+           "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01}
 
 
 def random_matrix(spec: AnalogTileSpec, rng: np.random.Generator, *, scale: float = 40.0
@@ -154,3 +158,18 @@ def read_errors(case: TileCase, read: int, drives: list[int], gains: list[int],
     if ranges != case.ranges:
         errors.append(f"read {read}: ADC ranges {ranges}, expected {case.ranges}")
     return errors
+
+
+def throughput_case(cfg: Config, vectors: int, seed: int) -> TileCase:
+    """The speed benchmark's stimulus: every analog effect on, ADC offsets of 0.4 LSB, a random
+    matrix over the unit's tiles and ``vectors`` random inputs, all from ``seed`` -- the same
+    in every simulator."""
+    import dataclasses
+
+    analog = dataclasses.replace(cfg.analog, **EFFECTS)
+    adc = dataclasses.replace(cfg.adc, offset_sigma_lsb=0.4)
+    cfg = dataclasses.replace(cfg, analog=analog, adc=adc)
+    rng = np.random.default_rng(seed)
+    w = random_matrix(AnalogTileSpec.from_config(cfg), rng)
+    x = rng.integers(-128, 128, size=(vectors, w.shape[0]))
+    return TileCase(cfg, w, x, key=seed)

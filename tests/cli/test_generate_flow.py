@@ -30,13 +30,21 @@ def test_generate_writes_verilog_and_manifest(tmp_path, capsys, monkeypatch):
     assert "shift_add.v" in capsys.readouterr().out
 
 
-def test_generate_bad_config_leaves_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("text, message", [
+    ('[adc]\ncols_per_adc = 5\n', "adc.cols_per_adc: 5 does not divide tile.cols (32)"),
+    ('[adc]\nbits = 17\n', "adc.bits: 17 is out of range: must be an integer in [1, 16]"),
+    ('[adc]\nkind = "flash"\nbits = 9\n', "adc.bits: 9 is too wide for a flash ADC"),
+    ('[tile]\ncols = 36\n', "tile.cols: 36 is not a multiple of the 8 columns one output"),
+    ('[tile]\nrow_tiles = 17\n', "tile.row_tiles: 17 is out of range: must be an integer in "
+     "[1, 16]"),
+])
+def test_generate_refuses_bad_hardware_and_leaves_nothing(tmp_path, capsys, text, message):
     bad = tmp_path / "bad.toml"
-    bad.write_text('base = "tiny"\n[adc]\ncols_per_adc = 5\n')
+    bad.write_text('base = "tiny"\n' + text)
     out = tmp_path / "rtl"
     assert main(["generate", "--config", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}: adc.cols_per_adc: 5 does not divide tile.cols (32)" in err
+    assert f"{bad}: {message}" in err
     assert not out.exists()
 
 
@@ -49,11 +57,14 @@ def test_flow_passes_and_reports(tmp_path, capsys):
     assert report["passed"] is True
     sims = {r["simulator"] for r in report["rows"]}
     assert "verilator" in sims
+    assert {r["block"] for r in report["rows"]} == {"shift_add", "analog_tile_sim"}
     for row in report["rows"]:
-        assert row["result"] == "PASS" and row["passed"] == row["tests"] >= 8
+        assert row["result"] == "PASS" and row["passed"] == row["tests"] >= 7
         assert row["cycles"] == row["predicted_cycles"] > 0
+        if row["block"] == "analog_tile_sim":
+            assert row["utilisation"] >= 0.95
     md = (out / "report.md").read_text()
-    assert "| shift_add | verilator" in md and "**PASS**" in md
+    assert "| shift_add       | verilator" in md and "**PASS**" in md
 
 
 def test_flow_bad_sim_choice(capsys):

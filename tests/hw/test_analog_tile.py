@@ -12,11 +12,10 @@ from cimforge.config import load_config
 from golden.analog_tile import AnalogTileSpec
 from hw.analog_tile import AnalogTile
 from verif.amaranth_tile import run_tile
-from verif.tile_case import TileCase, random_matrix
+from verif.tile_case import EFFECTS, TileCase, random_matrix
 
 TINY = load_config("tiny")
-ALL_EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
-               "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01}
+ALL_EFFECTS = EFFECTS
 
 
 def with_(cfg, **sections):

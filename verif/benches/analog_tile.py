@@ -29,7 +29,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, ReadWrite, RisingEdge
+from cocotb.triggers import ClockCycles, Event, First, ReadOnly, ReadWrite, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from cimforge.config import config_from_dict
@@ -37,7 +37,7 @@ from golden.analog_tile import EXP_BITS, SCALE_BITS, AnalogTileSpec
 from verif.payload import PayloadCodec
 from verif.records import write_record
 from verif.scoreboard import Scoreboard
-from verif.tile_case import TileCase, random_matrix, read_errors
+from verif.tile_case import EFFECTS, TileCase, random_matrix, read_errors, throughput_case
 
 PERIOD_PS = 10_000
 PATTERNS = {  # name: (source idle probability per cycle, sink stall probability per cycle)
@@ -46,8 +46,8 @@ PATTERNS = {  # name: (source idle probability per cycle, sink stall probability
     "backpressure": (0.0, 0.7),
     "stalled_sink": (0.0, 0.995),  # results wait longer than a vector takes
 }
-EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
-           "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01}
+THROUGHPUT_VECTORS = "CIMFORGE_TILE_VECTORS"  # vectors of the throughput test (default 4)
+THROUGHPUT_SEED = "CIMFORGE_TILE_SEED"  # its stimulus seed (default 0)
 
 
 class Clocked:
@@ -164,7 +164,14 @@ class ResultSink:
         self.offered: list[int] = []
         self.taken: list[int] = []
         self.ready: dict[int, bool] = {}
+        self.done = Event()
+        self._expected = 0
         dut.o_stream__ready.value = 0
+
+    def expect(self, n: int) -> None:
+        """Set :attr:`done` once ``n`` results have been taken."""
+        self._expected = n
+        self.done.clear()
 
     async def run(self) -> None:
         dut = self.dut
@@ -194,6 +201,8 @@ class ResultSink:
                                         else None)
                     self.taken.append(now)
                     held = None
+                    if len(self.results) >= self._expected:
+                        self.done.set()
             elif held is not None:
                 self.board.error(f"cycle {now}: valid dropped before the result was taken")
                 held = None
@@ -269,6 +278,9 @@ class TileTB:
 
     async def run(self, case: TileCase) -> None:
         """Registers, then every vector; wait for every result (or a timeout); check."""
+        import time
+
+        start, start_ps = time.perf_counter(), get_sim_time(unit="ps")
         await self.write_registers(case)
         self.clock.start()
         self.adapter.serve(case)
@@ -279,10 +291,12 @@ class TileTB:
         idle, stall = PATTERNS[self.pattern]
         per_vector = spec.reads_per_vector * spec.read_cycles + 40
         budget = int(n * per_vector / (1 - idle) / (1 - stall) * 3) + 500
-        deadline = self.clock.now + budget
-        while len(self.sink.results) < n and self.clock.now < deadline:
-            await ClockCycles(self.dut.clk, min(per_vector, 1000))
+        self.sink.expect(n)
+        # a Timer, not ClockCycles: one callback, where ClockCycles would wake Python each cycle
+        await First(self.sink.done.wait(), Timer(budget * PERIOD_PS, unit="ps"))
         await ClockCycles(self.dut.clk, spec.read_cycles + 10)  # anything extra shows now
+        self.wall_seconds = time.perf_counter() - start
+        self.timed_cycles = int(get_sim_time(unit="ps") - start_ps) // PERIOD_PS
         self.check(case, self.adapter.samples[first_sample:])
 
     def check(self, case: TileCase, samples: list[int]) -> None:
@@ -313,6 +327,8 @@ class TileTB:
             test=b.name, pattern=self.pattern, seed=self.seed, vectors=n,
             reads=len(samples), cycles=measured, predicted_cycles=predicted,
             utilisation=utilisation, errors=len(b.errors),
+            wall_seconds=getattr(self, "wall_seconds", None),
+            timed_cycles=getattr(self, "timed_cycles", None),
         )
         self.source.offered.clear()
         self.source.accepted.clear()
@@ -375,3 +391,13 @@ async def reset_mid_vector(dut):
     tb.source.offered.clear()
     tb.source.accepted.clear()
     await tb.run(tb.case(3, effects=True))
+
+
+@cocotb.test()
+async def throughput(dut):
+    """Full rate with every effect on, for the simulator-speed benchmark: the same stimulus in
+    every simulator (``CIMFORGE_TILE_VECTORS`` vectors from seed ``CIMFORGE_TILE_SEED``)."""
+    tb = TileTB(dut, "throughput")
+    await tb.start()
+    vectors = int(os.environ.get(THROUGHPUT_VECTORS, "4"))
+    await tb.run(throughput_case(tb.cfg, vectors, int(os.environ.get(THROUGHPUT_SEED, "0"))))
