@@ -18,7 +18,7 @@ from golden.analog_tile import (
     AnalogTileTiming,
 )
 from hw.crossbar_shell import shell_signature
-from hw.numerics import limit, round_shift, select
+from hw.numerics import limit, round_shift, select, tree_sum
 
 __all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
 
@@ -49,14 +49,6 @@ def _counter(n: int) -> range:
     """Shape of a counter over ``n`` values, at least one bit wide (Verilog has no
     zero-width vectors)."""
     return range(max(n, 2))
-
-
-def _tree_sum(values: list):
-    """Sum as a balanced adder tree (widths grow by one bit per level, not per term)."""
-    while len(values) > 1:
-        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0]
 
 
 class AnalogTile(wiring.Component):
@@ -235,7 +227,7 @@ class AnalogTile(wiring.Component):
                     m.d.sync += codes[a].eq(decided)
         else:
             for a in range(adcs):
-                ones = _tree_sum([x.thermo[a][b] for b in range(spec.code_max)])
+                ones = tree_sum([x.thermo[a][b] for b in range(spec.code_max)])
                 with m.If(step_done):
                     m.d.sync += codes[a].eq(ones)
         with m.If(active):
@@ -289,7 +281,7 @@ class AnalogTile(wiring.Component):
                     terms.append(Mux(q[0] ^ sign_digit, -mag, mag))
                 width = spec.term_bits + max(1, len(terms)).bit_length() + 1
                 beat = Signal(signed(width), name=f"beat_t{tile}_h{h}")
-                m.d.sync += beat.eq(_tree_sum(terms))
+                m.d.sync += beat.eq(tree_sum(terms))
                 beats.append(beat)
 
         # accumulate, saturating (or wrapping) after every beat

@@ -33,9 +33,11 @@ from cimforge import __version__
 from cimforge.config import Config
 from cimforge.files import write_text_atomic
 from golden.analog_tile import AnalogTileSpec
+from golden.dcim import DcimSpec
 from golden.shift_add import ShiftAddSpec
 from hw.analog_tile import AnalogTile
 from hw.analog_tile_sim import AnalogTileSim
+from hw.dcim import DigitalCim
 from hw.shift_add import ShiftAdd
 
 __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
@@ -68,6 +70,13 @@ BLOCKS: dict[str, Block] = {
         make=lambda cfg: AnalogTile(AnalogTileSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.result_latency,
+    ),
+    "dcim": Block(
+        name="dcim",
+        make=lambda cfg: DigitalCim(DcimSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.latency,
+        bench="verif.benches.dcim",
     ),
     "analog_tile_sim": Block(
         name="analog_tile_sim",

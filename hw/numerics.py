@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
 
-__all__ = ["limit", "round_shift", "select"]
+__all__ = ["limit", "round_shift", "select", "tree_sum"]
 
 
 def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
@@ -50,3 +50,11 @@ def select(index, values: list):
     for i, v in enumerate(values[1:], start=1):
         out = Mux(index == i, v, out)
     return out
+
+
+def tree_sum(values: list):
+    """Sum as a balanced adder tree (widths grow by one bit per level, not per term)."""
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]

@@ -57,9 +57,9 @@ def test_flow_passes_and_reports(tmp_path, capsys):
     assert report["passed"] is True
     sims = {r["simulator"] for r in report["rows"]}
     assert "verilator" in sims
-    assert {r["block"] for r in report["rows"]} == {"shift_add", "analog_tile_sim"}
+    assert {r["block"] for r in report["rows"]} == {"shift_add", "analog_tile_sim", "dcim"}
     for row in report["rows"]:
-        assert row["result"] == "PASS" and row["passed"] == row["tests"] >= 7
+        assert row["result"] == "PASS" and row["passed"] == row["tests"] >= 6
         assert row["cycles"] == row["predicted_cycles"] > 0
         if row["block"] == "analog_tile_sim":
             assert row["utilisation"] >= 0.95

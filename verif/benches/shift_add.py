@@ -13,21 +13,13 @@ failure message.
 
 from __future__ import annotations
 
-import json
-import os
-import random
-from pathlib import Path
-
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from golden.shift_add import Beats, ShiftAddSpec, ShiftAddTiming, dot_product_beats, shift_add
-from verif.payload import PayloadCodec
 from verif.records import write_record
-from verif.scoreboard import Scoreboard
-from verif.streams import CycleCounter, StreamSink, StreamSource
+from verif.stream_bench import StreamBench
 
 PATTERNS = {
     # name: (source idle probability, sink stall probability)
@@ -38,38 +30,14 @@ PATTERNS = {
 }
 
 
-class ShiftAddTB:
+class ShiftAddTB(StreamBench):
     """Clock, reset, source, sink and golden model around one ``shift_add`` instance."""
 
     def __init__(self, dut, name: str, pattern: str = "full_rate"):
-        self.dut = dut
-        self.name = name
-        # cocotb gives each test its own seed, derived from COCOTB_RANDOM_SEED and its name
-        self.seed = cocotb.RANDOM_SEED
-        self.rng = np.random.default_rng(self.seed)
-        manifest = json.loads(Path(os.environ["CIMFORGE_MANIFEST"]).read_text())
-        self.block = manifest["blocks"][os.environ.get("CIMFORGE_BLOCK", "shift_add")]
-        self.rows_per_read = manifest["config"]["tile"]["rows_per_read"]
+        super().__init__(dut, name, pattern, PATTERNS, "shift_add")
+        self.rows_per_read = self.config["tile"]["rows_per_read"]
         self.spec = ShiftAddSpec(**self.block["parameters"])
         self.timing = ShiftAddTiming()
-        self.in_codec = PayloadCodec.for_port(self.block, "i_stream__payload")
-        self.out_codec = PayloadCodec.for_port(self.block, "o_stream__payload")
-        self.pattern = pattern
-        idle, stall = PATTERNS[pattern]
-        self.counter = CycleCounter(dut.clk)
-        pyrng = random.Random(self.seed)
-        self.source = StreamSource(dut, "i_stream", dut.clk, self.counter, idle=idle, rng=pyrng)
-        self.sink = StreamSink(dut, "o_stream", dut.clk, self.counter, stall=stall, rng=pyrng)
-        self.board = Scoreboard(f"{name}[{pattern}]", dut._log)
-
-    async def start(self) -> None:
-        Clock(self.dut.clk, 10, unit="ns").start()
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        cocotb.start_soon(self.counter.run())
-        cocotb.start_soon(self.source.run())
-        cocotb.start_soon(self.sink.run())
 
     def send(self, beats: Beats) -> None:
         beats.check(self.spec)
@@ -143,8 +111,7 @@ class ShiftAddTB:
             predicted_cycles=predicted,
             errors=len(b.errors),
         )
-        b.assert_clean(f"test seed {self.seed}; rerun with "
-                       f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
+        self.assert_clean()
 
 
 def random_beats(spec: ShiftAddSpec, rng: np.random.Generator, vectors: int,
