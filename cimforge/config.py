@@ -16,7 +16,7 @@ TOML layout (all sections optional when ``base`` names a preset)::
     [numerics] act_bits weight_bits acc_bits rounding saturate act_scale outlier_sigma
     [tile]     rows cols bits_per_cell dac_bits rows_per_read slice_range row_tiles col_tiles
     [adc]      kind bits cols_per_adc range range_scale percentile offset_sigma_lsb
-               gain_calibration
+               offset_calibration gain_calibration
     [dcim]     rows cols
     [device]   preset (then any DeviceConfig field)
     [analog]   prog_noise read_noise drift t_inference drift_compensation ir_drop r_wire_ohm
@@ -324,6 +324,10 @@ class AdcConfig:
         ``range = "calibrated"``.
     offset_sigma_lsb : float
         Comparator offset sigma in LSB (static, one per comparator).
+    offset_calibration : bool
+        Trim each SAR ADC's comparator offset by a register set from a calibration
+        measurement, in steps of 1/16 LSB. (A flash ADC has one offset per comparator, and
+        one trim per ADC would only move their mean, which is already near 0: refused.)
     gain_calibration : bool
         Trim every tile's ADC gain (its reference) by the calibration read, programming time
         against now, so codes stay in units of programmed levels as the cells drift: rounding
@@ -337,17 +341,25 @@ class AdcConfig:
     range_scale: float = 1.0
     percentile: float = 99.9
     offset_sigma_lsb: float = 0.0
+    offset_calibration: bool = False
     gain_calibration: bool = False
 
     def __post_init__(self):
         _check_choice("kind", self.kind, ADC_KINDS)
         _check_bool("gain_calibration", self.gain_calibration)
+        _check_bool("offset_calibration", self.offset_calibration)
         _check_int("bits", self.bits, lo=1, hi=16)
         _check_int("cols_per_adc", self.cols_per_adc, lo=1)
         _check_choice("range", self.range, ADC_RANGES)
         _check_float("range_scale", self.range_scale, lo=0.0, hi=1.0, lo_open=True)
         _check_float("percentile", self.percentile, lo=0.0, hi=100.0, lo_open=True)
         _check_float("offset_sigma_lsb", self.offset_sigma_lsb, lo=0.0, hi=8.0)
+        if self.kind == "flash" and self.offset_calibration:
+            raise ConfigError(
+                "offset_calibration",
+                "true trims one comparator per ADC, and a flash ADC has 2^bits - 1: "
+                "must be false with kind = 'flash'",
+            )
         if self.kind == "flash" and self.bits > 8:
             raise ConfigError(
                 "bits",

@@ -20,10 +20,11 @@ exactly, then added to the channel's accumulator, which saturates (or wraps) to 
 after every beat. :meth:`AnalogTileSpec.step_of_column` gives each column's step;
 ``CimMatrix._shift_add_in_order`` follows the same order.
 
-Registers (16-bit data, written through the ``csr`` port; see :data:`REGISTERS`): the ADC gain
-trim of each column tile (unsigned 4.12, reset 1.0), the drift-compensation factor of each
-column tile (unsigned 4.12, reset 1.0: the identity), and the ADC range exponent of each weight
-slice (signed, ``|e| <= ADC_EXP_LIMIT``, reset 0). Write them while the unit is idle.
+Registers (16-bit data, written through the ``csr`` port; see :data:`REGISTER_MAP`): the ADC
+gain trim of each column tile (unsigned 4.12, reset 1.0), the drift-compensation factor of
+each column tile (unsigned 4.12, reset 1.0: the identity), the ADC range exponent of each
+weight slice (signed, ``|e| <= ADC_EXP_LIMIT``, reset 0) and the comparator offset trim of
+each SAR ADC (signed, 1/16 LSB, reset 0). Write them while the unit is idle.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 from cimforge.config import Config, input_digits, max_shift
-from golden.cim import ADC_EXP_LIMIT, DRIFT_COMP_BITS, DRIFT_COMP_FRAC_BITS
+from golden.cim import ADC_EXP_LIMIT, DRIFT_COMP_BITS, DRIFT_COMP_FRAC_BITS, OFFSET_TRIM_BITS
 from golden.numerics import CodeAccRanges
 
 __all__ = [
-    "AnalogTileSpec", "AnalogTileTiming", "Schedule", "REGISTERS", "register_address",
+    "AnalogTileSpec", "AnalogTileTiming", "Schedule", "REGISTERS", "REGISTER_MAP",
+    "register_address", "OFFSET_TRIM_BITS",
     "ADC_EXP_LIMIT", "SCALE_BITS", "SCALE_FRAC_BITS", "EXP_BITS",
 ]
 
@@ -46,24 +48,26 @@ SCALE_BITS = DRIFT_COMP_BITS
 SCALE_FRAC_BITS = DRIFT_COMP_FRAC_BITS
 EXP_BITS = (2 * ADC_EXP_LIMIT).bit_length() + 1  # signed, holds +-ADC_EXP_LIMIT
 
-# Register map: (name, address of entry 0). Entry i is at base + i.
-REGISTERS = {
-    "gain": 0x00,  # per column tile: ADC gain trim, u4.12
-    "drift": 0x40,  # per column tile: drift-compensation factor, u4.12
-    "range": 0x80,  # per weight slice: ADC range exponent, signed EXP_BITS
+# Register map: name -> (address of entry 0, entries). Entry i is at base + i.
+REGISTER_MAP = {
+    "gain": (0x000, 0x100),  # per column tile: ADC gain trim, u4.12
+    "drift": (0x100, 0x100),  # per column tile: drift-compensation factor, u4.12
+    "range": (0x200, 0x100),  # per weight slice: ADC range exponent, signed EXP_BITS
+    "offset": (0x400, 0x400),  # per SAR ADC: comparator offset trim, signed 1/16 LSB
 }
-REGISTER_ENTRIES = 0x40  # entries each register array may have
-CSR_ADDR_BITS = 8
+REGISTERS = {name: base for name, (base, _) in REGISTER_MAP.items()}
+CSR_ADDR_BITS = 11
 CSR_DATA_BITS = 16
 
 
 def register_address(name: str, index: int) -> int:
     """Address of entry ``index`` of register array ``name``."""
-    if name not in REGISTERS:
-        raise ValueError(f"register must be one of {', '.join(REGISTERS)}, not {name!r}")
-    if not 0 <= index < REGISTER_ENTRIES:
-        raise ValueError(f"{name} index must lie in [0, {REGISTER_ENTRIES - 1}], not {index}")
-    return REGISTERS[name] + index
+    if name not in REGISTER_MAP:
+        raise ValueError(f"register must be one of {', '.join(REGISTER_MAP)}, not {name!r}")
+    base, entries = REGISTER_MAP[name]
+    if not 0 <= index < entries:
+        raise ValueError(f"{name} index must lie in [0, {entries - 1}], not {index}")
+    return base + index
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -119,8 +123,10 @@ class AnalogTileSpec(CodeAccRanges):
             raise ValueError(f"cols must be a multiple of {self.cols_per_channel} (2 polarities x "
                              f"{self.weight_slices} slices), not {self.cols}")
         _divides("rows_per_read", self.rows_per_read, "rows", self.rows)
-        if self.weight_slices > REGISTER_ENTRIES or self.col_tiles > REGISTER_ENTRIES:
-            raise ValueError(f"at most {REGISTER_ENTRIES} weight slices and column tiles")
+        adcs = self.col_tiles * self.adcs_per_tile
+        if adcs > REGISTER_MAP["offset"][1]:
+            raise ValueError(f"at most {REGISTER_MAP['offset'][1]} ADCs (one offset register "
+                             f"each), not {adcs}: use more columns per ADC")
 
     @classmethod
     def from_config(cls, cfg: Config) -> AnalogTileSpec:

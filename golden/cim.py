@@ -69,6 +69,11 @@ DRIFT_COMP_FRAC_BITS = 12
 
 _GT_FLOOR = 1e-7  # relative conductance floor inside logarithms (an unprogrammed cell)
 
+# ADC offset trim registers: signed OFFSET_TRIM_BITS, in steps of 2^-OFFSET_TRIM_FRAC_BITS
+# LSB (+-7.9 LSB).
+OFFSET_TRIM_BITS = 8
+OFFSET_TRIM_FRAC_BITS = 4
+
 # ADC range exponents: the LSB of a slice's conversions is 2^e conductance levels with
 # |e| <= ADC_EXP_LIMIT (the range register of the ADC interface).
 ADC_EXP_LIMIT = 8
@@ -448,11 +453,30 @@ class CimMatrix:
         return 2.0**self.out_exp
 
     def _adc_offsets(self) -> None:
+        """Comparator offsets (LSB): one per SAR ADC, one per comparator of a flash ADC, and
+        with ``adc.offset_calibration`` each SAR ADC's trim register (:attr:`adc_trim_q`)."""
         adc = self.cfg.adc
         n_adcs = self.col_tiles * self.cfg.adcs_per_tile
         per_adc = 1 if adc.kind == "sar" else (1 << adc.bits) - 1
         self.adc_offsets = adc.offset_sigma_lsb * self._rng["adc"].standard_normal(
             (n_adcs, per_adc))
+        self.adc_trim_q = np.zeros(n_adcs, dtype=np.int64)
+        if adc.offset_calibration:  # SAR only (the config refuses it for flash)
+            # a calibration measures each comparator's offset and trims it, in steps of
+            # 1 / 2^OFFSET_TRIM_FRAC_BITS LSB
+            lim = (1 << (OFFSET_TRIM_BITS - 1)) - 1
+            measured = self.adc_offsets[:, 0] * (1 << OFFSET_TRIM_FRAC_BITS)
+            self.adc_trim_q = np.clip(np.rint(measured), -lim, lim).astype(np.int64)
+
+    @property
+    def adc_trim(self) -> np.ndarray:
+        """Offset trim of every ADC, LSB (0 without ``adc.offset_calibration``)."""
+        return self.adc_trim_q / (1 << OFFSET_TRIM_FRAC_BITS)
+
+    @property
+    def effective_offsets(self) -> np.ndarray:
+        """Comparator offsets after the trims, LSB: (ADCs, comparators per ADC)."""
+        return self.adc_offsets - self.adc_trim[:, None]
 
     def _convert(self, analog: np.ndarray) -> np.ndarray:
         """Codes of read values (in LSBs) for every physical column (last axis), as float32
@@ -465,13 +489,13 @@ class CimMatrix:
             # SAR: binary search with one comparator whose threshold for trial code c is
             # c - 0.5 + offset; monotonic, so it lands on floor(x - offset + 0.5), clipped.
             if adc.kind == "sar" and adc.offset_sigma_lsb:
-                analog -= self.adc_offsets[adc_of_col, 0].astype(analog.dtype)
+                analog -= self.effective_offsets[adc_of_col, 0].astype(analog.dtype)
             analog += 0.5
             np.floor(analog, out=analog)
             return np.clip(analog, 0, top, out=analog)
         # flash: thermometer of 2^bits - 1 comparators, each with its own offset; a ones
         # counter encodes it, so the code is the number of thresholds at or below the input
-        thresholds = np.arange(1, top + 1) - 0.5 + self.adc_offsets  # (adcs, top)
+        thresholds = np.arange(1, top + 1) - 0.5 + self.effective_offsets  # (adcs, top)
         flat = analog.reshape(-1, cols)
         for col in range(cols):
             flat[:, col] = np.searchsorted(np.sort(thresholds[adc_of_col[col]]),
@@ -685,7 +709,7 @@ class CimMatrix:
         cols = self._u.shape[1]
         if not self.cfg.adc.offset_sigma_lsb:
             return np.zeros(cols, dtype=np.float32)
-        return self.adc_offsets[self._adc_of_column(cols), 0].astype(np.float32)
+        return self.effective_offsets[self._adc_of_column(cols), 0].astype(np.float32)
 
     def _column_weights(self) -> np.ndarray:
         """Signed shift-add weight of every physical column's codes, relative to the finest

@@ -11,6 +11,7 @@ from golden.analog_tile import (
     CSR_ADDR_BITS,
     CSR_DATA_BITS,
     EXP_BITS,
+    OFFSET_TRIM_BITS,
     REGISTERS,
     SCALE_BITS,
     SCALE_FRAC_BITS,
@@ -113,7 +114,13 @@ class AnalogTile(wiring.Component):
         gain = [Signal(SCALE_BITS, name=f"gain{c}", init=one) for c in range(spec.col_tiles)]
         drift = [Signal(SCALE_BITS, name=f"drift{c}", init=one) for c in range(spec.col_tiles)]
         rexp = [Signal(signed(EXP_BITS), name=f"range{k}") for k in range(S)]
-        for name, regs in (("gain", gain), ("drift", drift), ("range", rexp)):
+        arrays = [("gain", gain), ("drift", drift), ("range", rexp)]
+        adcs = spec.col_tiles * spec.adcs_per_tile
+        if spec.adc_kind == "sar":
+            trims = [Signal(signed(OFFSET_TRIM_BITS), name=f"offset{a}") for a in range(adcs)]
+            arrays.append(("offset", trims))
+            m.d.comb += [x.offset_trim[a].eq(trims[a]) for a in range(adcs)]
+        for name, regs in arrays:
             for i, reg in enumerate(regs):
                 with m.If(self.csr.we & (self.csr.addr == REGISTERS[name] + i)):
                     m.d.sync += reg.eq(self.csr.data[: len(reg)])
@@ -195,7 +202,6 @@ class AnalogTile(wiring.Component):
             m.d.sync += x.wl[i].eq(drive)
 
         # -- ADC controllers -----------------------------------------------------------------
-        adcs = spec.col_tiles * spec.adcs_per_tile
         tc = spec.conversion_cycles
         active = Signal()
         step = Signal(_counter(spec.cols_per_adc))

@@ -14,7 +14,8 @@ from hw.crossbar_shell import CrossbarModel, shell_signature
 
 __all__ = ["AnalogTileSim"]
 
-PROBED = ("wl", "sample", "gain", "range_exp")  # shell inputs the analog adapter reads
+# shell inputs the analog adapter reads (offset_trim: SAR ADCs only)
+PROBED = ("wl", "sample", "gain", "range_exp", "offset_trim")
 
 
 class AnalogTileSim(wiring.Component):
@@ -26,7 +27,7 @@ class AnalogTileSim(wiring.Component):
         As :class:`~hw.analog_tile.AnalogTile`.
     a_value : In
         The crossbar model's analog side (see :class:`~hw.crossbar_shell.CrossbarModel`).
-    probe_wl, probe_sample, probe_gain, probe_range_exp : Out
+    probe_wl, probe_sample, probe_gain, probe_range_exp, probe_offset_trim (SAR) : Out
         Copies of the shell inputs of those names, for the adapter.
     """
 
@@ -40,7 +41,7 @@ class AnalogTileSim(wiring.Component):
             "o_stream": Out(stream.Signature(result_layout(spec))),
             "csr": In(csr_signature()),
             "a_value": In(self._model.signature.members["a_value"].shape),
-            **{f"probe_{name}": Out(shell[name].shape) for name in PROBED},
+            **{f"probe_{name}": Out(shell[name].shape) for name in PROBED if name in shell},
         })
 
     @property
@@ -61,6 +62,7 @@ class AnalogTileSim(wiring.Component):
         wiring.connect(m, wiring.flipped(self.csr), tile.csr)
         m.d.comb += model.a_value.eq(self.a_value)
         for name in PROBED:
-            m.d.comb += getattr(self, f"probe_{name}").eq(getattr(tile.xbar, name))
+            if name in tile.xbar.signature.members:
+                m.d.comb += getattr(self, f"probe_{name}").eq(getattr(tile.xbar, name))
         return m
 

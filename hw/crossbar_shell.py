@@ -23,6 +23,8 @@ Pins (``Out``: driven by the digital tile):
     ADC range of each weight slice: the LSB is ``2^e`` conductance levels.
 ``trial`` : Out, ``col_tiles * adcs_per_tile`` x ``adc_bits`` (SAR only)
     Trial code of every SAR ADC's capacitive DAC this cycle.
+``offset_trim`` : Out, ``col_tiles * adcs_per_tile`` x ``OFFSET_TRIM_BITS``, signed (SAR only)
+    Comparator offset trim of every SAR ADC, in 1/16 LSB (register).
 ``decision`` : In, ``col_tiles * adcs_per_tile`` bits (SAR only)
     Comparator decisions, valid in the same cycle: held value >= trial code.
 ``thermo`` : In, ``col_tiles * adcs_per_tile`` x ``2^adc_bits - 1`` (flash only)
@@ -42,7 +44,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.analog_tile import EXP_BITS, SCALE_BITS, AnalogTileSpec
+from golden.analog_tile import EXP_BITS, OFFSET_TRIM_BITS, SCALE_BITS, AnalogTileSpec
 from hw.numerics import select
 
 __all__ = ["shell_signature", "analog_value_bits", "CrossbarModel"]
@@ -68,6 +70,7 @@ def shell_signature(spec: AnalogTileSpec) -> wiring.Signature:
     }
     if spec.adc_kind == "sar":
         members["trial"] = Out(data.ArrayLayout(unsigned(spec.adc_bits), adcs))
+        members["offset_trim"] = Out(data.ArrayLayout(signed(OFFSET_TRIM_BITS), adcs))
         members["decision"] = In(adcs)
     else:
         members["thermo"] = In(data.ArrayLayout(unsigned(spec.code_max), adcs))

@@ -110,6 +110,9 @@ BAD = [
      r"adc\.kind: 'delta-sigma' is not allowed: must be one of sar, flash"),
     ('base = "tiny"\n[adc]\nkind = "flash"\nbits = 10\n',
      r"adc\.bits: 10 is too wide for a flash ADC .*must be <= 8"),
+    ('base = "tiny"\n[adc]\nkind = "flash"\noffset_calibration = true\n',
+     r"adc\.offset_calibration: true trims one comparator per ADC, and a flash ADC has "
+     r"2\^bits - 1: must be false with kind = 'flash'"),
     ('base = "tiny"\n[model]\nd_model = 30\nn_heads = 4\n',
      r"cfg\.toml: model\.d_model: 30 is not divisible by n_heads \(4\)"),
     ('base = "tiny"\n[model]\nseq_len = 64\n', r"model\.seq_len: 64 exceeds max_seq \(16\)"),

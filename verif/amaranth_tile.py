@@ -108,10 +108,12 @@ def run_tile(case: TileCase, *, idle: float = 0.0, stall: float = 0.0, seed: int
             # the analog adapter: a read is being sampled
             if ctx.get(tile.xbar.sample):
                 run.samples.append(cycle)
+                trims = ([int(v) for v in ctx.get(tile.xbar.offset_trim)]
+                         if spec.adc_kind == "sar" else [])
                 errors = read_errors(
                     case, read, [int(v) for v in ctx.get(tile.xbar.wl)],
                     [int(v) for v in ctx.get(tile.xbar.gain)],
-                    [int(v) for v in ctx.get(tile.xbar.range_exp)])
+                    [int(v) for v in ctx.get(tile.xbar.range_exp)], trims)
                 run.errors += [f"cycle {cycle}: {e}" for e in errors]
                 if read < len(values):
                     ctx.set(model.a_value, values[read])

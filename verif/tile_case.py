@@ -52,9 +52,9 @@ class TileCase:
     ----------
     registers : list of (address, data)
         Register writes that set the unit up as golden programmed it.
-    gains, ranges : list of int
-        The ADC gain trim of every column tile and range exponent of every slice that the
-        shell must see at every read.
+    gains, ranges, trims : list of int
+        The ADC gain trim of every column tile, range exponent of every slice and offset trim
+        of every SAR ADC (none for flash) that the shell must see at every read.
     drives : int64 (reads, inputs)
         Word-line drive of every input row, read by read in issue order.
     values : int64 (reads, col_tiles * cols)
@@ -82,9 +82,12 @@ class TileCase:
         self.cim = results_side
         self.expected = results_side.matmul(self.x, all_channels=True)
         self.registers = self._registers(results_side)
-        # what the ADC front ends must see: the gain trims and range exponents golden used
+        # what the ADC front ends must see: the gain trims, range exponents and offset trims
+        # golden used (no offset trims for flash ADCs)
         self.gains = [int(g) for g in results_side.adc_gain_q]
         self.ranges = [int(e) for e in results_side.slice_exp]
+        self.trims = ([int(t) for t in results_side.adc_trim_q] if spec.adc_kind == "sar"
+                      else [])
         conv = reads_side.convert(self.x)  # (n, row tile, group, digit, column)
         reads = conv.codes.shape[0] * spec.reads_per_vector
         if spec.adc_kind == "sar":
@@ -113,6 +116,10 @@ class TileCase:
             writes.append((REGISTERS["drift"] + c, int(drift[c])))
         for k, e in enumerate(cim.slice_exp):
             writes.append((REGISTERS["range"] + k, int(e) & 0xFFFF))
+        if self.spec.adc_kind == "sar":
+            for a, trim in enumerate(cim.adc_trim_q):
+                if trim:
+                    writes.append((REGISTERS["offset"] + a, int(trim) & 0xFFFF))
         return writes
 
     def _thermometers(self, cim: CimMatrix, conv) -> np.ndarray:
@@ -126,7 +133,7 @@ class TileCase:
             return (np.int64(1) << codes) - 1
         cols = codes.shape[-1]
         adc = cim._adc_of_column(cols)
-        thresholds = np.arange(1, top + 1) - 0.5 + cim.adc_offsets  # (adcs, top)
+        thresholds = np.arange(1, top + 1) - 0.5 + cim.effective_offsets  # (adcs, top)
         above = conv.analog.astype(np.float64)[..., None] >= thresholds[adc]
         return (above.astype(np.int64) << np.arange(top)).sum(axis=-1)
 
@@ -144,9 +151,10 @@ class TileCase:
 
 
 def read_errors(case: TileCase, read: int, drives: list[int], gains: list[int],
-                ranges: list[int]) -> list[str]:
+                ranges: list[int], trims: list[int]) -> list[str]:
     """What is wrong with the shell's inputs at read number ``read`` (issue order): the
-    word-line drive against golden's, the gain and range registers against golden's."""
+    word-line drive against golden's, the gain, range and offset registers against golden's
+    (``trims`` empty for flash ADCs)."""
     if read >= len(case.drives):
         return [f"read {read} beyond the expected {len(case.drives)}"]
     errors = []
@@ -157,17 +165,21 @@ def read_errors(case: TileCase, read: int, drives: list[int], gains: list[int],
         errors.append(f"read {read}: ADC gains {gains}, expected {case.gains}")
     if ranges != case.ranges:
         errors.append(f"read {read}: ADC ranges {ranges}, expected {case.ranges}")
+    if trims != case.trims:
+        errors.append(f"read {read}: ADC offset trims {trims}, expected {case.trims}")
     return errors
 
 
 def throughput_case(cfg: Config, vectors: int, seed: int) -> TileCase:
-    """The speed benchmark's stimulus: every analog effect on, ADC offsets of 0.4 LSB, a random
+    """The speed benchmark's stimulus: every analog effect on, ADC offsets of 0.4 LSB (trimmed
+    for SAR ADCs), a random
     matrix over the unit's tiles and ``vectors`` random inputs, all from ``seed`` -- the same
     in every simulator."""
     import dataclasses
 
     analog = dataclasses.replace(cfg.analog, **EFFECTS)
-    adc = dataclasses.replace(cfg.adc, offset_sigma_lsb=0.4)
+    adc = dataclasses.replace(cfg.adc, offset_sigma_lsb=0.4,
+                              offset_calibration=cfg.adc.kind == "sar")
     cfg = dataclasses.replace(cfg, analog=analog, adc=adc)
     rng = np.random.default_rng(seed)
     w = random_matrix(AnalogTileSpec.from_config(cfg), rng)

@@ -32,6 +32,8 @@ def test_tiny_figures():
     ({"cols": 20, "cols_per_adc": 4}, r"cols must be a multiple of 8 \(2 polarities x 4 slices\)"),
     ({"rows_per_read": 5}, r"rows_per_read must divide rows \(32\), not 5"),
     ({"row_tiles": 0}, r"row_tiles must be a positive integer, not 0"),
+    ({"cols": 4096, "col_tiles": 2, "cols_per_adc": 4},
+     r"at most 1024 ADCs \(one offset register each\), not 2048"),
 ])
 def test_invalid_parameters_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -41,10 +43,11 @@ def test_invalid_parameters_are_refused(kw, message):
 def test_register_addresses():
     assert register_address("gain", 0) == REGISTERS["gain"]
     assert register_address("range", 3) == REGISTERS["range"] + 3
-    with pytest.raises(ValueError, match=r"register must be one of gain, drift, range"):
-        register_address("offset", 0)
-    with pytest.raises(ValueError, match=r"range index must lie in \[0, 63\], not 64"):
-        register_address("range", 64)
+    assert register_address("offset", 1023) == REGISTERS["offset"] + 1023
+    with pytest.raises(ValueError, match=r"register must be one of gain, drift, range, offset"):
+        register_address("bias", 0)
+    with pytest.raises(ValueError, match=r"range index must lie in \[0, 255\], not 256"):
+        register_address("range", 256)
 
 
 def test_full_rate_has_no_bubbles():

@@ -58,6 +58,8 @@ def test_ideal_equals_integer_matmul():
 
 CONFIGS = {
     "all_effects_sar": {"analog": ALL_EFFECTS, "adc": {"offset_sigma_lsb": 0.4}},
+    "offset_trimmed_sar": {"analog": ALL_EFFECTS,
+                           "adc": {"offset_sigma_lsb": 1.2, "offset_calibration": True}},
     "flash": {"adc": {"kind": "flash"}},
     "flash_offsets_effects": {"adc": {"kind": "flash", "offset_sigma_lsb": 0.6},
                               "analog": ALL_EFFECTS},

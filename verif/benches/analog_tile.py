@@ -33,7 +33,7 @@ from cocotb.triggers import ClockCycles, Event, First, ReadOnly, ReadWrite, Risi
 from cocotb.utils import get_sim_time
 
 from cimforge.config import config_from_dict
-from golden.analog_tile import EXP_BITS, SCALE_BITS, AnalogTileSpec
+from golden.analog_tile import EXP_BITS, OFFSET_TRIM_BITS, SCALE_BITS, AnalogTileSpec
 from verif.payload import PayloadCodec
 from verif.records import write_record
 from verif.scoreboard import Scoreboard
@@ -108,11 +108,15 @@ class AnalogAdapter:
             if self.case is None:
                 self.board.error(f"cycle {self.clock.now}: a read sampled with no case served")
             else:
+                adcs = spec.col_tiles * spec.adcs_per_tile
+                trims = (unpack(int(dut.probe_offset_trim.value), OFFSET_TRIM_BITS, adcs, True)
+                         if spec.adc_kind == "sar" else [])
                 errors = read_errors(
                     self.case, self.read,
                     unpack(int(dut.probe_wl.value), spec.dac_bits, spec.inputs),
                     unpack(int(dut.probe_gain.value), SCALE_BITS, spec.col_tiles),
-                    unpack(int(dut.probe_range_exp.value), EXP_BITS, spec.weight_slices, True))
+                    unpack(int(dut.probe_range_exp.value), EXP_BITS, spec.weight_slices, True),
+                    trims)
                 for e in errors:
                     self.board.error(f"cycle {self.clock.now}: {e}")
                 if self.read < len(self._values):
@@ -235,10 +239,12 @@ class TileTB:
         self.adapter = AnalogAdapter(dut, self.clock, self.spec, self.board)
 
     def config(self, effects: bool, offsets: float = 0.0):
-        """The design's config with the analog effects on or off (the hardware is the same)."""
+        """The design's config with the analog effects on or off (the hardware is the same);
+        ADC offsets of ``offsets`` LSB, trimmed by the offset registers for SAR ADCs."""
         analog = dataclasses.replace(self.cfg.analog, **EFFECTS) if effects else (
             type(self.cfg.analog)())
-        adc = dataclasses.replace(self.cfg.adc, offset_sigma_lsb=offsets)
+        adc = dataclasses.replace(self.cfg.adc, offset_sigma_lsb=offsets,
+                                  offset_calibration=bool(offsets) and self.spec.adc_kind == "sar")
         return dataclasses.replace(self.cfg, analog=analog, adc=adc)
 
     def case(self, vectors: int, effects: bool, offsets: float = 0.0, inputs=None) -> TileCase:
