@@ -40,14 +40,14 @@ model (:mod:`golden.cim`), read by read.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.analog_tile import EXP_BITS, OFFSET_TRIM_BITS, SCALE_BITS, AnalogTileSpec
 from hw.numerics import select
 
-__all__ = ["shell_signature", "analog_value_bits", "CrossbarModel"]
+__all__ = ["shell_signature", "analog_value_bits", "blackbox_verilog", "CrossbarModel"]
 
 
 def analog_value_bits(spec: AnalogTileSpec) -> int:
@@ -75,6 +75,20 @@ def shell_signature(spec: AnalogTileSpec) -> wiring.Signature:
     else:
         members["thermo"] = In(data.ArrayLayout(unsigned(spec.code_max), adcs))
     return wiring.Signature(members)
+
+
+def blackbox_verilog(spec: AnalogTileSpec, name: str = "crossbar_shell") -> str:
+    """The macro as a Verilog black box: a module with the shell's pins (from the macro's
+    side: what the tile drives is an input) and no body, for synthesis and integration. Its
+    port ``<pin>`` connects to the tile's ``xbar__<pin>``."""
+    ports = []
+    for pin, member in shell_signature(spec).members.items():
+        bits = Shape.cast(member.shape).width
+        direction = "input" if member.flow == Out else "output"
+        ports.append(f"  {direction} {f'[{bits - 1}:0] ' if bits > 1 else ''}{pin}")
+    return (f"// The analog hard macro of cimforge's analog tile unit: a black box.\n"
+            f"(* blackbox *)\nmodule {name} (\n  input clk,\n" + ",\n".join(ports)
+            + "\n);\nendmodule\n")
 
 
 class CrossbarModel(wiring.Component):

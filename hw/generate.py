@@ -37,6 +37,7 @@ from golden.dcim import DcimSpec
 from golden.shift_add import ShiftAddSpec
 from hw.analog_tile import AnalogTile
 from hw.analog_tile_sim import AnalogTileSim
+from hw.crossbar_shell import blackbox_verilog
 from hw.dcim import DigitalCim
 from hw.shift_add import ShiftAdd
 
@@ -46,13 +47,15 @@ __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout
 @dataclass(frozen=True)
 class Block:
     """How to build one top-level block from a config. ``bench``: the cocotb test module that
-    verifies this top (None: a top for synthesis, verified through its simulation top)."""
+    verifies this top (None: a top for synthesis, verified through its simulation top).
+    ``extra_files``: further files written beside the Verilog (name -> text)."""
 
     name: str
     make: Callable[[Config], wiring.Component]
     parameters: Callable[[wiring.Component], dict[str, Any]]
     latency: Callable[[wiring.Component], int]
     bench: str | None = None
+    extra_files: Callable[[wiring.Component], dict[str, str]] | None = None
 
 
 BLOCKS: dict[str, Block] = {
@@ -70,6 +73,7 @@ BLOCKS: dict[str, Block] = {
         make=lambda cfg: AnalogTile(AnalogTileSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.result_latency,
+        extra_files=lambda c: {"crossbar_shell.v": blackbox_verilog(c.spec)},
     ),
     "dcim": Block(
         name="dcim",
@@ -165,8 +169,10 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
     for name in names:
         component, text = convert_block(name, cfg)
         block = BLOCKS[name]
+        extra = block.extra_files(component) if block.extra_files else {}
         converted[name] = (
             text,
+            extra,
             {
                 "top": name,
                 "file": f"{name}.v",
@@ -174,6 +180,7 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
                 "parameters": block.parameters(component),
                 "latency": block.latency(component),
                 "bench": block.bench,
+                "extra_files": sorted(extra),
                 "ports": port_table(component),
             },
         )
@@ -183,10 +190,12 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
         "config_source": source,
         "config_digest": cfg.digest(),
         "config": cfg.to_dict(),
-        "blocks": {name: entry for name, (_, entry) in converted.items()},
+        "blocks": {name: entry for name, (_, _, entry) in converted.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    for text, entry in converted.values():
+    for text, extra, entry in converted.values():
         write_text_atomic(out_dir / entry["file"], text)
+        for file, content in extra.items():
+            write_text_atomic(out_dir / file, content)
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

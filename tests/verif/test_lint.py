@@ -44,3 +44,27 @@ def test_lint_reports_what_it_does_not_waive(tmp_path):
 def test_every_waiver_has_a_reason():
     assert set(BUILD_WAIVERS) <= set(LINT_WAIVERS)
     assert all(len(reason) > 40 for reason in LINT_WAIVERS.values())
+
+
+@pytest.mark.parametrize("design", ["tiny", "tile-flash-2x2"])
+def test_shell_black_box_matches_the_tile_pins(designs, design):
+    # every pin of the macro's black box is an xbar__ port of the tile, same width, opposite
+    # direction; the black box parses (its outputs are undriven: it has no body)
+    import json
+    import re
+
+    d = designs[design]
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["blocks"]["analog_tile"]["extra_files"] == ["crossbar_shell.v"]
+    stub = (d / "crossbar_shell.v").read_text()
+    pins = {name: (direction, int(hi) + 1 if hi else 1) for direction, hi, name in
+            re.findall(r"(input|output) (?:\[(\d+):0\] )?(\w+)", stub)}
+    tile = {p["name"][len("xbar__"):]: ("input" if p["direction"] == "out" else "output",
+                                        p["width"])
+            for p in manifest["blocks"]["analog_tile"]["ports"] if p["name"].startswith("xbar__")}
+    assert pins.pop("clk") == ("input", 1)
+    assert pins == tile
+    messages = lint(find_verilator(), d / "crossbar_shell.v", "crossbar_shell")
+    other = [m for m in messages
+             if not any(k in m for k in ("UNDRIVEN", "UNUSED", "Exiting due to"))]
+    assert other == [], messages
