@@ -136,6 +136,16 @@ def digit_shift(digit: int, input_bits: int, dac_bits: int) -> int:
     return min(digit * dac_bits, input_bits - 1)
 
 
+def digit_bits(digit: int, input_bits: int, dac_bits: int) -> tuple[int, int]:
+    """The bits ``lo`` up to (not including) ``hi`` of a two's-complement input that digit
+    ``digit`` applies: ``dac_bits`` at a time below the sign (the top digit may be narrower),
+    the sign bit alone last."""
+    lo = digit_shift(digit, input_bits, dac_bits)
+    if digit == input_digits(input_bits, dac_bits) - 1:
+        return lo, input_bits
+    return lo, min(lo + dac_bits, input_bits - 1)
+
+
 def max_shift(input_bits: int, weight_slices: int, bits_per_cell: int) -> int:
     """Exponent of the heaviest shift-add term: the sign digit weighs ``2^(input_bits - 1)``,
     weight slice ``k`` weighs ``2^(k * bits_per_cell)``."""

@@ -17,8 +17,7 @@ Shift-add order (the numerics, bit-exact): a *beat* is one conversion step of on
 beat's terms of an output channel (the columns of that channel converted in that step, each
 ``(-1)^(G- XOR sign digit) code << (digit_shift(d) + k bpc + e_k - e_min)``) are summed
 exactly, then added to the channel's accumulator, which saturates (or wraps) to ``acc_bits``
-after every beat. :meth:`AnalogTileSpec.step_of_column` gives each column's step;
-``CimMatrix._shift_add_in_order`` follows the same order.
+after every beat (``CimMatrix._step_of_column``, ``CimMatrix._shift_add_in_order``).
 
 Registers (16-bit data, written through the ``csr`` port; see :data:`REGISTER_MAP`): the ADC
 gain trim of each column tile (unsigned 4.12, reset 1.0), the drift-compensation factor of
@@ -34,7 +33,7 @@ from dataclasses import dataclass, fields
 
 from cimforge.config import Config, input_digits, max_shift
 from golden.cim import ADC_EXP_LIMIT, DRIFT_COMP_BITS, DRIFT_COMP_FRAC_BITS, OFFSET_TRIM_BITS
-from golden.numerics import CodeAccRanges
+from golden.numerics import CodeAccRanges, as_dict, positive_int
 
 __all__ = [
     "AnalogTileSpec", "AnalogTileTiming", "Schedule", "REGISTERS", "REGISTER_MAP",
@@ -46,7 +45,7 @@ __all__ = [
 # SCALE_BITS wide with SCALE_FRAC_BITS fraction bits); the range registers its exponents.
 SCALE_BITS = DRIFT_COMP_BITS
 SCALE_FRAC_BITS = DRIFT_COMP_FRAC_BITS
-EXP_BITS = (2 * ADC_EXP_LIMIT).bit_length() + 1  # signed, holds +-ADC_EXP_LIMIT
+EXP_BITS = ADC_EXP_LIMIT.bit_length() + 1  # signed: holds +-ADC_EXP_LIMIT
 
 # Register map: name -> (address of entry 0, entries). Entry i is at base + i.
 REGISTER_MAP = {
@@ -56,7 +55,7 @@ REGISTER_MAP = {
     "offset": (0x400, 0x400),  # per SAR ADC: comparator offset trim, signed 1/16 LSB
 }
 REGISTERS = {name: base for name, (base, _) in REGISTER_MAP.items()}
-CSR_ADDR_BITS = 11
+CSR_ADDR_BITS = max(base + n for base, n in REGISTER_MAP.values()).bit_length() - 1
 CSR_DATA_BITS = 16
 
 
@@ -68,11 +67,6 @@ def register_address(name: str, index: int) -> int:
     if not 0 <= index < entries:
         raise ValueError(f"{name} index must lie in [0, {entries - 1}], not {index}")
     return base + index
-
-
-def _positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 def _divides(name: str, value: int, of_name: str, of_value: int) -> None:
@@ -107,7 +101,7 @@ class AnalogTileSpec(CodeAccRanges):
     def __post_init__(self):
         for f in fields(self):
             if f.name not in ("adc_kind", "saturate", "rounding"):
-                _positive_int(f.name, getattr(self, f.name))
+                positive_int(f.name, getattr(self, f.name))
         if self.adc_kind not in ("sar", "flash"):
             raise ValueError(f"adc_kind must be one of sar, flash, not {self.adc_kind!r}")
         if self.rounding not in ("half_even", "half_up", "floor"):
@@ -124,9 +118,14 @@ class AnalogTileSpec(CodeAccRanges):
                              f"{self.weight_slices} slices), not {self.cols}")
         _divides("rows_per_read", self.rows_per_read, "rows", self.rows)
         adcs = self.col_tiles * self.adcs_per_tile
-        if adcs > REGISTER_MAP["offset"][1]:
-            raise ValueError(f"at most {REGISTER_MAP['offset'][1]} ADCs (one offset register "
+        if self.adc_kind == "sar" and adcs > REGISTER_MAP["offset"][1]:
+            raise ValueError(f"at most {REGISTER_MAP['offset'][1]} SAR ADCs (one offset register "
                              f"each), not {adcs}: use more columns per ADC")
+        # golden sums a beat's terms in int64
+        if self.term_bits + self.cols_per_channel.bit_length() > 62:
+            raise ValueError(f"a shift-add term of {self.term_bits} bits is too wide to be "
+                             "summed exactly in 64 bits: use fewer input, weight or ADC bits, "
+                             "or more bits per cell")
 
     @classmethod
     def from_config(cls, cfg: Config) -> AnalogTileSpec:
@@ -140,7 +139,7 @@ class AnalogTileSpec(CodeAccRanges):
         )
 
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return as_dict(self)
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -195,8 +194,8 @@ class AnalogTileSpec(CodeAccRanges):
 
     @property
     def max_term_shift(self) -> int:
-        """The largest shift of a code: sign digit, top slice, range exponents apart by the
-        most the registers allow."""
+        """The largest shift of a code: sign digit, top slice, range exponents as far apart as
+        the range registers allow (+-ADC_EXP_LIMIT, clamped on write)."""
         return (max_shift(self.act_bits, self.weight_slices, self.bits_per_cell)
                 + 2 * ADC_EXP_LIMIT)
 
@@ -206,13 +205,6 @@ class AnalogTileSpec(CodeAccRanges):
         at full width, then saturates or wraps)."""
         return self.adc_bits + self.max_term_shift
 
-    def adc_of_column(self, col: int) -> int:
-        """ADC (within the tile) that converts column ``col`` of its tile."""
-        return col // self.cols_per_adc
-
-    def step_of_column(self, col: int) -> int:
-        """Conversion step of column ``col`` of a tile: as ``CimMatrix._step_of_column``."""
-        return col % self.cols_per_adc
 
 
 @dataclass(frozen=True)
@@ -235,7 +227,7 @@ class AnalogTileTiming:
     """Cycle model of the analog tile unit.
 
     Read issue: in the cycle a read is *issued* the word-line drive and the sample strobe are
-    registered; the crossbar samples in the next cycle (``SAMPLE_DELAY``), into one of two
+    registered; the crossbar samples in the next cycle, into one of two
     sample-and-hold banks, and the ADCs convert it in the ``L = read_cycles`` cycles after
     that. A vector's reads issue every ``L`` cycles; the next vector's first read can issue
     ``L`` cycles after the last one of the previous vector (the other bank is sampled while the
@@ -248,16 +240,15 @@ class AnalogTileTiming:
     * vector ``v``'s first read issues no earlier than the cycle after it was accepted, ``L``
       cycles after vector ``v - 1``'s last read, and the cycle after vector ``v - 2``'s result
       was taken (two results may be in flight: one in the output buffer, one being reduced).
-    * result: offered ``RESULT_LATENCY`` cycles after the vector's last read issued (the ``L``
-      conversion cycles included), and never before the cycle after the previous result was
-      taken.
+    * result: offered :attr:`result_latency` cycles after the vector's last read issued (the
+      ``L`` conversion cycles included), and never before the cycle after the previous result
+      was taken.
     """
 
     spec: AnalogTileSpec
 
-    SAMPLE_DELAY = 1
-    # issue -> sample (1) -> L conversion cycles -> code register (1) -> beat sum (1) ->
-    # accumulator (1) -> scaled into the output buffer (1), offered the cycle after
+    # cycles after a read issues besides its L conversion cycles: sample (1), code register
+    # (1), beat sum (1), accumulator (1), drift scale into the output buffer (1)
     TAIL = 5
 
     @property
@@ -314,7 +305,3 @@ class AnalogTileTiming:
         always valid and the output always ready."""
         sched = self.schedule([None] * vectors)
         return sched.offered[-1] - sched.accepted[0]
-
-    def utilisation(self, vectors: int, cycles: int) -> float:
-        """Useful reads per cycle over ``cycles``, relative to the peak of one per ``L``."""
-        return vectors * self.spec.reads_per_vector * self.read_cycles / cycles

@@ -615,8 +615,8 @@ class CimMatrix:
         x = self._check_x(x)
         analog = self._reads(x)
         codes = self._convert(analog.copy())
-        n, ab = len(x), self.digits
-        shape = (n, ab, self.row_tiles, self.groups, -1)
+        n, n_dig = len(x), self.digits
+        shape = (n, n_dig, self.row_tiles, self.groups, -1)
         order = (0, 2, 3, 1, 4)
         return Conversion(analog=analog.reshape(shape).transpose(order),
                           codes=codes.astype(np.int64).reshape(shape).transpose(order))
@@ -628,7 +628,7 @@ class CimMatrix:
         channels_per_tile), as the RTL tile computes them (unused ones read only noise)."""
         cfg = self.cfg
         x = self._check_x(x)
-        ab = self.digits
+        n_dig = self.digits
         n_pad = self.col_tiles * cfg.channels_per_tile
         acc = np.empty((len(x), n_pad), dtype=np.int64)
         for i in range(0, len(x), CHUNK_VECTORS):
@@ -641,7 +641,7 @@ class CimMatrix:
                 self._sar_shift_add(planes, noise, total, bound)
             for g in range(0 if self._compiled_sar else self.row_tiles * self.groups):
                 reads = self._group_reads(planes, g, None if noise is None else noise[:, g])
-                codes = self._convert(reads).reshape(len(xs), ab, n_pad, 2 * self.slices)
+                codes = self._convert(reads).reshape(len(xs), n_dig, n_pad, 2 * self.slices)
                 part, mag = self._shift_add_group(codes)
                 total += part
                 bound += mag
@@ -650,7 +650,7 @@ class CimMatrix:
                 codes = self._convert(np.stack(
                     [self._group_reads(planes, g, None if noise is None else noise[:, g])
                      for g in range(self.row_tiles * self.groups)], axis=1))
-                total = self._shift_add_in_order(codes.reshape(len(xs), ab, -1,
+                total = self._shift_add_in_order(codes.reshape(len(xs), n_dig, -1,
                                                                2 * self.slices))
             acc[i : i + CHUNK_VECTORS] = total
         if self.drift_comp_q is not None:
@@ -731,10 +731,9 @@ class CimMatrix:
 
         ``codes``: (n, D, N_pad, 2 S) float32 integers. Input digit d, slice k, polarity p
         weighs ``sign * 2^(digit_shift(d) + shift_k)``, negative for the G- column and for the
-        sign digit. The beats run group by group, d by d, and within d slice by slice: no
+        sign digit. The beats run group by group, d by d, and within d step by step: no
         partial sum is further from 0 than the magnitudes of the whole (group, d) sums before
-        it plus
-        :meth:`_partial_margin`.
+        it plus :meth:`_partial_margin`.
         """
         cfg = self.cfg
         s = self.slices
@@ -750,7 +749,8 @@ class CimMatrix:
         return part, mag
 
     def _partial_margin(self) -> float:
-        """The furthest the beats of one input bit of one group can move the accumulator."""
+        """The furthest the beats of one read (one digit of one group) can move the
+        accumulator."""
         top = (1 << self.cfg.adc.bits) - 1
         return top * float(np.sum(2.0 ** self._slice_shifts())) * 2 * 2.0 ** (
             self.cfg.numerics.act_bits - 1)
@@ -765,24 +765,24 @@ class CimMatrix:
         step are summed exactly before they enter its accumulator -- the order of the RTL
         analog tile (``golden/analog_tile.py``)."""
         cfg = self.cfg
-        ab, s = self.digits, self.slices
+        n_dig, s = self.digits, self.slices
         n = codes.shape[0]
         g = self.row_tiles * self.groups
         cpa = cfg.adc.cols_per_adc
-        c = codes.astype(np.int64).reshape(n, ab, g, -1, s, 2).transpose(0, 2, 1, 3, 4, 5)
+        c = codes.astype(np.int64).reshape(n, n_dig, g, -1, s, 2).transpose(0, 2, 1, 3, 4, 5)
         n_pad = c.shape[3]  # c: (n, G, D, N_pad, S, 2)
-        d = np.arange(ab)[:, None, None]
+        d = np.arange(n_dig)[:, None, None]
         digit_shifts = ShiftAddSpec.from_config(cfg).digit_shifts()[:, None]
         shift = digit_shifts + self._slice_shifts()[None, :]  # (D, S)
-        sign = np.where((np.arange(2)[None, None, :] == 1) ^ (d == ab - 1), -1, 1)  # (D, 1, 2)
+        sign = np.where((np.arange(2)[None, None, :] == 1) ^ (d == n_dig - 1), -1, 1)  # (D, 1, 2)
         t = (c << shift[None, None, :, None, :, None]) * sign[None, None, :, None, :, :]
-        t = t.reshape(n, g, ab, n_pad, 2 * s)
+        t = t.reshape(n, g, n_dig, n_pad, 2 * s)
         # the step of every (channel, column of the channel), from the column's place in its tile
         col_in_tile = ((np.arange(n_pad) % cfg.channels_per_tile)[:, None] * 2 * s
                        + np.arange(2 * s)[None, :])
         steps = self._step_of_column(col_in_tile)
         beats = np.stack([(t * (steps == j)).sum(axis=-1) for j in range(cpa)], axis=3)
         beats = beats.reshape(-1, n_pad)  # (n, G, D, step) beats of N_pad lanes
-        per_vec = g * ab * cpa
+        per_vec = g * n_dig * cpa
         last = (np.arange(len(beats)) % per_vec) == per_vec - 1
         return accumulate(beats, last, cfg.numerics.acc_bits, cfg.numerics.saturate)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from cimforge.config import Config
-from golden.numerics import CodeAccRanges
+from golden.numerics import as_dict, positive_int
 
 __all__ = ["WRITE", "APPEND", "SCORES", "WEIGHTED", "OPS", "DcimSpec", "DcimCommand",
            "DcimModel", "DcimTiming", "DcimSchedule", "bit_serial"]
@@ -42,7 +42,7 @@ OPS = {"write": WRITE, "append": APPEND, "scores": SCORES, "weighted": WEIGHTED}
 
 
 @dataclass(frozen=True)
-class DcimSpec(CodeAccRanges):
+class DcimSpec:
     """Parameters of the macro: ``rows`` x ``cols`` signed ``bits``-bit elements, inputs of
     ``bits`` bits, results of ``acc_bits``."""
 
@@ -53,9 +53,7 @@ class DcimSpec(CodeAccRanges):
 
     def __post_init__(self):
         for f in fields(self):
-            v = getattr(self, f.name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{f.name} must be a positive integer, not {v!r}")
+            positive_int(f.name, getattr(self, f.name))
         if self.bits < 2:
             raise ValueError(f"bits must be at least 2 (signed), not {self.bits}")
         if self.exact_bits > self.acc_bits:
@@ -69,11 +67,7 @@ class DcimSpec(CodeAccRanges):
                    acc_bits=cfg.numerics.acc_bits)
 
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @property
-    def adc_bits(self) -> int:  # CodeAccRanges: an input is the "code" here
-        return self.bits
+        return as_dict(self)
 
     @property
     def width(self) -> int:
@@ -82,8 +76,8 @@ class DcimSpec(CodeAccRanges):
 
     @property
     def partial_bits(self) -> int:
-        """Signed width of one bit cycle's sum over ``width`` elements."""
-        return self.bits + max(1, (self.width - 1).bit_length()) + 1
+        """Signed width of one bit cycle's sum of ``width`` signed ``bits``-bit elements."""
+        return self.bits + (self.width - 1).bit_length()
 
     @property
     def exact_bits(self) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 
-__all__ = ["CodeAccRanges", "round_shift", "saturate", "wrap"]
+__all__ = ["CodeAccRanges", "as_dict", "positive_int", "round_shift", "saturate", "wrap"]
 
 
 def round_shift(x: np.ndarray, shift: int, mode: str) -> np.ndarray:
@@ -57,3 +59,14 @@ class CodeAccRanges:
     @property
     def acc_max(self) -> int:
         return (1 << (self.acc_bits - 1)) - 1
+
+
+def positive_int(name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is an int >= 1 (a parameter check)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def as_dict(spec) -> dict:
+    """A parameter dataclass's fields as a dict (what a manifest records)."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec)}

@@ -35,19 +35,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from cimforge.config import Config, digit_shift, input_digits, max_shift
-from golden.numerics import CodeAccRanges, saturate, wrap
+from cimforge.config import Config, digit_bits, digit_shift, input_digits, max_shift
+from golden.numerics import CodeAccRanges, as_dict, positive_int, saturate, wrap
 
 __all__ = [
     "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "accumulate", "dot_product_beats",
     "input_digits_of",
     "saturate", "wrap",
 ]
-
-
-def _positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,7 @@ class ShiftAddSpec(CodeAccRanges):
     def __post_init__(self):
         for f in fields(self):
             if f.name != "saturate":
-                _positive_int(f.name, getattr(self, f.name))
+                positive_int(f.name, getattr(self, f.name))
         if not isinstance(self.saturate, bool):
             raise ValueError(f"saturate must be a bool, not {self.saturate!r}")
         if self.adc_bits > 16:
@@ -112,7 +107,7 @@ class ShiftAddSpec(CodeAccRanges):
         )
 
     def as_dict(self) -> dict[str, int | bool]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return as_dict(self)
 
     @property
     def max_shift(self) -> int:
@@ -264,8 +259,7 @@ def input_digits_of(x: np.ndarray, input_bits: int, dac_bits: int) -> np.ndarray
     n_digits = input_digits(input_bits, dac_bits)
     out = np.empty(x.shape[:-1] + (n_digits, x.shape[-1]), dtype=np.int64)
     for d in range(n_digits):
-        lo = digit_shift(d, input_bits, dac_bits)
-        hi = input_bits if d == n_digits - 1 else min(lo + dac_bits, input_bits - 1)
+        lo, hi = digit_bits(d, input_bits, dac_bits)
         out[..., d, :] = (xu >> lo) & ((1 << (hi - lo)) - 1)
     return out
 

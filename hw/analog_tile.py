@@ -7,7 +7,9 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from cimforge.config import digit_bits
 from golden.analog_tile import (
+    ADC_EXP_LIMIT,
     CSR_ADDR_BITS,
     CSR_DATA_BITS,
     EXP_BITS,
@@ -19,7 +21,7 @@ from golden.analog_tile import (
     AnalogTileTiming,
 )
 from hw.crossbar_shell import shell_signature
-from hw.numerics import limit, round_shift, select, tree_sum
+from hw.numerics import digit_shift, limit, round_shift, select, tree_sum
 
 __all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
 
@@ -64,7 +66,8 @@ class AnalogTile(wiring.Component):
 
     Timing: exactly :class:`golden.analog_tile.AnalogTileTiming` -- one read per
     ``read_cycles`` cycles at full rate, with no gap between vectors; a result
-    ``read_cycles + 5`` cycles after its vector's last read issues.
+    ``AnalogTileTiming.result_latency`` (``read_cycles + TAIL``) cycles after its vector's last
+    read issues.
 
     Parameters
     ----------
@@ -77,7 +80,8 @@ class AnalogTile(wiring.Component):
     o_stream : Out(stream.Signature(result_layout(spec)))
         Results, one per input vector.
     csr : In(csr_signature())
-        Register writes (gain, drift and range registers); write them while idle.
+        Register writes (gain, drift, range and, for SAR ADCs, offset registers); write them
+        while idle.
     xbar : Out(hw.crossbar_shell.shell_signature(spec))
         The crossbar shell's pins.
     """
@@ -120,10 +124,16 @@ class AnalogTile(wiring.Component):
             trims = [Signal(signed(OFFSET_TRIM_BITS), name=f"offset{a}") for a in range(adcs)]
             arrays.append(("offset", trims))
             m.d.comb += [x.offset_trim[a].eq(trims[a]) for a in range(adcs)]
+        # a range beyond +-ADC_EXP_LIMIT is clamped on write: golden never sets one, and the
+        # shift-add's widths assume it
+        written = self.csr.data.as_signed()  # the register value as a 16-bit signed number
+        clamped = Mux(written > ADC_EXP_LIMIT, ADC_EXP_LIMIT,
+                      Mux(written < -ADC_EXP_LIMIT, -ADC_EXP_LIMIT, written))
         for name, regs in arrays:
             for i, reg in enumerate(regs):
                 with m.If(self.csr.we & (self.csr.addr == REGISTERS[name] + i)):
-                    m.d.sync += reg.eq(self.csr.data[: len(reg)])
+                    value = clamped if name == "range" else self.csr.data[: len(reg)]
+                    m.d.sync += reg.eq(value)
         m.d.comb += [x.gain[c].eq(gain[c]) for c in range(spec.col_tiles)]
         m.d.comb += [x.range_exp[k].eq(rexp[k]) for k in range(S)]
         # the shift of each slice's codes relative to the finest range (registered: a range
@@ -192,11 +202,8 @@ class AnalogTile(wiring.Component):
         # word-line drive: digit rd_digit of the rows of group rd_group, 0 elsewhere
         for i in range(spec.inputs):
             xu = vector[i].as_unsigned()
-            digits = []
-            for d in range(D):
-                lo = min(d * spec.dac_bits, spec.act_bits - 1)
-                hi = spec.act_bits if d == D - 1 else min(lo + spec.dac_bits, spec.act_bits - 1)
-                digits.append(xu[lo:hi])
+            digits = [xu[slice(*digit_bits(d, spec.act_bits, spec.dac_bits))]
+                      for d in range(D)]
             row_group = (i // spec.rows) * spec.groups + (i % spec.rows) // spec.rows_per_read
             drive = Mux(issue & (rd_group == row_group), select(rd_digit, digits), 0)
             m.d.sync += x.wl[i].eq(drive)
@@ -247,12 +254,8 @@ class AnalogTile(wiring.Component):
                          conv_digit.eq(samp_digit), conv_last.eq(samp_last)]
 
         # -- shift-add: one beat per conversion step -----------------------------------------
-        digit_shift = Signal(range(spec.act_bits))
-        if spec.dac_bits == 1:
-            m.d.comb += digit_shift.eq(code_digit)
-        else:
-            m.d.comb += digit_shift.eq(Mux(code_digit == D - 1, spec.act_bits - 1,
-                                           code_digit * spec.dac_bits))
+        d_shift = Signal(range(spec.act_bits))
+        m.d.comb += d_shift.eq(digit_shift(code_digit, spec.act_bits, spec.dac_bits, D))
         sign_digit = code_digit == D - 1
         cpt, cpc, cpa = spec.channels_per_tile, spec.cols_per_channel, spec.cols_per_adc
         beats = []
@@ -281,7 +284,7 @@ class AnalogTile(wiring.Component):
                     m.d.comb += q.eq(code_step + (steps[first] - first))
                     shift = Signal(range(spec.max_term_shift + 1),
                                    name=f"shift_t{tile}_h{h}_a{a}")
-                    m.d.comb += shift.eq(digit_shift + select(q >> 1, slice_shift))
+                    m.d.comb += shift.eq(d_shift + select(q >> 1, slice_shift))
                     mag = Signal(spec.term_bits, name=f"mag_t{tile}_h{h}_a{a}")
                     m.d.comb += mag.eq(Mux(used, code << shift, 0))
                     terms.append(Mux(q[0] ^ sign_digit, -mag, mag))
@@ -291,7 +294,7 @@ class AnalogTile(wiring.Component):
                 beats.append(beat)
 
         # accumulate, saturating (or wrapping) after every beat
-        accs, finals = [], []
+        finals = []
         final_valid = Signal()
         m.d.sync += final_valid.eq(beat_valid & beat_last)
         for j, beat in enumerate(beats):
@@ -304,7 +307,6 @@ class AnalogTile(wiring.Component):
                 m.d.sync += acc.eq(Mux(beat_last, 0, limited))
                 with m.If(beat_last):
                     m.d.sync += final.eq(limited)
-            accs.append(acc)
             finals.append(final)
 
         # drift compensation: fixed-point scale, rounded, saturated

@@ -6,7 +6,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.dcim import APPEND, SCORES, WEIGHTED, WRITE, DcimSpec, DcimTiming
+from golden.dcim import APPEND, OPS, SCORES, WEIGHTED, WRITE, DcimSpec, DcimTiming
 from hw.numerics import tree_sum
 
 __all__ = ["DigitalCim", "command_layout", "result_layout"]
@@ -16,7 +16,7 @@ def command_layout(spec: DcimSpec) -> data.StructLayout:
     """One command: ``op`` (WRITE 0, APPEND 1, SCORES 2, WEIGHTED 3), ``addr`` (WRITE's row),
     ``data`` (``width`` signed ``bits``-bit values)."""
     return data.StructLayout({
-        "op": 2,
+        "op": (len(OPS) - 1).bit_length(),
         "addr": spec.addr_bits,
         "data": data.ArrayLayout(signed(spec.bits), spec.width),
     })

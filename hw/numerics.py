@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
 
-__all__ = ["limit", "round_shift", "select", "tree_sum"]
+__all__ = ["digit_shift", "limit", "round_shift", "select", "tree_sum"]
 
 
 def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
@@ -58,3 +58,12 @@ def tree_sum(values: list):
         values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
                   for i in range(0, len(values), 2)]
     return values[0]
+
+
+def digit_shift(digit, input_bits: int, dac_bits: int, digits: int):
+    """Weight exponent of input digit ``digit`` (a signal): ``digit * dac_bits``, and
+    ``input_bits - 1`` for the last digit, the sign bit (:func:`cimforge.config.digit_shift`).
+    With a 1-bit DAC that is the digit itself."""
+    if dac_bits == 1:
+        return digit
+    return Mux(digit == digits - 1, input_bits - 1, digit * dac_bits)

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.shift_add import ShiftAddSpec, ShiftAddTiming
-from hw.numerics import limit
+from hw.numerics import digit_shift, limit
 
 __all__ = ["ShiftAdd", "beat_layout", "result_layout"]
 
@@ -94,11 +94,8 @@ class ShiftAdd(wiring.Component):
         # multiplications by powers of two, i.e. wiring; with a multi-bit DAC the last digit
         # (the sign bit) weighs 2^(input_bits - 1) instead.
         shift = Signal(range(spec.max_shift + 1))
-        digit_shift = beat.digit * spec.dac_bits
-        if spec.dac_bits > 1:
-            digit_shift = Mux(beat.digit == spec.input_digits - 1, spec.input_bits - 1,
-                              digit_shift)
-        m.d.comb += shift.eq(digit_shift + beat.slice * spec.bits_per_cell)
+        d_shift = digit_shift(beat.digit, spec.input_bits, spec.dac_bits, spec.input_digits)
+        m.d.comb += shift.eq(d_shift + beat.slice * spec.bits_per_cell)
         s1_valid = Signal()
         s1_last = Signal()
         s1_terms = [

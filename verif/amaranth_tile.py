@@ -12,13 +12,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from amaranth import Module
-from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from golden.analog_tile import Schedule
-from hw.analog_tile import AnalogTile
-from hw.crossbar_shell import CrossbarModel
+from hw.analog_tile_sim import AnalogTileSim
 from verif.tile_case import TileCase, read_errors
 
 __all__ = ["TileRun", "run_tile"]
@@ -68,12 +65,7 @@ def run_tile(case: TileCase, *, idle: float = 0.0, stall: float = 0.0, seed: int
     (the source idles with probability ``idle`` between vectors, the sink stalls with
     probability ``stall`` per cycle), until every result is taken."""
     spec = case.spec
-    tile = AnalogTile(spec)
-    model = CrossbarModel(spec)
-    m = Module()
-    m.submodules.tile = tile
-    m.submodules.model = model
-    wiring.connect(m, tile.xbar, model.xbar)
+    tile = AnalogTileSim(spec)  # the tile with the crossbar model, as the cocotb bench has it
     rng = random.Random(seed)
     run = TileRun()
     vectors = case.inputs.tolist()
@@ -106,17 +98,18 @@ def run_tile(case: TileCase, *, idle: float = 0.0, stall: float = 0.0, seed: int
             run.sink_ready[cycle] = ready
             ctx.set(tile.o_stream.ready, int(ready))
             # the analog adapter: a read is being sampled
-            if ctx.get(tile.xbar.sample):
+            if ctx.get(tile.probe_sample):
                 run.samples.append(cycle)
-                trims = ([int(v) for v in ctx.get(tile.xbar.offset_trim)]
-                         if spec.adc_kind == "sar" else [])
-                errors = read_errors(
-                    case, read, [int(v) for v in ctx.get(tile.xbar.wl)],
-                    [int(v) for v in ctx.get(tile.xbar.gain)],
-                    [int(v) for v in ctx.get(tile.xbar.range_exp)], trims)
+
+                def probe(name):
+                    port = getattr(tile, f"probe_{name}", None)
+                    return [] if port is None else [int(v) for v in ctx.get(port)]
+
+                errors = read_errors(case, read, probe("wl"), probe("gain"),
+                                     probe("range_exp"), probe("offset_trim"))
                 run.errors += [f"cycle {cycle}: {e}" for e in errors]
                 if read < len(values):
-                    ctx.set(model.a_value, values[read])
+                    ctx.set(tile.a_value, values[read])
                 read += 1
             if ctx.get(tile.o_stream.valid):
                 if len(run.offered) == len(run.results):
@@ -136,7 +129,7 @@ def run_tile(case: TileCase, *, idle: float = 0.0, stall: float = 0.0, seed: int
         if cycle >= budget:
             run.errors.append(f"timeout after {cycle} cycles")
 
-    sim = Simulator(m)
+    sim = Simulator(tile)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()

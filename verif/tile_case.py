@@ -16,6 +16,7 @@ import numpy as np
 
 from cimforge.config import Config
 from golden.analog_tile import (
+    CSR_DATA_BITS,
     REGISTERS,
     SCALE_FRAC_BITS,
     AnalogTileSpec,
@@ -25,6 +26,8 @@ from golden.cim import CimMatrix
 from golden.shift_add import input_digits_of
 
 __all__ = ["TileCase", "random_matrix", "read_errors", "throughput_case", "EFFECTS"]
+
+DATA_MASK = (1 << CSR_DATA_BITS) - 1  # a signed register value as the write port carries it
 
 # Every analog effect, as the benches switch them on (the hardware does not change).
 EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
@@ -79,7 +82,6 @@ class TileCase:
                 f"({spec.outputs - spec.channels_per_tile}, {spec.outputs}], not {self.w.shape}")
         reads_side = CimMatrix(self.w, self.cfg, key=self.key)
         results_side = CimMatrix(self.w, self.cfg, key=self.key)
-        self.cim = results_side
         self.expected = results_side.matmul(self.x, all_channels=True)
         self.registers = self._registers(results_side)
         # what the ADC front ends must see: the gain trims, range exponents and offset trims
@@ -115,11 +117,11 @@ class TileCase:
             writes.append((REGISTERS["gain"] + c, int(cim.adc_gain_q[c])))
             writes.append((REGISTERS["drift"] + c, int(drift[c])))
         for k, e in enumerate(cim.slice_exp):
-            writes.append((REGISTERS["range"] + k, int(e) & 0xFFFF))
+            writes.append((REGISTERS["range"] + k, int(e) & DATA_MASK))
         if self.spec.adc_kind == "sar":
             for a, trim in enumerate(cim.adc_trim_q):
                 if trim:
-                    writes.append((REGISTERS["offset"] + a, int(trim) & 0xFFFF))
+                    writes.append((REGISTERS["offset"] + a, int(trim) & DATA_MASK))
         return writes
 
     def _thermometers(self, cim: CimMatrix, conv) -> np.ndarray:
@@ -183,5 +185,6 @@ def throughput_case(cfg: Config, vectors: int, seed: int) -> TileCase:
     cfg = dataclasses.replace(cfg, analog=analog, adc=adc)
     rng = np.random.default_rng(seed)
     w = random_matrix(AnalogTileSpec.from_config(cfg), rng)
-    x = rng.integers(-128, 128, size=(vectors, w.shape[0]))
+    lo = -(1 << (cfg.numerics.act_bits - 1))
+    x = rng.integers(lo, -lo, size=(vectors, w.shape[0]))
     return TileCase(cfg, w, x, key=seed)

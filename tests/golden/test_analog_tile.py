@@ -33,7 +33,9 @@ def test_tiny_figures():
     ({"rows_per_read": 5}, r"rows_per_read must divide rows \(32\), not 5"),
     ({"row_tiles": 0}, r"row_tiles must be a positive integer, not 0"),
     ({"cols": 4096, "col_tiles": 2, "cols_per_adc": 4},
-     r"at most 1024 ADCs \(one offset register each\), not 2048"),
+     r"at most 1024 SAR ADCs \(one offset register each\), not 2048"),
+    ({"act_bits": 16, "weight_bits": 16, "bits_per_cell": 1, "adc_bits": 16, "acc_bits": 48},
+     r"a shift-add term of 62 bits is too wide to be summed exactly in 64 bits"),
 ])
 def test_invalid_parameters_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):

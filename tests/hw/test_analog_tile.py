@@ -116,3 +116,29 @@ def test_full_rate_utilisation():
     gaps = {b - a for a, b in zip(run.samples, run.samples[1:])}
     assert gaps == {spec.read_cycles}
     assert len(run.samples) == 6 * spec.reads_per_vector
+
+
+def test_range_registers_are_clamped_on_write():
+    from amaranth.sim import Simulator
+
+    from golden.analog_tile import ADC_EXP_LIMIT, REGISTERS
+    from hw.analog_tile_sim import AnalogTileSim
+
+    dut = AnalogTileSim(AnalogTileSpec.from_config(TINY))
+    seen = []
+
+    async def bench(ctx):
+        for k, value in enumerate([20, -20 & 0xFFFF, 5, -3 & 0xFFFF]):
+            ctx.set(dut.csr.addr, REGISTERS["range"] + k)
+            ctx.set(dut.csr.data, value)
+            ctx.set(dut.csr.we, 1)
+            await ctx.tick()
+        ctx.set(dut.csr.we, 0)
+        await ctx.tick()
+        seen.extend(int(v) for v in ctx.get(dut.probe_range_exp))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [ADC_EXP_LIMIT, -ADC_EXP_LIMIT, 5, -3]

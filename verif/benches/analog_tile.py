@@ -6,12 +6,12 @@ expected results, reads and cycles from golden (:class:`verif.tile_case.TileCase
 
 Parts, all event-driven so that the simulator, not Python, sets the pace:
 
-* :class:`RegisterWriter` writes golden's gain, drift and range registers;
+* :meth:`TileTB.write_registers` writes golden's gain, drift, range and offset registers;
 * :class:`VectorSource` offers input vectors, idling a random number of cycles between them;
 * :class:`ResultSink` takes results, holding ``ready`` low with a probability per cycle;
 * :class:`AnalogAdapter` is the crossbar's analog side: in every cycle with the sample strobe
-  up it checks the word-line drive, the ADC gains and ranges against golden's read and loads
-  the crossbar model with what golden's ADCs make of that read.
+  up it checks the word-line drive, the ADC gains, ranges and offset trims against golden's
+  read and loads the crossbar model with what golden's ADCs make of that read.
 
 Each test then checks every result bit-exact, every acceptance and result in the cycle the
 golden cycle model predicts, and that nothing is left over. Seeds derive from
@@ -33,7 +33,8 @@ from cocotb.triggers import ClockCycles, Event, First, ReadOnly, ReadWrite, Risi
 from cocotb.utils import get_sim_time
 
 from cimforge.config import config_from_dict
-from golden.analog_tile import EXP_BITS, OFFSET_TRIM_BITS, SCALE_BITS, AnalogTileSpec
+from golden.analog_tile import AnalogTileSpec
+from hw.analog_tile_sim import PROBED
 from verif.payload import PayloadCodec
 from verif.records import write_record
 from verif.scoreboard import Scoreboard
@@ -66,38 +67,34 @@ class Clocked:
         return int(get_sim_time(unit="ps") - self.t0) // PERIOD_PS
 
 
-def unpack(word: int, width: int, count: int, signed: bool = False) -> list[int]:
-    mask = (1 << width) - 1
-    out = [(word >> (i * width)) & mask for i in range(count)]
-    if signed:
-        out = [v - (1 << width) if v >> (width - 1) else v for v in out]
-    return out
-
-
-def pack(values, width: int) -> int:
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
 class AnalogAdapter:
     """The analog side of the crossbar shell, read by read."""
 
-    def __init__(self, dut, clock: Clocked, spec: AnalogTileSpec, board: Scoreboard):
+    def __init__(self, dut, clock: Clocked, spec: AnalogTileSpec, board: Scoreboard,
+                 block: dict):
         self.dut, self.clock, self.spec, self.board = dut, clock, spec, board
         self.case: TileCase | None = None
         self.read = 0
         self.samples: list[int] = []
-        self.width = spec.adc_bits if spec.adc_kind == "sar" else spec.code_max
+        # the vector-valued ports (the manifest has their element layout)
+        self.codec = {p["name"]: PayloadCodec(p["fields"]) for p in block["ports"]
+                      if "fields" in p and (p["name"] == "a_value"
+                                            or p["name"] in {f"probe_{q}" for q in PROBED})}
 
     def serve(self, case: TileCase) -> None:
         """Serve ``case``'s reads from the next sample on."""
         self.case, self.read = case, 0
-        self._values = [pack(v, self.width) for v in case.values.tolist()]
+        self._values = [self.codec["a_value"].pack(data=v) for v in case.values.tolist()]
+
+    def probe(self, name: str) -> list[int]:
+        """The values of shell input ``name`` now (empty if the design has no such pin)."""
+        port = f"probe_{name}"
+        if port not in self.codec:
+            return []
+        return self.codec[port].unpack(int(getattr(self.dut, port).value))["data"]
 
     async def run(self) -> None:
-        dut, spec = self.dut, self.spec
+        dut = self.dut
         while True:
             if not int(dut.probe_sample.value):
                 await RisingEdge(dut.probe_sample)
@@ -108,15 +105,9 @@ class AnalogAdapter:
             if self.case is None:
                 self.board.error(f"cycle {self.clock.now}: a read sampled with no case served")
             else:
-                adcs = spec.col_tiles * spec.adcs_per_tile
-                trims = (unpack(int(dut.probe_offset_trim.value), OFFSET_TRIM_BITS, adcs, True)
-                         if spec.adc_kind == "sar" else [])
-                errors = read_errors(
-                    self.case, self.read,
-                    unpack(int(dut.probe_wl.value), spec.dac_bits, spec.inputs),
-                    unpack(int(dut.probe_gain.value), SCALE_BITS, spec.col_tiles),
-                    unpack(int(dut.probe_range_exp.value), EXP_BITS, spec.weight_slices, True),
-                    trims)
+                errors = read_errors(self.case, self.read, self.probe("wl"),
+                                     self.probe("gain"), self.probe("range_exp"),
+                                     self.probe("offset_trim"))
                 for e in errors:
                     self.board.error(f"cycle {self.clock.now}: {e}")
                 if self.read < len(self._values):
@@ -236,7 +227,7 @@ class TileTB:
         self.sink = ResultSink(dut, self.clock,
                                PayloadCodec.for_port(self.block, "o_stream__payload"), stall,
                                pyrng, self.board)
-        self.adapter = AnalogAdapter(dut, self.clock, self.spec, self.board)
+        self.adapter = AnalogAdapter(dut, self.clock, self.spec, self.board, self.block)
 
     def config(self, effects: bool, offsets: float = 0.0):
         """The design's config with the analog effects on or off (the hardware is the same);
@@ -247,12 +238,19 @@ class TileTB:
                                   offset_calibration=bool(offsets) and self.spec.adc_kind == "sar")
         return dataclasses.replace(self.cfg, analog=analog, adc=adc)
 
+    @property
+    def input_range(self) -> tuple[int, int]:
+        """Smallest and largest signed ``act_bits`` input."""
+        half = 1 << (self.spec.act_bits - 1)
+        return -half, half - 1
+
     def case(self, vectors: int, effects: bool, offsets: float = 0.0, inputs=None) -> TileCase:
         """A random matrix over the unit's tiles and ``vectors`` random inputs (or
         ``inputs(k)``, given the matrix's rows)."""
         w = random_matrix(self.spec, self.rng)
         if inputs is None:
-            x = self.rng.integers(-128, 128, size=(vectors, w.shape[0]))
+            lo, hi = self.input_range
+            x = self.rng.integers(lo, hi + 1, size=(vectors, w.shape[0]))
         else:
             x = inputs(w.shape[0])
         return TileCase(self.config(effects, offsets), w, x, key=int(self.rng.integers(1 << 16)))
@@ -374,9 +372,11 @@ async def corners(dut):
     tb = TileTB(dut, "corners")
     await tb.start()
 
+    lo, hi = tb.input_range
+
     def corner_inputs(k: int) -> np.ndarray:
-        alternating = np.resize([-128, 127], k)
-        return np.stack([np.zeros(k), np.full(k, -128), np.full(k, 127), alternating,
+        alternating = np.resize([lo, hi], k)
+        return np.stack([np.zeros(k), np.full(k, lo), np.full(k, hi), alternating,
                          np.full(k, -1)]).astype(np.int64)
 
     await tb.run(tb.case(5, effects=False, inputs=corner_inputs))
