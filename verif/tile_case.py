@@ -31,7 +31,8 @@ DATA_MASK = (1 << CSR_DATA_BITS) - 1  # a signed register value as the write por
 
 # Every analog effect, as the benches switch them on (the hardware does not change).
 EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
-           "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01}
+           "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01,
+           "ir_drop": "exact", "r_wire_ohm": 1.0}
 
 
 def random_matrix(spec: AnalogTileSpec, rng: np.random.Generator, *, scale: float = 40.0

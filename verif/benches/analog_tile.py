@@ -359,8 +359,9 @@ async def ideal_equals_integer_matmul(dut):
 @cocotb.test()
 @cocotb.parametrize(pattern=list(PATTERNS))
 async def all_effects(dut, pattern: str):
-    """Programming noise, drift, 1/f and per-read noise, faults, ADC offsets, drift
-    compensation: bit-exact against golden with the same seed, under each flow pattern."""
+    """Programming noise, drift, 1/f and per-read noise, faults, IR drop, ADC offsets (trimmed
+    for SAR), drift compensation: bit-exact against golden with the same seed, under each flow
+    pattern."""
     tb = TileTB(dut, "all_effects", pattern)
     await tb.start()
     await tb.run(tb.case(6, effects=True, offsets=0.4))
