@@ -21,6 +21,9 @@ TOML layout (all sections optional when ``base`` names a preset)::
     [device]   preset (then any DeviceConfig field)
     [analog]   prog_noise read_noise drift t_inference drift_compensation ir_drop r_wire_ohm
                stuck_on_rate stuck_off_rate
+    [nonlinear] exp_method exp_frac_bits exp_bits recip_bits recip_seed_bits recip_steps
+               prob_bits softmax_lanes mult_bits ln_frac_bits residual_bits activation
+               gelu_method gelu_in_bits
 
 Errors are :class:`ConfigError` (a ``ValueError``) whose message names the file, the key, the
 offending value and what is allowed.
@@ -46,6 +49,7 @@ __all__ = [
     "DcimConfig",
     "DeviceConfig",
     "AnalogConfig",
+    "NonlinearConfig",
     "KNOWN_DEVICES",
     "Config",
     "KNOWN_MODELS",
@@ -390,6 +394,69 @@ class DcimConfig:
         _check_int("cols", self.cols, lo=1, hi=4096)
 
 
+EXP_METHODS = ("lut", "poly")
+GELU_METHODS = ("lut", "poly")
+ACTIVATIONS = ("gelu", "relu")
+
+
+@dataclass(frozen=True)
+class NonlinearConfig:
+    """Formats of the CMOS non-linear units (softmax, LayerNorm, GELU/ReLU, requantiser).
+
+    Softmax: ``exp(x) = 2^(x log2 e)``; the base-2 exponent has ``exp_frac_bits`` fraction
+    bits; ``2^fraction`` comes from a table of ``2^exp_frac_bits`` entries (``exp_method =
+    "lut"``) or a second-order polynomial (``"poly"``), as an unsigned ``exp_bits`` value in
+    ``[2^(exp_bits-1), 2^exp_bits)``, then shifted right by the integer part. The row sum's
+    reciprocal has ``recip_bits`` fraction bits: a ``2^recip_seed_bits``-entry seed table,
+    then ``recip_steps`` Newton-Raphson steps. Probabilities are unsigned ``prob_bits`` with
+    ``2^prob_bits - 1`` meaning 1. ``softmax_lanes`` elements of a row enter per cycle.
+
+    Every scale is a fixed-point multiplier of ``mult_bits`` (unsigned, or signed for
+    LayerNorm's gamma) and a shift. LayerNorm normalises to ``ln_frac_bits`` fraction bits
+    before gamma. The residual stream (LayerNorm's input) is signed ``residual_bits``.
+    ``activation`` is the FFN's (``gelu`` or ``relu``); GELU's input is requantised to signed
+    ``gelu_in_bits`` and evaluated by a table (``gelu_method = "lut"``, at most 10 input bits)
+    or I-BERT's integer polynomial (``"poly"``).
+    """
+
+    exp_method: str = "lut"
+    exp_frac_bits: int = 8
+    exp_bits: int = 16
+    recip_bits: int = 16
+    recip_seed_bits: int = 4
+    recip_steps: int = 2
+    prob_bits: int = 8
+    softmax_lanes: int = 1
+    mult_bits: int = 16
+    ln_frac_bits: int = 10
+    residual_bits: int = 16
+    activation: str = "gelu"
+    gelu_method: str = "lut"
+    gelu_in_bits: int = 8
+
+    def __post_init__(self):
+        _check_choice("exp_method", self.exp_method, EXP_METHODS)
+        _check_int("exp_frac_bits", self.exp_frac_bits, lo=2, hi=12)
+        _check_int("exp_bits", self.exp_bits, lo=8, hi=24)
+        _check_int("recip_bits", self.recip_bits, lo=8, hi=24)
+        _check_int("recip_seed_bits", self.recip_seed_bits, lo=1, hi=8)
+        _check_int("recip_steps", self.recip_steps, lo=0, hi=4)
+        _check_int("prob_bits", self.prob_bits, lo=4, hi=16)
+        _check_int("softmax_lanes", self.softmax_lanes, lo=1, hi=16)
+        _check_int("mult_bits", self.mult_bits, lo=8, hi=24)
+        _check_int("ln_frac_bits", self.ln_frac_bits, lo=4, hi=self.recip_bits)
+        _check_int("residual_bits", self.residual_bits, lo=8, hi=24)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("gelu_method", self.gelu_method, GELU_METHODS)
+        _check_int("gelu_in_bits", self.gelu_in_bits, lo=4, hi=16)
+        if self.gelu_method == "lut" and self.gelu_in_bits > 10:
+            raise ConfigError(
+                "gelu_in_bits",
+                f"{self.gelu_in_bits} would need a {2 ** self.gelu_in_bits}-entry GELU table: "
+                "must be <= 10 with gelu_method = 'lut' (or use gelu_method = 'poly')",
+            )
+
+
 DEVICE_PRESETS = ("sram", "reram", "pcm", "fefet", "mram")
 
 
@@ -548,6 +615,7 @@ _SECTIONS: dict[str, type] = {
     "dcim": DcimConfig,
     "device": DeviceConfig,
     "analog": AnalogConfig,
+    "nonlinear": NonlinearConfig,
 }
 
 # Sections whose named entry starts from a known set of values: section -> (key, known).
@@ -570,6 +638,7 @@ class Config:
     dcim: DcimConfig = field(default_factory=DcimConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     analog: AnalogConfig = field(default_factory=AnalogConfig)
+    nonlinear: NonlinearConfig = field(default_factory=NonlinearConfig)
 
     def __post_init__(self):
         _check_str("name", self.name)

@@ -46,6 +46,8 @@ __all__ = [
     "softmax",
     "mean_pool",
     "l2_normalize",
+    "PROBE_POINTS",
+    "Probe",
     "EncoderLayer",
     "EncoderWeights",
     "Encoder",
@@ -66,6 +68,21 @@ Linear = Callable[[int, str, np.ndarray, np.ndarray], np.ndarray]
 
 def float_linear(layer: int, name: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return x @ w
+
+
+# An observer of intermediate values: (layer index or -1, point name, values) -> None; what
+# calibration of the integer model records (golden/int_model.py).
+Probe = Callable[[int, str, np.ndarray], None]
+
+# Where an encoder calls its probe: embeddings (layer -1) "emb" (sum, before LayerNorm) and
+# "x" (after); in each block "qkv" (projections with bias, real rows), "ctx" (attention
+# output), "h1" (residual sum before the first LayerNorm), "x1" (after), "ff1" (FFN input to
+# GELU), "act" (GELU output), "h2", "x2".
+PROBE_POINTS = ("emb", "x", "qkv", "ctx", "h1", "x1", "ff1", "act", "h2", "x2")
+
+
+def _no_probe(layer: int, point: str, values: np.ndarray) -> None:
+    return None
 
 # Additive mask value for padded keys: the most negative float32, as Hugging Face BERT uses, so
 # that exp(score - max) underflows to exactly 0 for masked keys.
@@ -327,6 +344,7 @@ class Encoder:
         max_tokens: int | None = None,
         pad_id: int = 0,
         linear: Linear | None = None,
+        probe: Probe | None = None,
     ):
         if model.kind != "encoder":
             raise ValueError(f"model.kind must be 'encoder', not {model.kind!r}")
@@ -342,12 +360,20 @@ class Encoder:
         self._max_tokens = model.max_seq if max_tokens is None else int(max_tokens)
         self._pad_id = int(pad_id)
         self._linear = linear or float_linear
+        self._probe = probe or _no_probe
 
     def with_linear(self, linear: Linear) -> Encoder:
         """The same model and tokenizer with every linear layer computed by ``linear``."""
         return Encoder(model=self._model, weights=self._w, tokenizer=self._tokenizer,
                        layer_norm_eps=self._eps, max_tokens=self._max_tokens,
-                       pad_id=self._pad_id, linear=linear)
+                       pad_id=self._pad_id, linear=linear, probe=self._probe)
+
+    def with_probe(self, probe: Probe) -> Encoder:
+        """The same model, calling ``probe(layer, point, values)`` at every point named in
+        :data:`PROBE_POINTS` (layer -1: the embeddings) with the rows computed there."""
+        return Encoder(model=self._model, weights=self._w, tokenizer=self._tokenizer,
+                       layer_norm_eps=self._eps, max_tokens=self._max_tokens,
+                       pad_id=self._pad_id, linear=self._linear, probe=probe)
 
     @property
     def model(self) -> ModelConfig:
@@ -436,7 +462,9 @@ class Encoder:
         x = w.word[ids[rows]]
         x += w.position[np.nonzero(rows)[1]]
         x += w.token_type[0]
+        self._probe(-1, "emb", x)
         x = layer_norm(x, w.ln_g, w.ln_b, self._eps)
+        self._probe(-1, "x", x)
         bias = np.where(mask[:, None, None, :] != 0, F32(0.0), MASK_VALUE)
         for index, layer in enumerate(w.layers):
             x = self._block(x, rows, bias, layer, index)
@@ -449,18 +477,29 @@ class Encoder:
         lin = self._linear
         qkv = np.zeros((b, t, p.w_qkv.shape[1]), dtype=F32)
         qkv[rows] = lin(index, "qkv", x, p.w_qkv) + p.b_qkv
+        probe = self._probe
+        probe(index, "qkv", qkv[rows])
         q, k, v = _split_heads(qkv, self._model.n_heads)
         ctx = _merge_heads(_attention(q, k, v, bias))[rows]
+        probe(index, "ctx", ctx)
         h = lin(index, "o", ctx, p.w_o)
         h += p.b_o
         h += x
+        probe(index, "h1", h)
         x = layer_norm(h, p.ln1_g, p.ln1_b, self._eps)
+        probe(index, "x1", x)
         f = lin(index, "ff1", x, p.w_ff1)
         f += p.b_ff1
-        h = lin(index, "ff2", gelu_erf(f), p.w_ff2)
+        probe(index, "ff1", f)
+        a = gelu_erf(f)
+        probe(index, "act", a)
+        h = lin(index, "ff2", a, p.w_ff2)
         h += p.b_ff2
         h += x
-        return layer_norm(h, p.ln2_g, p.ln2_b, self._eps)
+        probe(index, "h2", h)
+        x = layer_norm(h, p.ln2_g, p.ln2_b, self._eps)
+        probe(index, "x2", x)
+        return x
 
     def embed(self, sentences: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Sentence embeddings: mean-pooled last hidden state, L2-normalised.

@@ -52,9 +52,21 @@ def _embed_cim(model: str, sentences: list[str], batch_size: int, cfg) -> np.nda
     return _load(model).with_linear(CimLinear(cfg)).embed(sentences, batch_size=batch_size)
 
 
+def _embed_int_only(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
+    """Every operation through the golden integer units (golden/int_model.py), with scales
+    calibrated on the packaged reference sentences."""
+    from cimforge.data import reference_sentences
+    from golden.int_model import IntOnlyEncoder, calibrate
+
+    enc = _load(model)
+    ranges = calibrate(enc, reference_sentences(), batch_size=batch_size)
+    return IntOnlyEncoder(enc, cfg, ranges).embed(sentences, batch_size=batch_size)
+
+
 MODES: dict[str, Callable[[str, list[str], int, object], np.ndarray]] = {
     "float": _embed_float,
     "int": _embed_int,
+    "int-only": _embed_int_only,
     "cim": _embed_cim,
 }
 
@@ -72,11 +84,12 @@ def add_parser(sub):
         default="float",
         choices=tuple(MODES),
         help="numerics: float = float32 reference (default), int = int8 linear layers, "
-        "cim = linear layers through the analog crossbar model of --config",
+        "int-only = every operation through the integer units (softmax, LayerNorm, GELU, "
+        "requantisers), cim = linear layers through the analog crossbar model of --config",
     )
     p.add_argument(
         "--config", default="minilm", metavar="PRESET|FILE",
-        help="hardware config for --mode int and cim (default: minilm)",
+        help="hardware config for --mode int, int-only and cim (default: minilm)",
     )
     p.add_argument("--input", required=True, type=Path, help="UTF-8 text, one sentence per line")
     p.add_argument("--output", required=True, type=Path, help=".npy file to write")

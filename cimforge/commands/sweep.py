@@ -13,18 +13,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from cimforge.config import KNOWN_MODELS, ConfigError, load_config
+from cimforge.data import REFERENCE_SENTENCES, reference_sentences
 from cimforge.errors import CliError
 from cimforge.files import atomic_write, write_text_atomic
 
 __all__ = ["add_parser", "run", "parse_list", "sweep_points", "DEFAULT_SENTENCES"]
 
-DEFAULT_SENTENCES = "minilm_sentences.txt"  # in cimforge/data: the 30 reference sentences
+DEFAULT_SENTENCES = REFERENCE_SENTENCES
 
 CSV_HEADER = "adc_bits,t_inference_s,seed,mean_cos,min_cos,seconds"
 
@@ -90,8 +90,7 @@ def _sentences(path: Path | None) -> list[str]:
 
     if path is not None:
         return read_sentences(path)
-    text = resources.files("cimforge.data").joinpath(DEFAULT_SENTENCES).read_text("utf-8")
-    return [s for s in (line.strip() for line in text.splitlines()) if s]
+    return reference_sentences()
 
 
 class _Progress:

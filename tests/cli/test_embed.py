@@ -40,6 +40,18 @@ def test_embed_float_matches_reference(tmp_path, capsys, reference):
     assert "embedded 30 sentences with minilm (float) in " in captured.err
 
 
+def test_embed_int_only_keeps_cosine(tmp_path, capsys, reference):
+    out = tmp_path / "emb.npy"
+    argv = ["embed", "--mode", "int-only", "--input", str(SENTENCES), "--output", str(out)]
+    assert main(argv) == 0
+    got = np.load(out)
+    assert got.dtype == np.float32 and got.shape == reference["embeddings"].shape
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    cos = np.einsum("nd,nd->n", got, reference["embeddings"])
+    assert cos.mean() >= 0.99, cos.mean()
+    assert "embedded 30 sentences with minilm (int-only) in " in capsys.readouterr().err
+
+
 def test_blank_lines_skipped_and_whitespace_stripped(tmp_path, reference):
     src = tmp_path / "in.txt"
     lines = reference["sentences"]

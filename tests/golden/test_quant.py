@@ -7,21 +7,9 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
-from golden.float_model import load_minilm
 from golden.quant import CimLinear, IntLinear, quantize, quantize_weight
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    return load_minilm()
-
-
-@pytest.fixture(scope="module")
-def sentences():
-    return [s.strip() for s in (DATA / "minilm_sentences.txt").read_text().splitlines()
-            if s.strip()]
 
 
 def test_quantize_per_channel():
