@@ -3,9 +3,9 @@ multiplexing that simulates the same in every simulator."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 
-__all__ = ["digit_shift", "limit", "round_shift", "select", "tree_sum"]
+__all__ = ["digit_shift", "limit", "round_shift", "round_shift_var", "select", "tree_sum"]
 
 
 def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
@@ -67,3 +67,26 @@ def digit_shift(digit, input_bits: int, dac_bits: int, digits: int):
     if dac_bits == 1:
         return digit
     return Mux(digit == digits - 1, input_bits - 1, digit * dac_bits)
+
+
+def round_shift_var(m: Module, value, shift, mode: str, name: str) -> Signal:
+    """Signed ``value / 2^shift`` for an unsigned signal ``shift`` (0 passes ``value``
+    through), rounded by ``mode`` (``golden.nonlinear._round_shift_var``), as a new signal."""
+    out = Signal(signed(len(value) + 1), name=name)
+    q = Signal(signed(len(value)), name=f"{name}_q")
+    m.d.comb += q.eq(value >> shift)
+    if mode == "floor":
+        m.d.comb += out.eq(q)
+        return out
+    width = len(value)
+    ones = Const((1 << width) - 1, width)
+    rest = value.as_unsigned() & ~(ones << shift)[:width]
+    half = Mux(shift == 0, 0, Const(1, width) << (shift - 1)[:len(shift)])[:width]
+    if mode == "half_up":
+        up = (shift != 0) & (rest >= half)
+    elif mode == "half_even":
+        up = (shift != 0) & ((rest > half) | ((rest == half) & q[0]))
+    else:
+        raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
+    m.d.comb += out.eq(q + up)
+    return out

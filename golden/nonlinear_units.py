@@ -1,0 +1,353 @@
+"""The non-linear units as blocks: their parameters, the bit-exact function of one stream item
+and the cycle model of ``hw/nonlinear.py``.
+
+The arithmetic is :mod:`golden.nonlinear`'s; this module says how the RTL streams it (payload
+fields, widths) and when each item is accepted and each result offered.
+
+Element-wise units (requantiser, GELU) are stall pipelines: ``depth`` registered stages that
+all advance together unless the last holds a result the sink does not take
+(``i_ready = ~o_valid | o_ready``): one item per cycle, a result ``depth`` cycles after its
+item was accepted (:class:`PipelineTiming`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cimforge.config import Config
+from golden.nonlinear import Multiplier, NonlinearSpec, _round_shift_var, softmax
+from golden.numerics import as_dict, saturate
+
+__all__ = ["Schedule", "PipelineTiming", "RequantSpec", "requant_item", "SoftmaxSpec",
+           "SoftmaxTiming", "softmax_rows"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Predicted cycles: each item's acceptance, each result's first offered cycle and the
+    cycle it was taken."""
+
+    accepted: list[int]
+    offered: list[int]
+    taken: list[int]
+
+
+@dataclass(frozen=True)
+class PipelineTiming:
+    """Cycle model of a ``depth``-stage stall pipeline (one result per item)."""
+
+    depth: int
+
+    @property
+    def latency(self) -> int:
+        return self.depth
+
+    def schedule(self, offered: Sequence[int | None],
+                 sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+        """Item ``i`` offered from cycle ``offered[i]`` (``None``: the cycle after item
+        ``i - 1`` was accepted) and held until taken; the sink ready in cycle ``c`` when
+        ``sink_ready(c)`` (always by default)."""
+        ready = sink_ready or (lambda c: True)
+        stages: list[int | None] = [None] * self.depth  # item index held by each stage
+        accepted: list[int] = []
+        out_offered: list[int] = []
+        taken: list[int] = []
+        n = len(offered)
+        cycle = 0
+        limit = 1000 + 100 * n
+        while len(taken) < n:
+            if cycle > limit:
+                raise RuntimeError("pipeline model did not drain (a sink that is never ready?)")
+            head = stages[-1]
+            take = head is not None and ready(cycle)
+            if take:
+                taken.append(cycle)
+            advance = head is None or take
+            entering = None
+            k = len(accepted)
+            if advance and k < n:
+                start = offered[k] if offered[k] is not None else (
+                    accepted[-1] + 1 if accepted else 0)
+                if accepted and start <= accepted[-1]:
+                    raise ValueError(f"item {k} offered in cycle {start}, not after item "
+                                     f"{k - 1} was accepted (cycle {accepted[-1]})")
+                if start <= cycle:
+                    accepted.append(cycle)
+                    entering = k
+            if advance:
+                stages = [entering, *stages[:-1]]
+                if stages[-1] is not None:
+                    out_offered.append(cycle + 1)
+            cycle += 1
+        return Schedule(accepted, out_offered, taken)
+
+
+# --------------------------------------------------------------------------------------------
+# requantiser
+
+
+@dataclass(frozen=True)
+class RequantSpec:
+    """The requantiser: ``y = sat(sat(round(((acc << exp) + bias) * mult / 2^shift)) +
+    residual)``, saturated to ``act_bits`` when ``narrow`` else ``residual_bits``.
+
+    ``acc`` is a signed ``acc_bits`` accumulator, ``exp`` the token's exponent (0 ..
+    ``max_exp``, see :func:`golden.nonlinear.token_quantize`), ``bias`` signed ``acc_bits +
+    max_exp``, ``mult`` unsigned ``mult_bits``, ``shift`` 0 .. 63, ``residual`` signed
+    ``residual_bits`` (0 for a plain requantisation)."""
+
+    acc_bits: int
+    act_bits: int
+    residual_bits: int
+    mult_bits: int
+    rounding: str
+
+    DEPTH = 3  # (acc << exp) + bias | * mult | round, saturate, + residual, saturate
+
+    def __post_init__(self):
+        if self.product_bits > 63:
+            raise ValueError(f"the product needs {self.product_bits} bits: acc_bits + "
+                             "residual_bits - act_bits + mult_bits must stay below 61")
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> RequantSpec:
+        nl = cfg.nonlinear
+        return cls(acc_bits=cfg.numerics.acc_bits, act_bits=cfg.numerics.act_bits,
+                   residual_bits=nl.residual_bits, mult_bits=nl.mult_bits,
+                   rounding=cfg.numerics.rounding)
+
+    def as_dict(self) -> dict:
+        return as_dict(self)
+
+    @property
+    def max_exp(self) -> int:
+        """Largest token exponent: a ``residual_bits`` row scaled to ``act_bits``."""
+        return self.residual_bits - self.act_bits + 1
+
+    @property
+    def bias_bits(self) -> int:
+        return self.acc_bits + self.max_exp
+
+    @property
+    def full_bits(self) -> int:
+        """Signed width of ``(acc << exp) + bias``."""
+        return self.bias_bits + 1
+
+    @property
+    def product_bits(self) -> int:
+        return self.full_bits + self.mult_bits
+
+    @property
+    def timing(self) -> PipelineTiming:
+        return PipelineTiming(self.DEPTH)
+
+
+def requant_item(spec: RequantSpec, acc, exp, bias, mult, shift, residual, narrow):
+    """The requantiser's result for one item (or arrays of items)."""
+    full = (np.asarray(acc, dtype=np.int64) << np.asarray(exp, dtype=np.int64)) + bias
+    y = _round_shift_var(full * np.asarray(mult, dtype=np.int64), shift, spec.rounding)
+    narrow = np.asarray(narrow, dtype=bool)
+    y = np.where(narrow, saturate(y, spec.act_bits), saturate(y, spec.residual_bits))
+    y = y + np.asarray(residual, dtype=np.int64)
+    return np.where(narrow, saturate(y, spec.act_bits), saturate(y, spec.residual_bits))
+
+
+# --------------------------------------------------------------------------------------------
+# softmax
+
+
+SA_SLOTS = 2  # score buffer rows: one filling, one being read
+SE_SLOTS = 3  # exp buffer rows: one being written, one waiting for its reciprocal, one read
+
+
+@dataclass(frozen=True)
+class SoftmaxSpec:
+    """The streaming softmax unit: rows of up to ``max_len`` signed ``score_bits`` scores,
+    ``lanes`` per beat with a keep bit each, the last beat of a row flagged; probabilities
+    out (:func:`golden.nonlinear.softmax` with the formats of ``[nonlinear]``)."""
+
+    lanes: int
+    max_len: int
+    score_bits: int
+    mult_bits: int
+    exp_method: str
+    exp_frac_bits: int
+    exp_bits: int
+    recip_bits: int
+    recip_seed_bits: int
+    recip_steps: int
+    prob_bits: int
+    rounding: str
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SoftmaxSpec:
+        nl = cfg.nonlinear
+        return cls(lanes=nl.softmax_lanes, max_len=cfg.model.seq_len,
+                   score_bits=cfg.numerics.acc_bits, mult_bits=nl.mult_bits,
+                   exp_method=nl.exp_method, exp_frac_bits=nl.exp_frac_bits,
+                   exp_bits=nl.exp_bits, recip_bits=nl.recip_bits,
+                   recip_seed_bits=nl.recip_seed_bits, recip_steps=nl.recip_steps,
+                   prob_bits=nl.prob_bits, rounding=cfg.numerics.rounding)
+
+    def as_dict(self) -> dict:
+        return as_dict(self)
+
+    @property
+    def nonlinear(self) -> NonlinearSpec:
+        """The golden functions' formats."""
+        keep = ("mult_bits", "exp_method", "exp_frac_bits", "exp_bits", "recip_bits",
+                "recip_seed_bits", "recip_steps", "prob_bits", "rounding")
+        return NonlinearSpec(**{k: getattr(self, k) for k in keep})
+
+    @property
+    def beats_max(self) -> int:
+        return -(-self.max_len // self.lanes)
+
+    @property
+    def sum_bits(self) -> int:
+        """Unsigned width of a row's sum of exp values."""
+        return self.exp_bits + (self.beats_max * self.lanes - 1).bit_length()
+
+    @property
+    def timing(self) -> SoftmaxTiming:
+        return SoftmaxTiming(self)
+
+
+def softmax_rows(spec: SoftmaxSpec, mult: int, shift: int, rows: Sequence[np.ndarray],
+                 keeps: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Golden probabilities of each row (any length 1 .. ``max_len``)."""
+    m = Multiplier(mult, shift)
+    sp = spec.nonlinear
+    return [softmax(np.asarray(r, dtype=np.int64)[None, :], m, sp, np.asarray(k)[None, :])[0]
+            for r, k in zip(rows, keeps, strict=True)]
+
+
+class SoftmaxTiming:
+    """Cycle model of :class:`hw.nonlinear.Softmax`.
+
+    Three stages with row buffers between them. **Collect** takes a beat per cycle into one of
+    two score rows (a row longer than ``beats_max`` beats ends there) and tracks the maximum.
+    **Exp** reads a finished row a beat per cycle -- rows back to back -- once one of three exp
+    rows is free: ``t`` (1 cycle), ``2^frac`` (1), shift, mask and sum (1); a row's sum then
+    goes through the reciprocal pipeline (normalise, seed, one cycle per Newton-Raphson step,
+    scale: ``3 + recip_steps`` cycles). **Normalise** reads a row whose reciprocal is known, a
+    beat per cycle, through a two-stage stall pipeline to ``o_stream``.
+
+    At full rate a row of ``n`` beats into an idle unit gives its first result
+    ``2n + 7 + recip_steps`` cycles after its first beat was accepted
+    (:meth:`first_result_latency`: the row is read twice before it is normalised); rows
+    stream at one beat per cycle when long enough for the three exp rows to cover the
+    reciprocal's latency (docs/nonlinear-units.md gives the measured rates).
+    """
+
+    EXP_DEPTH = 3  # issue -> t -> 2^frac -> e and sum
+
+    def __init__(self, spec: SoftmaxSpec):
+        self.spec = spec
+
+    @property
+    def recip_depth(self) -> int:
+        """Registered stages of the reciprocal pipeline: normalise, seed, the steps."""
+        return 2 + self.spec.recip_steps
+
+    def first_result_latency(self, beats: int) -> int:
+        """Cycles from a row's first beat accepted to its first result offered, for a row of
+        ``beats`` beats at full rate into an idle unit."""
+        return 2 * beats + 7 + self.spec.recip_steps
+
+    def schedule(self, lasts: Sequence[bool], offered: Sequence[int | None],
+                 sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+        """Predict a run of input beats (``lasts[i]``: beat ``i`` ends a row; ``offered[i]``
+        as for :meth:`PipelineTiming.schedule`); one result beat per input beat."""
+        ready = sink_ready or (lambda c: True)
+        bmax = self.spec.beats_max
+        n = len(lasts)
+        accepted: list[int] = []
+        out_offered: list[int] = []
+        taken: list[int] = []
+        # collect
+        a_slot, a_count = 0, 0
+        sa_full = [False] * SA_SLOTS
+        sa_beats = [0] * SA_SLOTS
+        # exp
+        b_busy, b_idx, b_beats, b_slot, b_eslot = False, 0, 0, 0, 0
+        se_owned = [False] * SE_SLOTS
+        exp_pipe: list[tuple | None] = [None] * self.EXP_DEPTH  # (last, eslot) per stage
+        recip_pipe: list[tuple | None] = [None] * self.recip_depth  # (eslot, beats)
+        # normalise
+        se_ready = [False] * SE_SLOTS
+        se_beats = [0] * SE_SLOTS
+        c_busy, c_idx, c_beats, c_slot = False, 0, 0, 0
+        v1, v2 = False, False
+        cycle, limit = 0, 2000 + 100 * n
+        while len(taken) < n:
+            if cycle > limit:
+                raise RuntimeError("softmax model did not drain")
+            # -- combinational decisions of this cycle, from the registered state ----------
+            k = len(accepted)
+            take_in = False
+            if k < n and not sa_full[a_slot]:
+                start = offered[k] if offered[k] is not None else (
+                    accepted[-1] + 1 if accepted else 0)
+                if accepted and start <= accepted[-1]:
+                    raise ValueError(f"beat {k} offered in cycle {start}, not after beat "
+                                     f"{k - 1} was accepted (cycle {accepted[-1]})")
+                take_in = start <= cycle
+            b_start = not b_busy and sa_full[b_slot] and not se_owned[b_eslot]
+            b_issue = b_busy or b_start
+            advance = not v2 or ready(cycle)
+            if v2 and ready(cycle):
+                taken.append(cycle)
+            c_start = not c_busy and se_ready[c_slot]
+            c_issue = advance and (c_busy or c_start)
+            # -- register updates at the edge ending this cycle -----------------------------
+            nxt_sa_full = list(sa_full)
+            if take_in:
+                accepted.append(cycle)
+                if lasts[k] or a_count == bmax - 1:
+                    nxt_sa_full[a_slot] = True
+                    sa_beats[a_slot] = a_count + 1
+                    a_slot, a_count = a_slot ^ 1, 0
+                else:
+                    a_count += 1
+            new_exp = None
+            if b_issue:
+                beats = b_beats if b_busy else sa_beats[b_slot]
+                idx = b_idx if b_busy else 0
+                if b_start:
+                    se_owned[b_eslot] = True
+                last = idx == beats - 1
+                new_exp = (last, b_eslot, beats)
+                if last:
+                    b_busy = False
+                    nxt_sa_full[b_slot] = False
+                    b_slot, b_eslot = b_slot ^ 1, (b_eslot + 1) % SE_SLOTS
+                else:
+                    b_busy, b_idx, b_beats = True, idx + 1, beats
+            done = exp_pipe[-1]
+            exp_pipe = [new_exp, *exp_pipe[:-1]]
+            finished = recip_pipe[-1]
+            recip_pipe = [(done[1], done[2]) if done and done[0] else None, *recip_pipe[:-1]]
+            if c_issue:
+                beats = c_beats if c_busy else se_beats[c_slot]
+                idx = c_idx if c_busy else 0
+                if idx == beats - 1:
+                    c_busy = False
+                    se_ready[c_slot] = False
+                    se_owned[c_slot] = False
+                    c_slot = (c_slot + 1) % SE_SLOTS
+                else:
+                    c_busy, c_idx, c_beats = True, idx + 1, beats
+            if finished is not None:
+                se_ready[finished[0]] = True
+                se_beats[finished[0]] = finished[1]
+            if advance:
+                v1, v2 = c_issue, v1
+                if v2:
+                    out_offered.append(cycle + 1)
+            sa_full = nxt_sa_full
+            cycle += 1
+        return Schedule(accepted, out_offered, taken)

@@ -1,0 +1,456 @@
+"""CMOS non-linear units (the RTL of :mod:`golden.nonlinear_units`): requantiser, GELU,
+softmax and LayerNorm, each with ``amaranth.lib.stream`` ports and back-pressure."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.nonlinear import exp2_poly_coefficients, exp2_table, recip_seed_table
+from golden.nonlinear_units import (
+    SA_SLOTS,
+    SE_SLOTS,
+    PipelineTiming,
+    RequantSpec,
+    SoftmaxSpec,
+    SoftmaxTiming,
+)
+from hw.numerics import limit, round_shift_var, select, tree_sum
+
+__all__ = ["StallPipeline", "Requantizer", "requant_in_layout", "Softmax", "softmax_in_layout",
+           "softmax_out_layout", "reciprocal_pipeline"]
+
+SHIFT_BITS = 6  # every variable right shift: 0 .. 63
+
+
+class StallPipeline:
+    """Registered stages that advance together unless the last holds a result the sink does
+    not take: ``i_ready = ~o_valid | o_ready`` (:class:`golden.nonlinear_units.PipelineTiming`).
+
+    ``stage(values)`` registers a dict of values into the next stage and returns the
+    registered signals; ``finish(o_stream, payload)`` drives the output stream."""
+
+    def __init__(self, m: Module, i_stream, o_stream, name: str):
+        self.m = m
+        self.o_stream = o_stream
+        self.advance = Signal(name=f"{name}_advance")
+        self._valid = i_stream.valid
+        self._name = name
+        self._depth = 0
+        m.d.comb += [self.advance.eq(~o_stream.valid | o_stream.ready),
+                     i_stream.ready.eq(self.advance)]
+
+    def stage(self, values: dict) -> dict:
+        m, k = self.m, self._depth
+        valid = Signal(name=f"{self._name}_v{k}")
+        out = {}
+        with m.If(self.advance):
+            m.d.sync += valid.eq(self._valid)
+            for key, value in values.items():
+                shape = value.shape() if hasattr(value, "shape") else unsigned(1)
+                reg = Signal(shape, name=f"{self._name}_s{k}_{key}")
+                m.d.sync += reg.eq(value)
+                out[key] = reg
+        self._valid = valid
+        self._depth += 1
+        return out
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def finish(self, payload) -> None:
+        self.m.d.comb += [self.o_stream.valid.eq(self._valid), self.o_stream.payload.eq(payload)]
+
+
+def requant_in_layout(spec: RequantSpec) -> data.StructLayout:
+    return data.StructLayout({
+        "acc": signed(spec.acc_bits),
+        "exp": range(spec.max_exp + 1),
+        "bias": signed(spec.bias_bits),
+        "mult": unsigned(spec.mult_bits),
+        "shift": unsigned(SHIFT_BITS),
+        "residual": signed(spec.residual_bits),
+        "narrow": 1,
+    })
+
+
+class Requantizer(wiring.Component):
+    """int32 -> int8 (``narrow``) or the residual format: ``y = sat(sat(round(((acc << exp) +
+    bias) * mult / 2^shift)) + residual)`` (:class:`golden.nonlinear_units.RequantSpec`),
+    rounding by ``numerics.rounding``.
+
+    Throughput one item per cycle; latency 3 cycles (a result is offered 3 cycles after its
+    item is accepted), stages: ``(acc << exp) + bias``; ``* mult``; round, saturate, add the
+    residual, saturate. Back-pressure stalls the whole pipeline.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(requant_in_layout(spec)))
+    o_stream : Out(stream.Signature(signed(residual_bits)))
+    """
+
+    def __init__(self, spec: RequantSpec):
+        if not isinstance(spec, RequantSpec):
+            raise TypeError(f"spec must be a RequantSpec, not {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "i_stream": In(stream.Signature(requant_in_layout(spec))),
+            "o_stream": Out(stream.Signature(signed(spec.residual_bits))),
+        })
+
+    @property
+    def spec(self) -> RequantSpec:
+        return self._spec
+
+    @property
+    def timing(self) -> PipelineTiming:
+        return self._spec.timing
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        p = self.i_stream.payload
+        pipe = StallPipeline(m, self.i_stream, self.o_stream, "rq")
+        full = Signal(signed(spec.full_bits))
+        m.d.comb += full.eq((p.acc << p.exp) + p.bias)
+        s1 = pipe.stage({"full": full, "mult": p.mult, "shift": p.shift,
+                         "residual": p.residual, "narrow": p.narrow})
+        prod = Signal(signed(spec.product_bits))
+        m.d.comb += prod.eq(s1["full"] * s1["mult"])
+        s2 = pipe.stage({"prod": prod, "shift": s1["shift"], "residual": s1["residual"],
+                         "narrow": s1["narrow"]})
+        y = round_shift_var(m, s2["prod"], s2["shift"], spec.rounding, "rq_round")
+        narrow = s2["narrow"]
+        a, r = spec.act_bits, spec.residual_bits
+        y1 = Mux(narrow, limit(m, y, a, True, "rq_sat_a"), limit(m, y, r, True, "rq_sat_r"))
+        y2 = Signal(signed(r + 1))
+        m.d.comb += y2.eq(y1 + s2["residual"])
+        out = Mux(narrow, limit(m, y2, a, True, "rq_out_a"), limit(m, y2, r, True, "rq_out_r"))
+        s3 = pipe.stage({"out": out})
+        assert pipe.depth == spec.DEPTH
+        pipe.finish(s3["out"])
+        return m
+
+
+# --------------------------------------------------------------------------------------------
+# softmax
+
+
+def softmax_in_layout(spec: SoftmaxSpec) -> data.StructLayout:
+    """One beat: ``lanes`` scores, a keep bit per lane (0: masked), ``last`` (ends a row)."""
+    return data.StructLayout({
+        "scores": data.ArrayLayout(signed(spec.score_bits), spec.lanes),
+        "keep": spec.lanes,
+        "last": 1,
+    })
+
+
+def softmax_out_layout(spec: SoftmaxSpec) -> data.StructLayout:
+    """One beat: ``lanes`` probabilities (``2^prob_bits - 1`` means 1), ``last``."""
+    return data.StructLayout({
+        "probs": data.ArrayLayout(unsigned(spec.prob_bits), spec.lanes),
+        "last": 1,
+    })
+
+
+def _bit_length(m: Module, value, name: str) -> Signal:
+    """Bit length of an unsigned value (0 for 0) as a priority encoder."""
+    out = Signal(range(len(value) + 1), name=name)
+    expr = 0
+    for b in range(len(value)):  # the highest set bit wins: later terms take priority
+        expr = Mux(value[b], b + 1, expr)
+    m.d.comb += out.eq(expr)
+    return out
+
+
+def reciprocal_pipeline(m: Module, value, valid, tags: dict, spec, name: str):
+    """:func:`golden.nonlinear.reciprocal` as ``2 + recip_steps`` registered stages
+    (normalise, seed, one per Newton-Raphson step), a new value every cycle. ``tags``
+    travel alongside. Returns (valid, r, z, tags) of the last stage."""
+    p = spec.recip_bits
+    blen = _bit_length(m, value, f"{name}_blen")
+    z = Signal(range(max(len(value), 1)), name=f"{name}_z")
+    m.d.comb += z.eq(Mux(blen == 0, 0, blen - 1))
+    up = Signal(unsigned(p + 1), name=f"{name}_up")  # x << (p - z) when z <= p
+    down = Signal(unsigned(p + 1), name=f"{name}_down")  # x >> (z - p) when z > p
+    m.d.comb += [up.eq(value << (p - z)[:len(z)]), down.eq(value >> (z - p)[:len(z)])]
+    norm = Mux(z > p, down, up)
+
+    def reg(values: dict, k: int) -> dict:
+        out = {}
+        for key, v in values.items():
+            s = Signal(v.shape() if hasattr(v, "shape") else unsigned(1),
+                       name=f"{name}_r{k}_{key}")
+            m.d.sync += s.eq(v)
+            out[key] = s
+        return out
+
+    st = reg({"valid": valid, "m": norm, "z": z, "zero": value == 0, **tags}, 0)
+    table = [int(v) for v in recip_seed_table(spec)]
+    sb = spec.recip_seed_bits
+    seed = select(st["m"][p - sb:p], table)
+    r = Signal(unsigned(p + 1), name=f"{name}_seed")
+    m.d.comb += r.eq(seed)
+    st = reg({**st, "r": r}, 1)
+    two = 2 << p
+    for k in range(spec.recip_steps):
+        t = Signal(unsigned(p + 2), name=f"{name}_t{k}")
+        m.d.comb += t.eq((st["m"] * st["r"]) >> p)
+        nr = Signal(unsigned(p + 1), name=f"{name}_nr{k}")
+        m.d.comb += nr.eq((st["r"] * (two - t)) >> p)
+        st = reg({**st, "r": nr}, 2 + k)
+    r_out = Mux(st["zero"], 0, st["r"])
+    z_out = Mux(st["zero"], 0, st["z"])
+    return st["valid"], r_out, z_out, {k: st[k] for k in tags}
+
+
+class Softmax(wiring.Component):
+    """Streaming softmax: rows of up to ``max_len`` scores, ``lanes`` per beat.
+
+    ``i_stream`` beats carry ``lanes`` signed scores, a keep bit per lane and ``last``;
+    ``o_stream`` gives one beat per input beat: ``lanes`` probabilities
+    (:func:`golden.nonlinear.softmax`, masked lanes 0) and ``last``. ``mult`` and ``shift``
+    (the scale of a score step times ``log2 e`` and ``2^exp_frac_bits``,
+    :func:`golden.nonlinear.softmax_multiplier`) must be held while rows are in flight.
+
+    Stages, buffers and cycles: :class:`golden.nonlinear_units.SoftmaxTiming`.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(softmax_in_layout(spec)))
+    o_stream : Out(stream.Signature(softmax_out_layout(spec)))
+    mult : In(unsigned(mult_bits))
+    shift : In(6)
+    """
+
+    def __init__(self, spec: SoftmaxSpec):
+        if not isinstance(spec, SoftmaxSpec):
+            raise TypeError(f"spec must be a SoftmaxSpec, not {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "i_stream": In(stream.Signature(softmax_in_layout(spec))),
+            "o_stream": Out(stream.Signature(softmax_out_layout(spec))),
+            "mult": In(unsigned(spec.mult_bits)),
+            "shift": In(unsigned(SHIFT_BITS)),
+        })
+
+    @property
+    def spec(self) -> SoftmaxSpec:
+        return self._spec
+
+    @property
+    def timing(self) -> SoftmaxTiming:
+        return self._spec.timing
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        nl = spec.nonlinear
+        lanes, bmax = spec.lanes, spec.beats_max
+        fb, eb, p = spec.exp_frac_bits, spec.exp_bits, spec.recip_bits
+        beat_range = range(bmax)
+        low = -(1 << (spec.score_bits - 1))
+
+        # -- buffers ------------------------------------------------------------------------
+        sa_layout = data.StructLayout({
+            "scores": data.ArrayLayout(signed(spec.score_bits), lanes), "keep": lanes})
+        m.submodules.sa = sa = Memory(shape=sa_layout, depth=SA_SLOTS * bmax, init=[])
+        sa_w, sa_r = sa.write_port(), sa.read_port(transparent_for=())
+        e_shape = data.ArrayLayout(unsigned(eb), lanes)
+        m.submodules.se = se = Memory(shape=e_shape, depth=SE_SLOTS * bmax, init=[])
+        se_w = se.write_port()
+        se_r = se.read_port(transparent_for=())
+
+        # -- collect --------------------------------------------------------------------------
+        ib = self.i_stream.payload
+        a_slot = Signal(range(SA_SLOTS))
+        a_count = Signal(beat_range)
+        sa_full = Signal(SA_SLOTS)
+        sa_beats = [Signal(range(bmax + 1), name=f"sa_beats{s}") for s in range(SA_SLOTS)]
+        sa_max = [Signal(signed(spec.score_bits), name=f"sa_max{s}") for s in range(SA_SLOTS)]
+        a_max = Signal(signed(spec.score_bits))
+        m.d.comb += self.i_stream.ready.eq(~sa_full.bit_select(a_slot, 1))
+        take = self.i_stream.valid & self.i_stream.ready
+        beat_max = low
+        for lane in range(lanes):
+            s = Mux(ib.keep[lane], ib.scores[lane], low)
+            beat_max = Mux(s > beat_max, s, beat_max)
+        beat_max_s = Signal(signed(spec.score_bits))
+        m.d.comb += beat_max_s.eq(beat_max)
+        row_max = Mux((a_count == 0) | (beat_max_s > a_max), beat_max_s, a_max)
+        a_end = ib.last | (a_count == bmax - 1)
+        m.d.comb += [sa_w.addr.eq(a_slot * bmax + a_count), sa_w.en.eq(take),
+                     sa_w.data.scores.eq(ib.scores), sa_w.data.keep.eq(ib.keep)]
+        sa_set = Signal(SA_SLOTS)
+        sa_clear = Signal(SA_SLOTS)
+        with m.If(take):
+            m.d.sync += [a_max.eq(row_max), a_count.eq(Mux(a_end, 0, a_count + 1))]
+            with m.If(a_end):
+                m.d.sync += a_slot.eq(a_slot ^ 1)
+                m.d.comb += sa_set.eq(1 << a_slot)
+                for s in range(SA_SLOTS):
+                    with m.If(a_slot == s):
+                        m.d.sync += [sa_beats[s].eq(a_count + 1), sa_max[s].eq(row_max)]
+        m.d.sync += sa_full.eq((sa_full | sa_set) & ~sa_clear)
+
+        # -- exp: issue ---------------------------------------------------------------------
+        b_busy = Signal()
+        b_idx = Signal(beat_range)
+        b_beats = Signal(range(bmax + 1))
+        b_max = Signal(signed(spec.score_bits))
+        b_slot = Signal(range(SA_SLOTS))
+        b_eslot = Signal(range(SE_SLOTS))
+        se_owned = Signal(SE_SLOTS)
+        se_ready = Signal(SE_SLOTS)
+        b_start = ~b_busy & sa_full.bit_select(b_slot, 1) & ~se_owned.bit_select(b_eslot, 1)
+        b_issue = b_busy | b_start
+        beats_now = Mux(b_busy, b_beats, select(b_slot, sa_beats))
+        max_now = Mux(b_busy, b_max, select(b_slot, sa_max))
+        idx_now = Mux(b_busy, b_idx, 0)
+        b_last = idx_now == beats_now - 1
+        m.d.comb += [sa_r.addr.eq(b_slot * bmax + idx_now), sa_r.en.eq(1)]
+        owned_set = Signal(SE_SLOTS)
+        owned_clear = Signal(SE_SLOTS)
+        with m.If(b_start):
+            m.d.comb += owned_set.eq(1 << b_eslot)
+        with m.If(b_issue):
+            with m.If(b_last):
+                m.d.sync += [b_busy.eq(0), b_slot.eq(b_slot ^ 1),
+                             b_eslot.eq(Mux(b_eslot == SE_SLOTS - 1, 0, b_eslot + 1))]
+                m.d.comb += sa_clear.eq(1 << b_slot)
+            with m.Else():
+                m.d.sync += [b_busy.eq(1), b_idx.eq(idx_now + 1), b_beats.eq(beats_now),
+                             b_max.eq(max_now)]
+        m.d.sync += se_owned.eq((se_owned | owned_set) & ~owned_clear)
+
+        def reg(values: dict, tag: str) -> dict:
+            out = {}
+            for key, v in values.items():
+                s = Signal(v.shape() if hasattr(v, "shape") else unsigned(1),
+                           name=f"{tag}_{key}")
+                m.d.sync += s.eq(v)
+                out[key] = s
+            return out
+
+        b1 = reg({"valid": b_issue, "last": b_last, "first": idx_now == 0, "max": max_now,
+                  "addr": b_eslot * bmax + idx_now, "eslot": b_eslot, "beats": beats_now},
+                 "b1")
+        # -- exp: t = round((s - max) * mult / 2^shift), clamped at exp_floor ------------------
+        floor_t = nl.exp_floor
+        ts = []
+        for lane in range(lanes):
+            d = Signal(signed(spec.score_bits + 1), name=f"d{lane}")
+            m.d.comb += d.eq(sa_r.data.scores[lane] - b1["max"])
+            prod = Signal(signed(spec.score_bits + 1 + spec.mult_bits + 1), name=f"dm{lane}")
+            m.d.comb += prod.eq(d * self.mult)
+            t = round_shift_var(m, prod, self.shift, spec.rounding, f"t{lane}")
+            tc = Signal(signed((-floor_t).bit_length() + 1), name=f"tc{lane}")
+            m.d.comb += tc.eq(Mux(t < floor_t, floor_t, t))
+            ts.append(tc)
+        b2 = reg({**{k: b1[k] for k in ("valid", "last", "first", "addr", "eslot", "beats")},
+                  "keep": sa_r.data.keep, **{f"t{i}": t for i, t in enumerate(ts)}}, "b2")
+        # -- exp: 2^frac by table (a ROM, read in this stage) or polynomial -------------------
+        fracs, shifts = [], []
+        for lane in range(lanes):
+            t = b2[f"t{lane}"]
+            fracs.append(t.as_unsigned()[:fb])
+            sh = Signal(range(eb + 1), name=f"n{lane}")
+            m.d.comb += sh.eq(-(t >> fb))
+            shifts.append(sh)
+        vals = []
+        if spec.exp_method == "lut":
+            table = [int(v) for v in exp2_table(nl)]
+            m.submodules.exp_rom = rom = Memory(shape=unsigned(eb), depth=len(table), init=table)
+            for lane in range(lanes):
+                rp = rom.read_port(transparent_for=())
+                m.d.comb += [rp.addr.eq(fracs[lane]), rp.en.eq(1)]
+                vals.append(rp.data)
+        else:
+            c1, c2 = exp2_poly_coefficients(nl)
+            for lane in range(lanes):
+                f = fracs[lane]
+                inner = Signal(unsigned(eb + 1), name=f"poly_in{lane}")
+                m.d.comb += inner.eq(c1 + ((c2 * f) >> fb))
+                v = Signal(unsigned(eb), name=f"poly{lane}")
+                m.d.sync += v.eq((1 << (eb - 1)) + ((f * inner) >> fb))
+                vals.append(v)
+        b3 = reg({**{k: b2[k] for k in ("valid", "last", "first", "addr", "eslot", "beats",
+                                        "keep")},
+                  **{f"n{i}": s for i, s in enumerate(shifts)}}, "b3")
+        # -- exp: e = keep ? 2^frac >> n : 0; write; sum ---------------------------------------
+        es = []
+        for lane in range(lanes):
+            e = Signal(unsigned(eb), name=f"e{lane}")
+            m.d.comb += e.eq(Mux(b3["keep"][lane], vals[lane] >> b3[f"n{lane}"], 0))
+            es.append(e)
+        m.d.comb += [se_w.addr.eq(b3["addr"]), se_w.en.eq(b3["valid"])]
+        m.d.comb += [se_w.data[lane].eq(e) for lane, e in enumerate(es)]
+        total = Signal(unsigned(spec.sum_bits))
+        row_sum = Signal(unsigned(spec.sum_bits))
+        m.d.comb += row_sum.eq(Mux(b3["first"], 0, total) + tree_sum(es))
+        with m.If(b3["valid"]):
+            m.d.sync += total.eq(row_sum)
+
+        # -- reciprocal of the row sum -----------------------------------------------------------
+        r_valid, r_mant, r_exp, r_tags = reciprocal_pipeline(
+            m, row_sum, b3["valid"] & b3["last"], {"eslot": b3["eslot"], "beats": b3["beats"]},
+            nl, "recip")
+        se_beats = [Signal(range(bmax + 1), name=f"se_beats{s}") for s in range(SE_SLOTS)]
+        se_scale = [Signal(unsigned(p + 1 + spec.prob_bits), name=f"se_scale{s}")
+                    for s in range(SE_SLOTS)]
+        se_z = [Signal(range(spec.sum_bits + 1), name=f"se_z{s}") for s in range(SE_SLOTS)]
+        ready_set = Signal(SE_SLOTS)
+        ready_clear = Signal(SE_SLOTS)
+        with m.If(r_valid):
+            m.d.comb += ready_set.eq(1 << r_tags["eslot"])
+            for s in range(SE_SLOTS):
+                with m.If(r_tags["eslot"] == s):
+                    m.d.sync += [se_beats[s].eq(r_tags["beats"]),
+                                 se_scale[s].eq(r_mant * nl.prob_one), se_z[s].eq(r_exp)]
+        m.d.sync += se_ready.eq((se_ready | ready_set) & ~ready_clear)
+
+        # -- normalise: a two-stage stall pipeline ------------------------------------------------
+        o = self.o_stream
+        advance = ~o.valid | o.ready
+        c_busy = Signal()
+        c_idx = Signal(beat_range)
+        c_beats = Signal(range(bmax + 1))
+        c_slot = Signal(range(SE_SLOTS))
+        c_scale = Signal.like(se_scale[0])
+        c_z = Signal.like(se_z[0])
+        c_start = ~c_busy & se_ready.bit_select(c_slot, 1)
+        c_issue = advance & (c_busy | c_start)
+        cbeats_now = Mux(c_busy, c_beats, select(c_slot, se_beats))
+        scale_now = Mux(c_busy, c_scale, select(c_slot, se_scale))
+        z_now = Mux(c_busy, c_z, select(c_slot, se_z))
+        cidx_now = Mux(c_busy, c_idx, 0)
+        c_last = cidx_now == cbeats_now - 1
+        m.d.comb += [se_r.addr.eq(c_slot * bmax + cidx_now), se_r.en.eq(advance)]
+        with m.If(c_issue):
+            with m.If(c_last):
+                m.d.sync += [c_busy.eq(0),
+                             c_slot.eq(Mux(c_slot == SE_SLOTS - 1, 0, c_slot + 1))]
+                m.d.comb += [ready_clear.eq(1 << c_slot), owned_clear.eq(1 << c_slot)]
+            with m.Else():
+                m.d.sync += [c_busy.eq(1), c_idx.eq(cidx_now + 1), c_beats.eq(cbeats_now),
+                             c_scale.eq(scale_now), c_z.eq(z_now)]
+        c1_valid, c1_last = Signal(), Signal()
+        c1_scale, c1_z = Signal.like(c_scale), Signal.like(c_z)
+        with m.If(advance):
+            m.d.sync += [c1_valid.eq(c_issue), c1_last.eq(c_last), c1_scale.eq(scale_now),
+                         c1_z.eq(z_now)]
+        out = Signal(softmax_out_layout(spec))
+        for lane in range(lanes):
+            prod = Signal(signed(eb + len(c1_scale) + 1), name=f"ps{lane}")
+            m.d.comb += prod.eq(se_r.data[lane] * c1_scale)
+            q = round_shift_var(m, prod, (c1_z + p)[:SHIFT_BITS], spec.rounding, f"pq{lane}")
+            m.d.comb += out.probs[lane].eq(Mux(q > nl.prob_one, nl.prob_one, q))
+        m.d.comb += out.last.eq(c1_last)
+        o_valid = Signal()
+        with m.If(advance):
+            m.d.sync += [o_valid.eq(c1_valid), o.payload.eq(out)]
+        m.d.comb += o.valid.eq(o_valid)
+        return m
