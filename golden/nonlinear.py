@@ -43,11 +43,13 @@ __all__ = [
     "layer_norm",
     "LayerNormParams",
     "layer_norm_params",
+    "ln_beta_bits",
     "gelu_table",
     "gelu_lut",
     "GeluPoly",
     "gelu_poly_params",
     "gelu_poly",
+    "gelu_poly_const_bits",
     "relu",
 ]
 
@@ -332,11 +334,22 @@ class LayerNormParams:
 
 def layer_norm_params(gamma: np.ndarray, beta: np.ndarray, out_scale: float,
                       spec: NonlinearSpec) -> LayerNormParams:
-    """Fixed-point gamma/beta for an output whose step is ``out_scale``."""
+    """Fixed-point gamma/beta for an output whose step is ``out_scale``.
+
+    Raises ValueError when beta does not fit :func:`ln_beta_bits` (a beta more than 256 times
+    the largest gamma) or the shift exceeds 63."""
     g = shared_shift_multipliers(np.asarray(gamma, dtype=np.float64) / out_scale
                                  / (1 << spec.ln_frac_bits), spec.mult_bits, signed=True)
     b = np.rint(np.asarray(beta, dtype=np.float64) / out_scale * 2.0**g.shift)
+    if np.max(np.abs(b), initial=0) >= 2.0 ** (ln_beta_bits(spec) - 1) or g.shift > 63:
+        raise ValueError(f"LayerNorm beta/gamma do not fit the unit: |beta| must stay within "
+                         f"{ln_beta_bits(spec) - 1} bits after the shift ({g.shift})")
     return LayerNormParams(np.asarray(g.mult, dtype=np.int64), b.astype(np.int64), g.shift)
+
+
+def ln_beta_bits(spec: NonlinearSpec) -> int:
+    """Signed width of LayerNorm's fixed-point beta."""
+    return spec.mult_bits + spec.ln_frac_bits + 8
 
 
 def layer_norm(h: np.ndarray, params: LayerNormParams, spec: NonlinearSpec,
@@ -409,16 +422,31 @@ class GeluPoly:
     out: Multiplier
 
 
+def gelu_poly_const_bits(spec: NonlinearSpec) -> int:
+    """Signed width of the GELU polynomial's constants ``c`` and ``one``: what keeps
+    ``q (one - L) * mult`` within 62 bits (``b`` needs ``gelu_in_bits + 4``)."""
+    return 62 - spec.gelu_in_bits - spec.mult_bits
+
+
 def gelu_poly_params(in_scale: float, out_scale: float, spec: NonlinearSpec) -> GeluPoly:
     """I-BERT's integer GELU constants for an input step ``in_scale``: the erf polynomial
     runs on ``x / sqrt 2`` (step ``s = in_scale / sqrt 2``) with ``b = floor(B / s)``,
     ``c = floor(1 / (A s^2))``; ``L`` has step ``A s^2``; ``gelu = x (1 + erf) / 2`` has
-    step ``in_scale * A s^2 / 2``."""
+    step ``in_scale * A s^2 / 2``.
+
+    Raises ValueError when the constants do not fit :func:`gelu_poly_const_bits` (an input
+    step too small for the input width: fewer input bits or a larger range fix it)."""
     s = in_scale / math.sqrt(2.0)
     b = math.floor(IBERT_B / s)
     c = math.floor(1.0 / (IBERT_A * s * s))
     l_step = -IBERT_A * s * s  # sign folded: L's integer carries the sign of A (negative)
     one = math.floor(1.0 / l_step)
+    lim = 1 << (gelu_poly_const_bits(spec) - 1)
+    if not (-lim <= c and one < lim and -b < 1 << (spec.gelu_in_bits + 3)):
+        raise ValueError(
+            f"GELU input step {in_scale!r} makes the polynomial's constants (c = {c}) wider "
+            f"than {gelu_poly_const_bits(spec)} bits: use fewer gelu_in_bits or a larger "
+            "input range")
     return GeluPoly(b, c, one, multiplier(in_scale * l_step / 2.0 / out_scale, spec.mult_bits))
 
 

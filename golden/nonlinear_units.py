@@ -18,11 +18,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimforge.config import Config
-from golden.nonlinear import Multiplier, NonlinearSpec, _round_shift_var, softmax
+from golden.nonlinear import (
+    GeluPoly,
+    LayerNormParams,
+    Multiplier,
+    NonlinearSpec,
+    _round_shift_var,
+    gelu_lut,
+    gelu_poly,
+    gelu_poly_const_bits,
+    layer_norm,
+    relu,
+    softmax,
+)
 from golden.numerics import as_dict, saturate
 
 __all__ = ["Schedule", "PipelineTiming", "RequantSpec", "requant_item", "SoftmaxSpec",
-           "SoftmaxTiming", "softmax_rows"]
+           "SoftmaxTiming", "softmax_rows", "ActivationSpec", "activation_items", "LayerNormSpec",
+           "LayerNormTiming", "layer_norm_rows"]
 
 
 @dataclass(frozen=True)
@@ -349,5 +362,261 @@ class SoftmaxTiming:
                 if v2:
                     out_offered.append(cycle + 1)
             sa_full = nxt_sa_full
+            cycle += 1
+        return Schedule(accepted, out_offered, taken)
+
+
+# --------------------------------------------------------------------------------------------
+# GELU / ReLU
+
+
+ACT_FUNCTIONS = ("lut", "poly", "relu")
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """The activation unit: signed ``in_bits`` codes in, signed ``out_bits`` out, by
+    ``function``: ``lut`` (a programmable ``2^in_bits``-entry table,
+    :func:`golden.nonlinear.gelu_lut`), ``poly`` (I-BERT's integer GELU with programmable
+    constants, :func:`golden.nonlinear.gelu_poly`) or ``relu``."""
+
+    function: str
+    in_bits: int
+    out_bits: int
+    mult_bits: int
+    rounding: str
+
+    def __post_init__(self):
+        if self.function not in ACT_FUNCTIONS:
+            raise ValueError(f"function must be one of {', '.join(ACT_FUNCTIONS)}, "
+                             f"not {self.function!r}")
+        if self.function == "relu" and self.out_bits < self.in_bits:
+            raise ValueError("relu needs out_bits >= in_bits")
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ActivationSpec:
+        nl = cfg.nonlinear
+        relu = nl.activation == "relu"
+        per_token = cfg.numerics.act_scale == "per_token"
+        return cls(function="relu" if relu else nl.gelu_method,
+                   in_bits=cfg.numerics.act_bits if relu else nl.gelu_in_bits,
+                   out_bits=nl.residual_bits if per_token else cfg.numerics.act_bits,
+                   mult_bits=nl.mult_bits, rounding=cfg.numerics.rounding)
+
+    def as_dict(self) -> dict:
+        return as_dict(self)
+
+    @property
+    def const_bits(self) -> int:
+        """Signed width of the polynomial constants (``gelu_poly_const_bits``)."""
+        return gelu_poly_const_bits(self.nonlinear())
+
+    @property
+    def product_bits(self) -> int:
+        """Signed width of ``q (one - L) * mult``."""
+        return self.in_bits + self.const_bits + self.mult_bits
+
+    @property
+    def depth(self) -> int:
+        return {"lut": 2, "poly": 5, "relu": 1}[self.function]
+
+    @property
+    def timing(self) -> PipelineTiming:
+        return PipelineTiming(self.depth)
+
+    def nonlinear(self) -> NonlinearSpec:
+        return NonlinearSpec(gelu_method=self.function if self.function != "relu" else "lut",
+                             gelu_in_bits=self.in_bits, mult_bits=self.mult_bits,
+                             rounding=self.rounding)
+
+
+def activation_items(spec: ActivationSpec, q: np.ndarray, table: np.ndarray | None = None,
+                     poly: GeluPoly | None = None) -> np.ndarray:
+    """The activation unit's output for codes ``q``."""
+    sp = spec.nonlinear()
+    if spec.function == "lut":
+        return gelu_lut(q, table, sp)
+    if spec.function == "poly":
+        return gelu_poly(q, poly, sp, spec.out_bits)
+    return relu(q)
+
+
+# --------------------------------------------------------------------------------------------
+# LayerNorm
+
+
+LN_SLOTS = 3  # row buffers: filling, statistics, output
+
+
+@dataclass(frozen=True)
+class LayerNormSpec:
+    """The LayerNorm unit: rows of ``d`` signed ``in_bits`` values (the residual stream), one
+    per beat; signed ``out_bits`` out (:func:`golden.nonlinear.layer_norm`), gamma/beta
+    programmed per element."""
+
+    d: int
+    in_bits: int
+    out_bits: int
+    mult_bits: int
+    ln_frac_bits: int
+    recip_bits: int
+    recip_seed_bits: int
+    recip_steps: int
+    rounding: str
+
+    def __post_init__(self):
+        if self.v_bits > 62:
+            raise ValueError(f"a row of {self.d} {self.in_bits}-bit values needs a "
+                             f"{self.v_bits}-bit variance sum: must be <= 62 (fewer "
+                             "residual_bits)")
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> LayerNormSpec:
+        nl = cfg.nonlinear
+        per_token = cfg.numerics.act_scale == "per_token"
+        return cls(d=cfg.model.d_model, in_bits=nl.residual_bits,
+                   out_bits=nl.residual_bits if per_token else cfg.numerics.act_bits,
+                   mult_bits=nl.mult_bits, ln_frac_bits=nl.ln_frac_bits,
+                   recip_bits=nl.recip_bits, recip_seed_bits=nl.recip_seed_bits,
+                   recip_steps=nl.recip_steps, rounding=cfg.numerics.rounding)
+
+    def as_dict(self) -> dict:
+        return as_dict(self)
+
+    @property
+    def nonlinear(self) -> NonlinearSpec:
+        keep = ("mult_bits", "ln_frac_bits", "recip_bits", "recip_seed_bits", "recip_steps",
+                "rounding")
+        return NonlinearSpec(**{k: getattr(self, k) for k in keep})
+
+    @property
+    def d_bits(self) -> int:
+        return self.d.bit_length()
+
+    @property
+    def s1_bits(self) -> int:
+        """Signed width of a row's sum."""
+        return self.in_bits + self.d_bits
+
+    @property
+    def s2_bits(self) -> int:
+        """Unsigned width of a row's sum of squares."""
+        return 2 * self.in_bits + self.d_bits
+
+    @property
+    def v_bits(self) -> int:
+        """Unsigned width of ``V = d S2 - S1^2``."""
+        return 2 * self.in_bits + 2 * self.d_bits
+
+    @property
+    def sqrt_steps(self) -> int:
+        """Cycles of the square root: one result bit each."""
+        return (self.v_bits + 1) // 2
+
+    @property
+    def timing(self) -> LayerNormTiming:
+        return LayerNormTiming(self)
+
+
+def layer_norm_rows(spec: LayerNormSpec, rows: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                    shift: int) -> np.ndarray:
+    """Golden LayerNorm of ``rows`` (n, d) with programmed gamma/beta/shift."""
+    params = LayerNormParams(np.asarray(gamma), np.asarray(beta), shift)
+    return layer_norm(np.asarray(rows, dtype=np.int64), params, spec.nonlinear, spec.out_bits)
+
+
+class LayerNormTiming:
+    """Cycle model of :class:`hw.nonlinear.LayerNorm`.
+
+    **Collect** takes a value per cycle into one of three row buffers, summing values and
+    squares; **statistics** takes finished rows in order: ``V = d S2 - S1^2`` (1 cycle), the
+    square root (:attr:`LayerNormSpec.sqrt_steps` cycles), then the reciprocal pipeline
+    (``2 + recip_steps`` stages, overlapping the next row); **output** reads a row whose
+    reciprocal is known, a value per cycle, through a three-stage stall pipeline
+    (normalise; gamma and beta; output register). Rows of at least ``sqrt_steps + 2`` values
+    stream at one value per cycle."""
+
+    OUT_DEPTH = 3
+
+    def __init__(self, spec: LayerNormSpec):
+        self.spec = spec
+
+    @property
+    def recip_depth(self) -> int:
+        return 2 + self.spec.recip_steps
+
+    def schedule(self, offered: Sequence[int | None],
+                 sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+        """Predict a run of values (rows of ``d``), offered as for
+        :meth:`PipelineTiming.schedule`."""
+        ready = sink_ready or (lambda c: True)
+        d = self.spec.d
+        steps = self.spec.sqrt_steps
+        n = len(offered)
+        accepted: list[int] = []
+        out_offered: list[int] = []
+        taken: list[int] = []
+        a_slot, a_count = 0, 0
+        full = [False] * LN_SLOTS
+        started = [False] * LN_SLOTS
+        done = [False] * LN_SLOTS
+        r_busy, r_slot, r_k = False, 0, 0
+        recip_pipe: list[int | None] = [None] * self.recip_depth
+        c_busy, c_idx, c_slot = False, 0, 0
+        valid = [False] * self.OUT_DEPTH
+        cycle, limit = 0, 2000 + 100 * n
+        while len(taken) < n:
+            if cycle > limit:
+                raise RuntimeError("LayerNorm model did not drain")
+            k = len(accepted)
+            take_in = False
+            if k < n and not full[a_slot]:
+                start = offered[k] if offered[k] is not None else (
+                    accepted[-1] + 1 if accepted else 0)
+                if accepted and start <= accepted[-1]:
+                    raise ValueError(f"value {k} offered in cycle {start}, not after value "
+                                     f"{k - 1} was accepted (cycle {accepted[-1]})")
+                take_in = start <= cycle
+            r_start = not r_busy and full[r_slot] and not started[r_slot]
+            feed = r_busy and r_k == steps
+            advance = not valid[-1] or ready(cycle)
+            if valid[-1] and ready(cycle):
+                taken.append(cycle)
+            c_start = not c_busy and done[c_slot]
+            c_issue = advance and (c_busy or c_start)
+            # -- edge ----------------------------------------------------------------------
+            nxt_full = list(full)
+            if take_in:
+                accepted.append(cycle)
+                if a_count == d - 1:
+                    nxt_full[a_slot] = True
+                    a_slot, a_count = (a_slot + 1) % LN_SLOTS, 0
+                else:
+                    a_count += 1
+            finished = recip_pipe[-1]
+            recip_pipe = [r_slot if feed else None, *recip_pipe[:-1]]
+            if r_start:
+                started[r_slot] = True
+                r_busy, r_k = True, 0
+            elif feed:
+                r_busy = False
+                r_slot = (r_slot + 1) % LN_SLOTS
+            elif r_busy:
+                r_k += 1
+            if c_issue:
+                idx = c_idx if c_busy else 0
+                if idx == d - 1:
+                    c_busy = False
+                    nxt_full[c_slot] = started[c_slot] = done[c_slot] = False
+                    c_slot = (c_slot + 1) % LN_SLOTS
+                else:
+                    c_busy, c_idx = True, idx + 1
+            if finished is not None:
+                done[finished] = True
+            if advance:
+                valid = [c_issue, *valid[:-1]]
+                if valid[-1]:
+                    out_offered.append(cycle + 1)
+            full = nxt_full
             cycle += 1
         return Schedule(accepted, out_offered, taken)

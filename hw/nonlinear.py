@@ -8,10 +8,19 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.nonlinear import exp2_poly_coefficients, exp2_table, recip_seed_table
+from golden.nonlinear import (
+    exp2_poly_coefficients,
+    exp2_table,
+    ln_beta_bits,
+    recip_seed_table,
+)
 from golden.nonlinear_units import (
+    LN_SLOTS,
     SA_SLOTS,
     SE_SLOTS,
+    ActivationSpec,
+    LayerNormSpec,
+    LayerNormTiming,
     PipelineTiming,
     RequantSpec,
     SoftmaxSpec,
@@ -20,7 +29,8 @@ from golden.nonlinear_units import (
 from hw.numerics import limit, round_shift_var, select, tree_sum
 
 __all__ = ["StallPipeline", "Requantizer", "requant_in_layout", "Softmax", "softmax_in_layout",
-           "softmax_out_layout", "reciprocal_pipeline"]
+           "softmax_out_layout", "reciprocal_pipeline", "Activation", "LayerNorm",
+           "ln_out_layout"]
 
 SHIFT_BITS = 6  # every variable right shift: 0 .. 63
 
@@ -453,4 +463,278 @@ class Softmax(wiring.Component):
         with m.If(advance):
             m.d.sync += [o_valid.eq(c1_valid), o.payload.eq(out)]
         m.d.comb += o.valid.eq(o_valid)
+        return m
+
+
+# --------------------------------------------------------------------------------------------
+# GELU / ReLU
+
+
+class Activation(wiring.Component):
+    """The FFN activation, one code per cycle (:class:`golden.nonlinear_units.ActivationSpec`).
+
+    ``lut``: a ``2^in_bits``-entry table of signed ``out_bits`` values, written through
+    ``table_we/table_addr/table_data`` (latency 2: the table read, the output register).
+    ``poly``: I-BERT's integer GELU with the constants on ``b``, ``c``, ``one``, ``mult`` and
+    ``shift`` (latency 5: ``min(|q|, -b) + b``; square, ``+ c``, sign; ``q (one - L)``;
+    ``* mult``; round and saturate). ``relu``: ``max(q, 0)`` (latency 1). Back-pressure stalls
+    the pipeline; the configuration inputs must be held while codes are in flight.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(signed(in_bits)))
+    o_stream : Out(stream.Signature(signed(out_bits)))
+    """
+
+    def __init__(self, spec: ActivationSpec):
+        if not isinstance(spec, ActivationSpec):
+            raise TypeError(f"spec must be an ActivationSpec, not {spec!r}")
+        self._spec = spec
+        members = {
+            "i_stream": In(stream.Signature(signed(spec.in_bits))),
+            "o_stream": Out(stream.Signature(signed(spec.out_bits))),
+        }
+        if spec.function == "lut":
+            members.update(table_we=In(1), table_addr=In(unsigned(spec.in_bits)),
+                           table_data=In(signed(spec.out_bits)))
+        elif spec.function == "poly":
+            members.update(b=In(signed(spec.in_bits + 4)), c=In(signed(spec.const_bits)),
+                           one=In(signed(spec.const_bits)), mult=In(unsigned(spec.mult_bits)),
+                           shift=In(unsigned(SHIFT_BITS)))
+        super().__init__(members)
+
+    @property
+    def spec(self) -> ActivationSpec:
+        return self._spec
+
+    @property
+    def timing(self) -> PipelineTiming:
+        return self._spec.timing
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        q = self.i_stream.payload
+        pipe = StallPipeline(m, self.i_stream, self.o_stream, "act")
+        if spec.function == "relu":
+            s1 = pipe.stage({"y": Mux(q < 0, 0, q)})
+            pipe.finish(s1["y"])
+        elif spec.function == "lut":
+            m.submodules.table = table = Memory(shape=signed(spec.out_bits),
+                                                depth=1 << spec.in_bits, init=[])
+            wp, rp = table.write_port(), table.read_port(transparent_for=())
+            m.d.comb += [wp.addr.eq(self.table_addr), wp.data.eq(self.table_data),
+                         wp.en.eq(self.table_we),
+                         rp.addr.eq(q.as_unsigned()), rp.en.eq(pipe.advance)]
+            pipe.stage({})
+            s2 = pipe.stage({"y": rp.data})
+            pipe.finish(s2["y"])
+        else:
+            a = Signal(signed(spec.in_bits + 5))
+            mag = Signal(unsigned(spec.in_bits + 1))
+            m.d.comb += [mag.eq(Mux(q < 0, -q, q)),
+                         a.eq(Mux(mag > -self.b, -self.b, mag) + self.b)]
+            s1 = pipe.stage({"a": a, "q": q})
+            erf = Signal(signed(spec.const_bits + 1))
+            sq = s1["a"] * s1["a"] + self.c
+            m.d.comb += erf.eq(Mux(s1["q"] < 0, -sq, Mux(s1["q"] == 0, 0, sq)))
+            s2 = pipe.stage({"erf": erf, "q": s1["q"]})
+            t = Signal(signed(spec.in_bits + spec.const_bits + 2))
+            m.d.comb += t.eq(s2["q"] * (self.one - s2["erf"]))
+            s3 = pipe.stage({"t": t})
+            prod = Signal(signed(spec.product_bits + 2))
+            m.d.comb += prod.eq(s3["t"] * self.mult)
+            s4 = pipe.stage({"prod": prod})
+            y = round_shift_var(m, s4["prod"], self.shift, spec.rounding, "act_round")
+            s5 = pipe.stage({"y": limit(m, y, spec.out_bits, True, "act_sat")})
+            pipe.finish(s5["y"])
+        assert pipe.depth == spec.depth
+        return m
+
+
+# --------------------------------------------------------------------------------------------
+# LayerNorm
+
+
+def ln_out_layout(spec: LayerNormSpec) -> data.StructLayout:
+    """One output: ``y`` (signed ``out_bits``) and ``last`` (the row's last value)."""
+    return data.StructLayout({"y": signed(spec.out_bits), "last": 1})
+
+
+class LayerNorm(wiring.Component):
+    """Integer LayerNorm over rows of ``d`` values, one value per cycle
+    (:func:`golden.nonlinear.layer_norm`; stages and cycles:
+    :class:`golden.nonlinear_units.LayerNormTiming`).
+
+    ``i_stream``: signed ``in_bits`` values, ``d`` to a row. ``o_stream``: signed ``out_bits``
+    and ``last`` (the row's last value). gamma (signed ``mult_bits``) and beta (signed
+    ``ln_beta_bits``) per element are written through ``param_we/param_addr/param_gamma/
+    param_beta``; ``shift`` is their common shift. The square root is the digit-by-digit
+    method (one result bit per cycle, no multiplier), the reciprocal that of the softmax.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(signed(in_bits)))
+    o_stream : Out(stream.Signature(ln_out_layout(spec)))
+    """
+
+    def __init__(self, spec: LayerNormSpec):
+        if not isinstance(spec, LayerNormSpec):
+            raise TypeError(f"spec must be a LayerNormSpec, not {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "i_stream": In(stream.Signature(signed(spec.in_bits))),
+            "o_stream": Out(stream.Signature(ln_out_layout(spec))),
+            "param_we": In(1),
+            "param_addr": In(range(spec.d)),
+            "param_gamma": In(signed(spec.mult_bits)),
+            "param_beta": In(signed(ln_beta_bits(spec.nonlinear))),
+            "shift": In(unsigned(SHIFT_BITS)),
+        })
+
+    @property
+    def spec(self) -> LayerNormSpec:
+        return self._spec
+
+    @property
+    def timing(self) -> LayerNormTiming:
+        return self._spec.timing
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        nl = spec.nonlinear
+        d, p, nf = spec.d, spec.recip_bits, spec.ln_frac_bits
+        beta_bits = ln_beta_bits(nl)
+
+        m.submodules.buf = buf = Memory(shape=signed(spec.in_bits), depth=LN_SLOTS * d, init=[])
+        bw, br = buf.write_port(), buf.read_port(transparent_for=())
+        m.submodules.gamma = gmem = Memory(shape=signed(spec.mult_bits), depth=d, init=[])
+        m.submodules.beta = bmem = Memory(shape=signed(beta_bits), depth=d, init=[])
+        gw, gr = gmem.write_port(), gmem.read_port(transparent_for=())
+        ew, er = bmem.write_port(), bmem.read_port(transparent_for=())
+        m.d.comb += [gw.addr.eq(self.param_addr), gw.data.eq(self.param_gamma),
+                     gw.en.eq(self.param_we), ew.addr.eq(self.param_addr),
+                     ew.data.eq(self.param_beta), ew.en.eq(self.param_we)]
+
+        # -- collect ----------------------------------------------------------------------------
+        h = self.i_stream.payload
+        a_slot = Signal(range(LN_SLOTS))
+        a_count = Signal(range(d))
+        full = Signal(LN_SLOTS)
+        full_set, full_clear = Signal(LN_SLOTS), Signal(LN_SLOTS)
+        s1_acc = Signal(signed(spec.s1_bits))
+        s2_acc = Signal(unsigned(spec.s2_bits))
+        s1 = [Signal(signed(spec.s1_bits), name=f"s1_{s}") for s in range(LN_SLOTS)]
+        s2 = [Signal(unsigned(spec.s2_bits), name=f"s2_{s}") for s in range(LN_SLOTS)]
+        m.d.comb += self.i_stream.ready.eq(~full.bit_select(a_slot, 1))
+        take = self.i_stream.valid & self.i_stream.ready
+        s1_new = Signal.like(s1_acc)
+        s2_new = Signal.like(s2_acc)
+        m.d.comb += [s1_new.eq(s1_acc + h), s2_new.eq(s2_acc + h * h),
+                     bw.addr.eq(a_slot * d + a_count), bw.data.eq(h), bw.en.eq(take)]
+        a_end = a_count == d - 1
+        with m.If(take):
+            with m.If(a_end):
+                m.d.sync += [a_count.eq(0), s1_acc.eq(0), s2_acc.eq(0),
+                             a_slot.eq(Mux(a_slot == LN_SLOTS - 1, 0, a_slot + 1))]
+                m.d.comb += full_set.eq(1 << a_slot)
+                for s in range(LN_SLOTS):
+                    with m.If(a_slot == s):
+                        m.d.sync += [s1[s].eq(s1_new), s2[s].eq(s2_new)]
+            with m.Else():
+                m.d.sync += [a_count.eq(a_count + 1), s1_acc.eq(s1_new), s2_acc.eq(s2_new)]
+        m.d.sync += full.eq((full | full_set) & ~full_clear)
+
+        # -- statistics: V, square root, reciprocal ------------------------------------------------
+        started = Signal(LN_SLOTS)
+        started_set, started_clear = Signal(LN_SLOTS), Signal(LN_SLOTS)
+        done = Signal(LN_SLOTS)
+        done_set, done_clear = Signal(LN_SLOTS), Signal(LN_SLOTS)
+        r_busy = Signal()
+        r_slot = Signal(range(LN_SLOTS))
+        r_k = Signal(range(spec.sqrt_steps + 1))
+        op = Signal(unsigned(spec.v_bits))
+        res = Signal(unsigned(spec.v_bits))
+        one = Signal(unsigned(spec.v_bits))
+        r_start = ~r_busy & full.bit_select(r_slot, 1) & ~started.bit_select(r_slot, 1)
+        feed = r_busy & (r_k == spec.sqrt_steps)
+        v = Signal(unsigned(spec.v_bits))
+        s1_now = select(r_slot, s1)
+        m.d.comb += v.eq(d * select(r_slot, s2) - s1_now * s1_now)
+        with m.If(r_start):
+            m.d.sync += [r_busy.eq(1), r_k.eq(0), op.eq(v), res.eq(0),
+                         one.eq(1 << (2 * (spec.sqrt_steps - 1)))]
+            m.d.comb += started_set.eq(1 << r_slot)
+        with m.Elif(feed):
+            m.d.sync += [r_busy.eq(0), r_slot.eq(Mux(r_slot == LN_SLOTS - 1, 0, r_slot + 1))]
+        with m.Elif(r_busy):
+            trial = Signal(unsigned(spec.v_bits + 1))
+            m.d.comb += trial.eq(res + one)
+            with m.If(op >= trial):
+                m.d.sync += [op.eq(op - trial), res.eq((res >> 1) + one)]
+            with m.Else():
+                m.d.sync += res.eq(res >> 1)
+            m.d.sync += [one.eq(one >> 2), r_k.eq(r_k + 1)]
+        root = Signal(unsigned((spec.v_bits + 1) // 2 + 1))
+        m.d.comb += root.eq(res)
+        r_valid, r_mant, r_exp, r_tags = reciprocal_pipeline(m, root, feed, {"slot": r_slot},
+                                                             nl, "ln_recip")
+        mant = [Signal(unsigned(p + 1), name=f"mant{s}") for s in range(LN_SLOTS)]
+        rexp = [Signal(range(len(root) + 1), name=f"rexp{s}") for s in range(LN_SLOTS)]
+        with m.If(r_valid):
+            m.d.comb += done_set.eq(1 << r_tags["slot"])
+            for s in range(LN_SLOTS):
+                with m.If(r_tags["slot"] == s):
+                    m.d.sync += [mant[s].eq(r_mant), rexp[s].eq(r_exp)]
+        m.d.sync += [started.eq((started | started_set) & ~started_clear),
+                     done.eq((done | done_set) & ~done_clear)]
+
+        # -- output: normalise; gamma, beta; output register ------------------------------------
+        o = self.o_stream
+        advance = ~o.valid | o.ready
+        c_busy = Signal()
+        c_idx = Signal(range(d))
+        c_slot = Signal(range(LN_SLOTS))
+        c_start = ~c_busy & done.bit_select(c_slot, 1)
+        c_issue = advance & (c_busy | c_start)
+        idx_now = Mux(c_busy, c_idx, 0)
+        c_last = idx_now == d - 1
+        m.d.comb += [br.addr.eq(c_slot * d + idx_now), gr.addr.eq(idx_now),
+                     er.addr.eq(idx_now), br.en.eq(advance), gr.en.eq(advance),
+                     er.en.eq(advance)]
+        with m.If(c_issue):
+            with m.If(c_last):
+                m.d.sync += [c_busy.eq(0),
+                             c_slot.eq(Mux(c_slot == LN_SLOTS - 1, 0, c_slot + 1))]
+                m.d.comb += [full_clear.eq(1 << c_slot), started_clear.eq(1 << c_slot),
+                             done_clear.eq(1 << c_slot)]
+            with m.Else():
+                m.d.sync += [c_busy.eq(1), c_idx.eq(idx_now + 1)]
+        v1, last1 = Signal(), Signal()
+        s1_1 = Signal.like(s1_acc)
+        mant1 = Signal.like(mant[0])
+        exp1 = Signal.like(rexp[0])
+        with m.If(advance):
+            m.d.sync += [v1.eq(c_issue), last1.eq(c_last), s1_1.eq(select(c_slot, s1)),
+                         mant1.eq(select(c_slot, mant)), exp1.eq(select(c_slot, rexp))]
+        cval = Signal(signed(spec.s1_bits + spec.d_bits + 2))
+        m.d.comb += cval.eq(d * br.data - s1_1)
+        prod = Signal(signed(len(cval) + p + 2))
+        m.d.comb += prod.eq(cval * mant1)
+        n = round_shift_var(m, prod, (exp1 + p - nf)[:SHIFT_BITS], spec.rounding, "ln_n")
+        v2, last2 = Signal(), Signal()
+        n2 = Signal(signed(len(cval) + 2))
+        g2, b2 = Signal.like(gr.data), Signal.like(er.data)
+        with m.If(advance):
+            m.d.sync += [v2.eq(v1), last2.eq(last1), n2.eq(n), g2.eq(gr.data),
+                         b2.eq(er.data)]
+        acc = Signal(signed(len(n2) + spec.mult_bits + beta_bits))
+        m.d.comb += acc.eq(n2 * g2 + b2)
+        y = round_shift_var(m, acc, self.shift, spec.rounding, "ln_y")
+        y_sat = limit(m, y, spec.out_bits, True, "ln_sat")
+        v3 = Signal()
+        with m.If(advance):
+            m.d.sync += [v3.eq(v2), o.payload.y.eq(y_sat), o.payload.last.eq(last2)]
+        m.d.comb += o.valid.eq(v3)
         return m

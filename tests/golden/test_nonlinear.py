@@ -271,3 +271,9 @@ def test_gelu_poly_exhaustive_16_bit_bound(peak):
 
 def test_relu():
     assert relu(np.array([-128, -1, 0, 1, 127])).tolist() == [0, 0, 0, 1, 127]
+
+
+def test_gelu_poly_refuses_constants_too_wide():
+    sp = dataclasses.replace(SPEC, gelu_method="poly", gelu_in_bits=16)
+    with pytest.raises(ValueError, match="use fewer gelu_in_bits or a larger input range"):
+        gelu_poly_params(1.0 / 32767, 1.0 / 32767, sp)

@@ -8,9 +8,26 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
-from golden.nonlinear import multiplier, requantize, residual_add, softmax_multiplier
-from golden.nonlinear_units import RequantSpec, SoftmaxSpec, requant_item, softmax_rows
-from hw.nonlinear import Requantizer, Softmax
+from golden.nonlinear import (
+    gelu_poly_params,
+    gelu_table,
+    layer_norm_params,
+    multiplier,
+    requantize,
+    residual_add,
+    softmax_multiplier,
+)
+from golden.nonlinear_units import (
+    ActivationSpec,
+    LayerNormSpec,
+    RequantSpec,
+    SoftmaxSpec,
+    activation_items,
+    layer_norm_rows,
+    requant_item,
+    softmax_rows,
+)
+from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax
 from verif.amaranth_stream import run_stream
 
 SEED = 5
@@ -172,3 +189,108 @@ def test_softmax(lanes, max_len, nl, idle, stall):
     assert model.accepted == run.accepted
     assert model.offered == run.offered
     assert model.taken == run.taken
+
+
+# -- GELU / ReLU ----------------------------------------------------------------------------------
+
+
+def activation_setup(dut, spec, in_step, out_step):
+    """Program the unit for the scales; returns (setup coroutine, golden table/constants)."""
+    sp = spec.nonlinear()
+    if spec.function == "lut":
+        table = gelu_table(in_step, out_step, sp, spec.out_bits)
+
+        async def setup(ctx):
+            ctx.set(dut.table_we, 1)
+            for addr, value in enumerate(table):
+                ctx.set(dut.table_addr, addr)
+                ctx.set(dut.table_data, int(value))
+                await ctx.tick()
+            ctx.set(dut.table_we, 0)
+        return setup, {"table": table}
+    if spec.function == "poly":
+        poly = gelu_poly_params(in_step, out_step, sp)
+
+        async def setup(ctx):
+            for name in ("b", "c", "one"):
+                ctx.set(getattr(dut, name), getattr(poly, name))
+            ctx.set(dut.mult, poly.out.mult)
+            ctx.set(dut.shift, poly.out.shift)
+        return setup, {"poly": poly}
+    return None, {}
+
+
+@pytest.mark.parametrize("function, in_bits, out_bits", [
+    ("lut", 8, 16), ("lut", 10, 8), ("poly", 8, 16), ("poly", 12, 8), ("relu", 8, 16)])
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.6)])
+def test_activation_exhaustive(function, in_bits, out_bits, idle, stall):
+    spec = ActivationSpec(function, in_bits, out_bits, 16, "half_even")
+    dut = Activation(spec)
+    peak = 6.0
+    in_step = peak / ((1 << (in_bits - 1)) - 1)
+    out_step = peak / ((1 << (out_bits - 1)) - 1)
+    setup, program = activation_setup(dut, spec, in_step, out_step)
+    codes = np.arange(-(1 << (in_bits - 1)), 1 << (in_bits - 1))
+    codes = np.random.default_rng(SEED).permutation(codes)
+    run = run_stream(dut, [int(c) for c in codes], len(codes), idle=idle, stall=stall,
+                     seed=SEED, setup=setup, unpack=int)
+    assert run.results == activation_items(spec, codes, **program).tolist()
+    _check_timing(run, spec.timing)
+
+
+# -- LayerNorm ---------------------------------------------------------------------------------
+
+
+def ln_case(spec, rng, rows):
+    """Rows with corners among them (constant, extremes, one outlier channel), and fixed-point
+    gamma/beta for an output step that fits the rows."""
+    hi = 1 << (spec.in_bits - 1)
+    data = []
+    for k in range(rows):
+        kind = k % 5
+        if kind == 0:
+            r = np.full(spec.d, int(rng.integers(-hi, hi)))
+        elif kind == 1:
+            r = rng.choice([-hi, hi - 1], spec.d)
+        elif kind == 2:
+            r = rng.normal(0, 50, spec.d).round()
+            r[int(rng.integers(spec.d))] = hi - 1
+        else:
+            r = rng.integers(-hi, hi, spec.d) >> int(rng.integers(0, spec.in_bits))
+        data.append(np.asarray(r, dtype=np.int64))
+    gamma = rng.normal(1, 0.5, spec.d)
+    beta = rng.normal(0, 0.5, spec.d)
+    out_step = 8.0 / ((1 << (spec.out_bits - 1)) - 1)
+    params = layer_norm_params(gamma, beta, out_step, spec.nonlinear)
+    return np.stack(data), params
+
+
+@pytest.mark.parametrize("d, out_bits, nl", [(32, 16, {}), (12, 8, {"recip_steps": 1}),
+                                             (40, 16, {"rounding": "half_up"})])
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.6)])
+def test_layer_norm(d, out_bits, nl, idle, stall):
+    rounding = nl.pop("rounding", "half_even")
+    spec = LayerNormSpec(d=d, in_bits=16, out_bits=out_bits, mult_bits=16, ln_frac_bits=10,
+                         recip_bits=16, recip_seed_bits=4, recip_steps=nl.get("recip_steps", 2),
+                         rounding=rounding)
+    rows, params = ln_case(spec, np.random.default_rng(SEED), 12)
+    dut = LayerNorm(spec)
+
+    async def setup(ctx):
+        ctx.set(dut.shift, params.shift)
+        ctx.set(dut.param_we, 1)
+        for i in range(d):
+            ctx.set(dut.param_addr, i)
+            ctx.set(dut.param_gamma, int(params.gamma[i]))
+            ctx.set(dut.param_beta, int(params.beta[i]))
+            await ctx.tick()
+        ctx.set(dut.param_we, 0)
+
+    items = [int(v) for v in rows.reshape(-1)]
+    run = run_stream(dut, items, len(items), idle=idle, stall=stall, seed=SEED, setup=setup,
+                     unpack=lambda p: (int(p.y), int(p.last)))
+    want = layer_norm_rows(spec, rows, params.gamma, params.beta, params.shift).reshape(-1)
+    got = np.array([y for y, _ in run.results])
+    assert np.array_equal(got, want), np.nonzero(got != want)[0][:10]
+    assert [last for _, last in run.results] == [int(i % d == d - 1) for i in range(len(items))]
+    _check_timing(run, spec.timing)
