@@ -541,6 +541,11 @@ class LayerNormTiming:
     def __init__(self, spec: LayerNormSpec):
         self.spec = spec
 
+    def first_result_latency(self) -> int:
+        """Cycles from a row's first value accepted to its first result offered, at full rate
+        into an idle unit: the row, the square root, the reciprocal, the output stages."""
+        return self.spec.d + self.spec.sqrt_steps + self.spec.recip_steps + 7
+
     @property
     def recip_depth(self) -> int:
         return 2 + self.spec.recip_steps

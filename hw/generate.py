@@ -34,11 +34,13 @@ from cimforge.config import Config
 from cimforge.files import write_text_atomic
 from golden.analog_tile import AnalogTileSpec
 from golden.dcim import DcimSpec
+from golden.nonlinear_units import ActivationSpec, LayerNormSpec, RequantSpec, SoftmaxSpec
 from golden.shift_add import ShiftAddSpec
 from hw.analog_tile import AnalogTile
 from hw.analog_tile_sim import AnalogTileSim
 from hw.crossbar_shell import blackbox_verilog
 from hw.dcim import DigitalCim
+from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax
 from hw.shift_add import ShiftAdd
 
 __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
@@ -88,6 +90,36 @@ BLOCKS: dict[str, Block] = {
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.result_latency,
         bench="verif.benches.analog_tile",
+    ),
+    # the CMOS non-linear units; latency: cycles from an item accepted to its result offered
+    # (softmax and LayerNorm: from a full-length row's first value, into an idle unit)
+    "requant": Block(
+        name="requant",
+        make=lambda cfg: Requantizer(RequantSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.latency,
+        bench="verif.benches.requant",
+    ),
+    "activation": Block(
+        name="activation",
+        make=lambda cfg: Activation(ActivationSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.latency,
+        bench="verif.benches.activation",
+    ),
+    "softmax": Block(
+        name="softmax",
+        make=lambda cfg: Softmax(SoftmaxSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.first_result_latency(c.spec.beats_max),
+        bench="verif.benches.softmax",
+    ),
+    "layernorm": Block(
+        name="layernorm",
+        make=lambda cfg: LayerNorm(LayerNormSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.first_result_latency(),
+        bench="verif.benches.layernorm",
     ),
 }
 
@@ -145,8 +177,8 @@ def port_table(component: wiring.Component) -> list[dict[str, Any]]:
             "width": len(value.as_value()) if hasattr(value, "as_value") else len(value),
         }
         shape = member.shape
-        if isinstance(shape, data.Layout):
-            entry["fields"] = layout_fields(shape)
+        if isinstance(shape, data.Layout) or path[-1] == "payload":
+            entry["fields"] = layout_fields(shape)  # a plain payload is one field, "data"
         ports.append(entry)
     return ports
 

@@ -73,12 +73,17 @@ def round_shift_var(m: Module, value, shift, mode: str, name: str) -> Signal:
     """Signed ``value / 2^shift`` for an unsigned signal ``shift`` (0 passes ``value``
     through), rounded by ``mode`` (``golden.nonlinear._round_shift_var``), as a new signal."""
     out = Signal(signed(len(value) + 1), name=name)
+    width = len(value)
+    if 2 ** len(shift) - 1 > width:
+        # a shift beyond the width rounds like a shift by the width: |value / 2^width| <= 1/2
+        clamped = Signal(range(width + 1), name=f"{name}_shift")
+        m.d.comb += clamped.eq(Mux(shift > width, width, shift))
+        shift = clamped
     q = Signal(signed(len(value)), name=f"{name}_q")
     m.d.comb += q.eq(value >> shift)
     if mode == "floor":
         m.d.comb += out.eq(q)
         return out
-    width = len(value)
     ones = Const((1 << width) - 1, width)
     rest = value.as_unsigned() & ~(ones << shift)[:width]
     half = Mux(shift == 0, 0, Const(1, width) << (shift - 1)[:len(shift)])[:width]

@@ -162,7 +162,9 @@ def run(args) -> int:
         "predicts, and each input beat in the cycle the model accepts it.", "",
         "*utilisation* (analog tile): crossbar reads per cycle from the first read sampled to "
         "the last one converted, against the peak of one read per `cols_per_adc` conversions "
-        "(the lowest over the full-rate tests).", "",
+        "(the lowest over the full-rate tests). (non-linear units): results per cycle from "
+        "the first result to the last in the full-rate streaming tests (softmax and "
+        "LayerNorm: rows of the maximum length), against one per cycle.", "",
         f"**{'PASS' if passed else 'FAIL'}** in {report['seconds']} s", "",
     ]
     write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")

@@ -9,9 +9,6 @@ import pytest
 
 from cimforge.config import load_config
 from golden.nonlinear import (
-    gelu_poly_params,
-    gelu_table,
-    layer_norm_params,
     multiplier,
     requantize,
     residual_add,
@@ -25,10 +22,19 @@ from golden.nonlinear_units import (
     activation_items,
     layer_norm_rows,
     requant_item,
-    softmax_rows,
 )
 from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax
 from verif.amaranth_stream import run_stream
+from verif.nonlinear_case import (
+    activation_program,
+    expected_requant,
+    expected_softmax_beats,
+    ln_case,
+    requant_corners,
+    requant_items,
+    softmax_beats,
+    softmax_case,
+)
 
 SEED = 5
 TINY = load_config("tiny")
@@ -40,36 +46,6 @@ def _check_timing(run, timing):
     assert model.accepted == run.accepted
     assert model.offered == run.offered
     assert model.taken == run.taken
-
-
-def requant_items(spec: RequantSpec, rng, n):
-    lo, hi = -(1 << (spec.acc_bits - 1)), 1 << (spec.acc_bits - 1)
-    items = []
-    for k in range(n):
-        narrow = int(rng.integers(2))
-        exp = int(rng.integers(spec.max_exp + 1))
-        acc = int(rng.choice([lo, hi - 1, 0, -1])) if k % 7 == 0 else int(rng.integers(lo, hi))
-        acc >>= int(rng.integers(0, spec.acc_bits))
-        scale = float(rng.uniform(0.5, 2.0)) * 2.0 ** -float(rng.integers(-2, 40))
-        try:
-            m = multiplier(scale, spec.mult_bits)
-        except ValueError:
-            m = multiplier(1.0, spec.mult_bits)
-        rb = spec.residual_bits if not narrow else spec.act_bits
-        items.append({
-            "acc": acc, "exp": exp,
-            "bias": int(rng.integers(-(1 << (spec.bias_bits - 1)), 1 << (spec.bias_bits - 1)))
-            >> int(rng.integers(0, spec.bias_bits)),
-            "mult": m.mult, "shift": min(m.shift, 63),
-            "residual": int(rng.integers(-(1 << (rb - 1)), 1 << (rb - 1))) * int(k % 3 != 0),
-            "narrow": narrow,
-        })
-    return items
-
-
-def expected_requant(spec, items):
-    cols = {k: np.array([it[k] for it in items]) for k in items[0]}
-    return requant_item(spec, **cols).tolist()
 
 
 @pytest.mark.parametrize("rounding", ["half_even", "half_up", "floor"])
@@ -96,61 +72,6 @@ def test_requant_item_is_the_int_models_requantiser_and_residual_add():
 
 
 # -- softmax -----------------------------------------------------------------------------------
-
-
-def softmax_case(spec, rng, rows):
-    """Rows of random lengths (1 .. max_len) with corners among them; returns the beats
-    (payload dicts), the rows' scores and keep masks."""
-    hi = 1 << (spec.score_bits - 1)
-    scores, keeps = [], []
-    for k in range(rows):
-        n = int(rng.integers(1, spec.max_len + 1)) if k % 5 else spec.max_len
-        kind = k % 6
-        if kind == 0:
-            s = rng.normal(0, 400, n).round()
-        elif kind == 1:
-            s = np.full(n, int(rng.integers(-hi, hi)))
-        elif kind == 2:
-            s = rng.normal(0, 30, n).round()
-            s[rng.integers(n)] += 3000
-        elif kind == 3:
-            s = rng.choice([-hi, hi - 1, 0], n)
-        else:
-            s = rng.integers(-hi, hi, n) >> int(rng.integers(0, spec.score_bits))
-        keep = rng.random(n) < (0.7 if kind == 4 else 1.0)
-        if kind == 5:
-            keep = np.arange(n) <= int(rng.integers(n))  # causal: a prefix kept
-        scores.append(np.asarray(s, dtype=np.int64))
-        keeps.append(keep)
-    return scores, keeps
-
-
-def softmax_beats(spec, scores, keeps):
-    beats = []
-    for s, k in zip(scores, keeps, strict=True):
-        n = len(s)
-        nb = -(-n // spec.lanes)
-        for b in range(nb):
-            lanes = range(b * spec.lanes, (b + 1) * spec.lanes)
-            beats.append({
-                "scores": [int(s[i]) if i < n else 0 for i in lanes],
-                "keep": sum(int(k[i]) << j for j, i in enumerate(lanes) if i < n),
-                "last": int(b == nb - 1),
-            })
-    return beats
-
-
-def expected_softmax_beats(spec, mult, shift, scores, keeps):
-    probs = softmax_rows(spec, mult, shift, scores, keeps)
-    out = []
-    for p in probs:
-        nb = -(-len(p) // spec.lanes)
-        padded = np.zeros(nb * spec.lanes, dtype=np.int64)
-        padded[:len(p)] = p
-        for b in range(nb):
-            out.append({"probs": padded[b * spec.lanes:(b + 1) * spec.lanes].tolist(),
-                        "last": int(b == nb - 1)})
-    return out
 
 
 def _softmax_spec(lanes=1, max_len=8, **nl):
@@ -194,30 +115,23 @@ def test_softmax(lanes, max_len, nl, idle, stall):
 # -- GELU / ReLU ----------------------------------------------------------------------------------
 
 
-def activation_setup(dut, spec, in_step, out_step):
-    """Program the unit for the scales; returns (setup coroutine, golden table/constants)."""
-    sp = spec.nonlinear()
-    if spec.function == "lut":
-        table = gelu_table(in_step, out_step, sp, spec.out_bits)
-
-        async def setup(ctx):
+def activation_setup(dut, program: dict):
+    """Program the unit in the simulator (the table, or the polynomial's constants)."""
+    async def setup(ctx):
+        if "table" in program:
             ctx.set(dut.table_we, 1)
-            for addr, value in enumerate(table):
+            for addr, value in enumerate(program["table"]):
                 ctx.set(dut.table_addr, addr)
                 ctx.set(dut.table_data, int(value))
                 await ctx.tick()
             ctx.set(dut.table_we, 0)
-        return setup, {"table": table}
-    if spec.function == "poly":
-        poly = gelu_poly_params(in_step, out_step, sp)
-
-        async def setup(ctx):
+        if "poly" in program:
+            poly = program["poly"]
             for name in ("b", "c", "one"):
                 ctx.set(getattr(dut, name), getattr(poly, name))
             ctx.set(dut.mult, poly.out.mult)
             ctx.set(dut.shift, poly.out.shift)
-        return setup, {"poly": poly}
-    return None, {}
+    return setup
 
 
 @pytest.mark.parametrize("function, in_bits, out_bits", [
@@ -229,7 +143,8 @@ def test_activation_exhaustive(function, in_bits, out_bits, idle, stall):
     peak = 6.0
     in_step = peak / ((1 << (in_bits - 1)) - 1)
     out_step = peak / ((1 << (out_bits - 1)) - 1)
-    setup, program = activation_setup(dut, spec, in_step, out_step)
+    program = activation_program(spec, in_step, out_step)
+    setup = activation_setup(dut, program)
     codes = np.arange(-(1 << (in_bits - 1)), 1 << (in_bits - 1))
     codes = np.random.default_rng(SEED).permutation(codes)
     run = run_stream(dut, [int(c) for c in codes], len(codes), idle=idle, stall=stall,
@@ -239,30 +154,6 @@ def test_activation_exhaustive(function, in_bits, out_bits, idle, stall):
 
 
 # -- LayerNorm ---------------------------------------------------------------------------------
-
-
-def ln_case(spec, rng, rows):
-    """Rows with corners among them (constant, extremes, one outlier channel), and fixed-point
-    gamma/beta for an output step that fits the rows."""
-    hi = 1 << (spec.in_bits - 1)
-    data = []
-    for k in range(rows):
-        kind = k % 5
-        if kind == 0:
-            r = np.full(spec.d, int(rng.integers(-hi, hi)))
-        elif kind == 1:
-            r = rng.choice([-hi, hi - 1], spec.d)
-        elif kind == 2:
-            r = rng.normal(0, 50, spec.d).round()
-            r[int(rng.integers(spec.d))] = hi - 1
-        else:
-            r = rng.integers(-hi, hi, spec.d) >> int(rng.integers(0, spec.in_bits))
-        data.append(np.asarray(r, dtype=np.int64))
-    gamma = rng.normal(1, 0.5, spec.d)
-    beta = rng.normal(0, 0.5, spec.d)
-    out_step = 8.0 / ((1 << (spec.out_bits - 1)) - 1)
-    params = layer_norm_params(gamma, beta, out_step, spec.nonlinear)
-    return np.stack(data), params
 
 
 @pytest.mark.parametrize("d, out_bits, nl", [(32, 16, {}), (12, 8, {"recip_steps": 1}),
@@ -294,3 +185,10 @@ def test_layer_norm(d, out_bits, nl, idle, stall):
     assert np.array_equal(got, want), np.nonzero(got != want)[0][:10]
     assert [last for _, last in run.results] == [int(i % d == d - 1) for i in range(len(items))]
     _check_timing(run, spec.timing)
+
+
+def test_requantizer_corners():
+    spec = RequantSpec.from_config(TINY)
+    items = requant_corners(spec)
+    run = run_stream(Requantizer(spec), items, len(items))
+    assert run.results == expected_requant(spec, items)

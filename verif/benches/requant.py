@@ -1,0 +1,46 @@
+"""cocotb bench of the requantiser (``hw/nonlinear.py``, :class:`Requantizer`): random items
+(every rounding and saturation path, token exponents, residuals) and corners, under four
+flow patterns, bit- and cycle-exact against :mod:`golden.nonlinear_units`."""
+
+from __future__ import annotations
+
+import cocotb
+
+from golden.nonlinear_units import RequantSpec
+from verif.nonlinear_case import (
+    expected_requant,
+    requant_corners,
+    requant_items,
+    requant_linear_layer,
+)
+from verif.unit_bench import PATTERNS, UnitBench
+
+
+async def _run(dut, name: str, pattern: str, make) -> None:
+    tb = UnitBench(dut, name, pattern, "requant", RequantSpec)
+    await tb.start()
+    items = make(tb.spec, tb.rng)
+    await tb.run(items, [{"data": v} for v in expected_requant(tb.spec, items)],
+                 tb.spec.timing.schedule, tb.spec.DEPTH)
+
+
+@cocotb.test()
+@cocotb.parametrize(pattern=list(PATTERNS))
+async def random_items(dut, pattern: str):
+    """400 random items: accumulators of every magnitude, exponents, multipliers, shifts."""
+    await _run(dut, "random_items", pattern, lambda spec, rng: requant_items(spec, rng, 400))
+
+
+@cocotb.test()
+async def corners(dut):
+    """Extreme accumulators, biases and residuals; shift 0 and 63; both saturations."""
+    await _run(dut, "corners", "full_rate", lambda spec, rng: requant_corners(spec))
+
+
+@cocotb.test()
+async def linear_layer(dut):
+    """A linear layer's outputs as the integer model makes them: int8 rows times int8
+    weights (int32), per-token exponents, int32 biases, per-channel multipliers sharing
+    one shift, residuals; to the residual format and to int8."""
+    await _run(dut, "linear_layer", "full_rate",
+               lambda spec, rng: requant_linear_layer(spec, rng, tokens=12, channels=24))
