@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimforge.config import Config, NonlinearConfig
-from golden.numerics import round_shift, saturate
+from golden.numerics import as_dict, round_shift, round_shift_var, saturate
 
 __all__ = [
     "NonlinearSpec",
@@ -73,8 +73,6 @@ class NonlinearSpec(NonlinearConfig):
 
     @classmethod
     def from_config(cls, cfg: Config) -> NonlinearSpec:
-        from golden.numerics import as_dict
-
         return cls(**as_dict(cfg.nonlinear), act_bits=cfg.numerics.act_bits,
                    rounding=cfg.numerics.rounding)
 
@@ -148,7 +146,7 @@ def token_quantize(x: np.ndarray, bits: int, rounding: str) -> tuple[np.ndarray,
     x = np.asarray(x, dtype=np.int64)
     peak = np.max(np.abs(x), axis=-1, keepdims=True)
     e = np.maximum(_bit_length(peak) - (bits - 1), 0)
-    return saturate(_round_shift_var(x, e, rounding), bits), e
+    return saturate(round_shift_var(x, e, rounding), bits), e
 
 
 def residual_add(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
@@ -290,25 +288,11 @@ def softmax(scores: np.ndarray, m: Multiplier, spec: NonlinearSpec,
     total = e.sum(axis=-1, keepdims=True)
     r, z = reciprocal(total, spec)
     scaled = r * spec.prob_one
-    probs = np.minimum(_round_shift_var(e * scaled, spec.recip_bits + z, spec.rounding),
+    probs = np.minimum(round_shift_var(e * scaled, spec.recip_bits + z, spec.rounding),
                        spec.prob_one)
     if trace:
         return SoftmaxTrace(t, e, total, r, z, probs)
     return probs
-
-
-def _round_shift_var(x: np.ndarray, shift: np.ndarray, mode: str) -> np.ndarray:
-    """:func:`golden.numerics.round_shift` with a per-element shift (>= 0)."""
-    x = np.asarray(x, dtype=np.int64)
-    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), x.shape)
-    q = x >> shift
-    if mode == "floor":
-        return q
-    r = x - (q << shift)
-    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), np.int64(1) << 62)
-    if mode == "half_up":
-        return q + (r >= half)
-    return q + ((r > half) | ((r == half) & ((q & 1) == 1)))
 
 
 def causal_mask(rows: int, cols: int | None = None) -> np.ndarray:
@@ -373,7 +357,7 @@ def layer_norm(h: np.ndarray, params: LayerNormParams, spec: NonlinearSpec,
     c = d * h - s1
     v = d * s2 - s1 * s1
     r, z = reciprocal(isqrt(v), spec)
-    n = _round_shift_var(c * r, spec.recip_bits + z - spec.ln_frac_bits, spec.rounding)
+    n = round_shift_var(c * r, spec.recip_bits + z - spec.ln_frac_bits, spec.rounding)
     if normalised:
         return n
     y = round_shift(n * params.gamma + params.beta, params.shift, spec.rounding)

@@ -23,7 +23,6 @@ from golden.nonlinear import (
     LayerNormParams,
     Multiplier,
     NonlinearSpec,
-    _round_shift_var,
     gelu_lut,
     gelu_poly,
     gelu_poly_const_bits,
@@ -31,7 +30,7 @@ from golden.nonlinear import (
     relu,
     softmax,
 )
-from golden.numerics import as_dict, saturate
+from golden.numerics import as_dict, round_shift_var, saturate
 
 __all__ = ["Schedule", "PipelineTiming", "RequantSpec", "requant_item", "SoftmaxSpec",
            "SoftmaxTiming", "softmax_rows", "ActivationSpec", "activation_items", "LayerNormSpec",
@@ -161,7 +160,7 @@ class RequantSpec:
 def requant_item(spec: RequantSpec, acc, exp, bias, mult, shift, residual, narrow):
     """The requantiser's result for one item (or arrays of items)."""
     full = (np.asarray(acc, dtype=np.int64) << np.asarray(exp, dtype=np.int64)) + bias
-    y = _round_shift_var(full * np.asarray(mult, dtype=np.int64), shift, spec.rounding)
+    y = round_shift_var(full * np.asarray(mult, dtype=np.int64), shift, spec.rounding)
     narrow = np.asarray(narrow, dtype=bool)
     y = np.where(narrow, saturate(y, spec.act_bits), saturate(y, spec.residual_bits))
     y = y + np.asarray(residual, dtype=np.int64)

@@ -6,7 +6,8 @@ from dataclasses import fields
 
 import numpy as np
 
-__all__ = ["CodeAccRanges", "as_dict", "positive_int", "round_shift", "saturate", "wrap"]
+__all__ = ["CodeAccRanges", "as_dict", "positive_int", "round_shift", "round_shift_var",
+           "saturate", "wrap"]
 
 
 def round_shift(x: np.ndarray, shift: int, mode: str) -> np.ndarray:
@@ -28,6 +29,20 @@ def round_shift(x: np.ndarray, shift: int, mode: str) -> np.ndarray:
         r = x - (q << shift)
         return q + ((r > half) | ((r == half) & ((q & 1) == 1))).astype(np.int64)
     raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
+
+
+def round_shift_var(x: np.ndarray, shift: np.ndarray, mode: str) -> np.ndarray:
+    """:func:`round_shift` with a per-element shift (``>= 0``; 0 passes ``x`` through)."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), x.shape)
+    q = x >> shift
+    if mode == "floor":
+        return q
+    r = x - (q << shift)
+    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), np.int64(1) << 62)
+    if mode == "half_up":
+        return q + (r >= half)
+    return q + ((r > half) | ((r == half) & ((q & 1) == 1)))
 
 
 def wrap(x: np.ndarray, bits: int) -> np.ndarray:

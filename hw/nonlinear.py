@@ -234,6 +234,9 @@ class Softmax(wiring.Component):
     o_stream : Out(stream.Signature(softmax_out_layout(spec)))
     mult : In(unsigned(mult_bits))
     shift : In(6)
+    probe_exp_valid, probe_exp : Out
+        Observation: a beat's exp values (masked lanes 0) in the cycle they are written to
+        the exp buffer, for the bench to check every table entry.
     """
 
     def __init__(self, spec: SoftmaxSpec):
@@ -245,6 +248,8 @@ class Softmax(wiring.Component):
             "o_stream": Out(stream.Signature(softmax_out_layout(spec))),
             "mult": In(unsigned(spec.mult_bits)),
             "shift": In(unsigned(SHIFT_BITS)),
+            "probe_exp_valid": Out(1),
+            "probe_exp": Out(data.ArrayLayout(unsigned(spec.exp_bits), spec.lanes)),
         })
 
     @property
@@ -398,6 +403,7 @@ class Softmax(wiring.Component):
             es.append(e)
         m.d.comb += [se_w.addr.eq(b3["addr"]), se_w.en.eq(b3["valid"])]
         m.d.comb += [se_w.data[lane].eq(e) for lane, e in enumerate(es)]
+        m.d.comb += [self.probe_exp_valid.eq(b3["valid"]), self.probe_exp.eq(se_w.data)]
         total = Signal(unsigned(spec.sum_bits))
         row_sum = Signal(unsigned(spec.sum_bits))
         m.d.comb += row_sum.eq(Mux(b3["first"], 0, total) + tree_sum(es))

@@ -71,7 +71,7 @@ def digit_shift(digit, input_bits: int, dac_bits: int, digits: int):
 
 def round_shift_var(m: Module, value, shift, mode: str, name: str) -> Signal:
     """Signed ``value / 2^shift`` for an unsigned signal ``shift`` (0 passes ``value``
-    through), rounded by ``mode`` (``golden.nonlinear._round_shift_var``), as a new signal."""
+    through), rounded by ``mode`` (:func:`golden.numerics.round_shift_var`), as a new signal."""
     out = Signal(signed(len(value) + 1), name=name)
     width = len(value)
     if 2 ** len(shift) - 1 > width:

@@ -44,7 +44,8 @@ class UnitBench(StreamBench):
 
     async def run(self, payloads: list[dict], expected: list[dict],
                   schedule: Callable[[list[int], Callable[[int], bool]], Schedule],
-                  latency: int, *, throughput: bool = True) -> None:
+                  latency: int, *, throughput: bool = True,
+                  before_check: Callable[[], None] | None = None) -> None:
         """Send ``payloads`` (field values of ``i_stream``), wait for ``len(expected)``
         results (or a timeout), then check values, cycles and that nothing else came out.
         ``schedule(offered, sink_ready)`` is the cycle model of this run. ``throughput``:
@@ -59,6 +60,8 @@ class UnitBench(StreamBench):
             if len(self.sink.received) >= len(expected) and not self.source.queue:
                 break
         await ClockCycles(self.dut.clk, latency + 4)  # anything extra shows now
+        if before_check is not None:  # a bench's own checks (e.g. of probes)
+            before_check()
         self.check(expected, schedule)
 
     def check(self, expected: list[dict], schedule) -> None:

@@ -1,4 +1,4 @@
-"""The shift-add bench must fail, loudly and with its seed, on a wrong design."""
+"""The benches must fail, loudly and with their seed, on a wrong design."""
 
 import json
 import re
@@ -18,14 +18,14 @@ def quick_simulator():
         return find_verilator()
 
 
-def mutated_design(tiny_manifest, tmp_path, pattern, new, occurrence):
-    """The design with the ``occurrence``-th match of regex ``pattern`` in shift_add.v
+def mutated_design(tiny_manifest, tmp_path, pattern, new, occurrence, block="shift_add"):
+    """The design with the ``occurrence``-th match of regex ``pattern`` in ``block``'s Verilog
     replaced by ``new`` (a regex template: generated net names like ``\\$12`` change when
     the Amaranth code does, so the sites are found by their shape)."""
     out = tmp_path / "rtl"
     shutil.copytree(tiny_manifest.parent, out, ignore=shutil.ignore_patterns(".lock"))
     manifest = json.loads((out / "manifest.json").read_text())
-    v = out / manifest["blocks"]["shift_add"]["file"]
+    v = out / manifest["blocks"][block]["file"]
     text = v.read_text()
     matches = list(re.finditer(pattern, text))
     assert len(matches) > occurrence, "mutation site not found: has the generated Verilog changed?"
@@ -57,3 +57,29 @@ def test_mutant_fails_with_seed_and_log(tiny_manifest, tmp_path, cache_root, pat
     message = str(info.value)
     assert "rerun with COCOTB_RANDOM_SEED=" in message
     assert "sim.log (tail)" in message
+
+
+@pytest.mark.parametrize(
+    "block, pattern, new, symptom",
+    [
+        # int8 saturation after the residual add one short: the corners see it
+        ("requant", r"\? 17'h0007f :", "? 17'h0007e :",
+         r"corners\[full_rate\]: \d+ mismatch"),
+        # one entry of the 2^fraction table off by 2 (its LSB never shows: every exponent
+        # with a fraction is also shifted right at least once): too small to move a
+        # probability reliably, the exp probe of the exhaustive test sees it
+        ("softmax", r"exp_rom\[77\] = 16'h9dac;", "exp_rom[77] = 16'h9dae;",
+         r"exp_exhaustive\[full_rate\]: 1 mismatch.*exp beat \d+: expected"),
+        # the square root starting 22 bits too low: wrong roots for every large variance
+        ("layernorm", r"= 44'h40000000000;", "= 44'h00000100000;",
+         r"rows\[full_rate\]: \d+ mismatch"),
+    ],
+    ids=["requant_saturation", "softmax_exp_entry", "layernorm_sqrt"],
+)
+def test_nonlinear_mutant_fails(tiny_manifest, tmp_path, cache_root, block, pattern, new,
+                                symptom):
+    manifest = mutated_design(tiny_manifest, tmp_path, pattern, new, 0, block)
+    with pytest.raises(BenchFailure, match=symptom) as info:
+        run_bench(manifest, block, quick_simulator(), work_dir=tmp_path / "run",
+                  cache_root=cache_root)
+    assert "rerun with COCOTB_RANDOM_SEED=" in str(info.value)

@@ -277,3 +277,18 @@ def test_gelu_poly_refuses_constants_too_wide():
     sp = dataclasses.replace(SPEC, gelu_method="poly", gelu_in_bits=16)
     with pytest.raises(ValueError, match="use fewer gelu_in_bits or a larger input range"):
         gelu_poly_params(1.0 / 32767, 1.0 / 32767, sp)
+
+
+@pytest.mark.parametrize("mode", ["half_even", "half_up", "floor"])
+def test_round_shift_var_is_round_shift_per_element(mode):
+    from golden.numerics import round_shift, round_shift_var
+
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(-(1 << 40), 1 << 40, 5000)
+    x[:8] = [0, 1, -1, 2, -2, 3, -3, 6]  # ties at shift 1 and 2
+    for shift in (0, 1, 2, 7, 39, 62):
+        assert np.array_equal(round_shift_var(x, np.full(x.shape, shift), mode),
+                              round_shift(x, shift, mode))
+    # beyond every bit: rounds as x / 2^63 does (0, or -1 by floor for negatives)
+    want = np.where(x < 0, -1, 0) if mode == "floor" else np.zeros_like(x)
+    assert np.array_equal(round_shift_var(x, np.full(x.shape, 63), mode), want)
