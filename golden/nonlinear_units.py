@@ -250,9 +250,9 @@ class SoftmaxTiming:
 
     At full rate a row of ``n`` beats into an idle unit gives its first result
     ``2n + 7 + recip_steps`` cycles after its first beat was accepted
-    (:meth:`first_result_latency`: the row is read twice before it is normalised); rows
-    stream at one beat per cycle when long enough for the three exp rows to cover the
-    reciprocal's latency (docs/nonlinear-units.md gives the measured rates).
+    (:meth:`first_result_latency`: the row is read twice before it is normalised). Rows of
+    at least ``5 + recip_steps`` beats (:attr:`full_rate_beats`) stream at one beat per
+    cycle; shorter rows leave gaps (the three exp rows no longer cover the reciprocal).
     """
 
     EXP_DEPTH = 3  # issue -> t -> 2^frac -> e and sum
@@ -269,6 +269,11 @@ class SoftmaxTiming:
         """Cycles from a row's first beat accepted to its first result offered, for a row of
         ``beats`` beats at full rate into an idle unit."""
         return 2 * beats + 7 + self.spec.recip_steps
+
+    @property
+    def full_rate_beats(self) -> int:
+        """Shortest row (in beats) that streams at one beat per cycle, back to back."""
+        return 5 + self.spec.recip_steps
 
     def schedule(self, lasts: Sequence[bool], offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:
@@ -532,8 +537,9 @@ class LayerNormTiming:
     square root (:attr:`LayerNormSpec.sqrt_steps` cycles), then the reciprocal pipeline
     (``2 + recip_steps`` stages, overlapping the next row); **output** reads a row whose
     reciprocal is known, a value per cycle, through a three-stage stall pipeline
-    (normalise; gamma and beta; output register). Rows of at least ``sqrt_steps + 2`` values
-    stream at one value per cycle."""
+    (normalise; gamma and beta; output register). A row's first result comes
+    :meth:`first_result_latency` cycles after its first value; rows of at least
+    :attr:`full_rate_length` values stream at one value per cycle."""
 
     OUT_DEPTH = 3
 
@@ -544,6 +550,12 @@ class LayerNormTiming:
         """Cycles from a row's first value accepted to its first result offered, at full rate
         into an idle unit: the row, the square root, the reciprocal, the output stages."""
         return self.spec.d + self.spec.sqrt_steps + self.spec.recip_steps + 7
+
+    @property
+    def full_rate_length(self) -> int:
+        """Shortest row that streams at one value per cycle, back to back: the statistics
+        stage and the reciprocal must finish a row while the next is collected."""
+        return self.spec.sqrt_steps + self.spec.recip_steps + 4
 
     @property
     def recip_depth(self) -> int:

@@ -226,7 +226,10 @@ class Softmax(wiring.Component):
     (the scale of a score step times ``log2 e`` and ``2^exp_frac_bits``,
     :func:`golden.nonlinear.softmax_multiplier`) must be held while rows are in flight.
 
-    Stages, buffers and cycles: :class:`golden.nonlinear_units.SoftmaxTiming`.
+    Latency: a row of ``n`` beats into an idle unit gives its first result ``2n + 7 +
+    recip_steps`` cycles after its first beat is accepted. Throughput: one beat per cycle for
+    rows of at least ``5 + recip_steps`` beats. Stages, buffers and the exact cycle model:
+    :class:`golden.nonlinear_units.SoftmaxTiming`.
 
     Members
     -------
@@ -569,8 +572,10 @@ def ln_out_layout(spec: LayerNormSpec) -> data.StructLayout:
 
 class LayerNorm(wiring.Component):
     """Integer LayerNorm over rows of ``d`` values, one value per cycle
-    (:func:`golden.nonlinear.layer_norm`; stages and cycles:
-    :class:`golden.nonlinear_units.LayerNormTiming`).
+    (:func:`golden.nonlinear.layer_norm`). Latency: a row's first result ``d +
+    ceil(v_bits / 2) + recip_steps + 7`` cycles after its first value into an idle unit;
+    throughput one value per cycle for rows of at least ``ceil(v_bits / 2) + recip_steps +
+    4``. Stages and the exact cycle model: :class:`golden.nonlinear_units.LayerNormTiming`.
 
     ``i_stream``: signed ``in_bits`` values, ``d`` to a row. ``o_stream``: signed ``out_bits``
     and ``last`` (the row's last value). gamma (signed ``mult_bits``) and beta (signed
