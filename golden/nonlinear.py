@@ -263,13 +263,14 @@ class SoftmaxTrace:
 
 
 def softmax(scores: np.ndarray, m: Multiplier, spec: NonlinearSpec,
-            mask: np.ndarray | None = None, *, trace: bool = False):
+            mask: np.ndarray | None = None, *, causal: bool = False, trace: bool = False):
     """Integer softmax along the last axis: unsigned ``prob_bits`` probabilities where
     ``2^prob_bits - 1`` means 1.
 
     ``scores`` are integers whose step is worth the real scale behind ``m``
     (:func:`softmax_multiplier`). ``mask`` (bool, broadcastable) keeps the positions where
-    it is True; a row with none kept gives all zeros.
+    it is True; a row with none kept gives all zeros. ``causal`` also masks the keys after
+    each query (the last two axes are queries and keys: :func:`causal_mask`).
 
     Steps: ``d = s - max`` over the kept positions; exponent ``t = round(d * mult /
     2^shift)`` clamped at :attr:`NonlinearSpec.exp_floor`; ``e = 2^frac(t) >> -floor(t)``
@@ -278,6 +279,8 @@ def softmax(scores: np.ndarray, m: Multiplier, spec: NonlinearSpec,
     """
     s = np.asarray(scores, dtype=np.int64)
     keep = np.ones(s.shape, dtype=bool) if mask is None else np.broadcast_to(mask, s.shape)
+    if causal:
+        keep = keep & causal_mask(*s.shape[-2:])
     low = np.iinfo(np.int64).min
     top = np.max(np.where(keep, s, low), axis=-1, keepdims=True)
     d = np.where(keep, s - np.where(top == low, 0, top), 0)

@@ -193,6 +193,7 @@ def test_softmax_masks():
     q2 = q.copy()
     q2[~mask] = 1 << 30
     assert np.array_equal(softmax(q2, m, SPEC, mask), p)
+    assert np.array_equal(softmax(q, m, SPEC, causal=True), p)  # the option is the mask
     # a row with nothing kept is all zeros
     assert np.all(softmax(q[:2], m, SPEC, np.zeros(64, dtype=bool)) == 0)
     # length 1: the one probability is 1
