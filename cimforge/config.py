@@ -449,6 +449,14 @@ class NonlinearConfig:
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("gelu_method", self.gelu_method, GELU_METHODS)
         _check_int("gelu_in_bits", self.gelu_in_bits, lo=4, hi=16)
+        prob_product = self.exp_bits + self.recip_bits + 1 + self.prob_bits
+        if prob_product > 62:
+            raise ConfigError(
+                "prob_bits",
+                f"{self.prob_bits} makes softmax's normalising product {prob_product} bits wide "
+                f"(exp_bits + recip_bits + 1 + prob_bits): must be <= "
+                f"{self.prob_bits - (prob_product - 62)} with these widths",
+            )
         if self.gelu_method == "lut" and self.gelu_in_bits > 10:
             raise ConfigError(
                 "gelu_in_bits",
@@ -682,6 +690,21 @@ class Config:
                 f"{n.acc_bits} cannot hold one shift-add term ({self.term_bits + 1} bits: "
                 f"{a.bits}-bit ADC code shifted by up to {self.max_shift}): "
                 f"must be >= {self.term_bits + 1}",
+            )
+        nl = self.nonlinear
+        d_bits = self.model.d_model.bit_length()
+        if 2 * nl.residual_bits + 2 * d_bits > 62:
+            raise ConfigError(
+                "nonlinear.residual_bits",
+                f"{nl.residual_bits} makes LayerNorm's exact variance sum over d_model = "
+                f"{self.model.d_model} {2 * nl.residual_bits + 2 * d_bits} bits wide: must be "
+                f"<= {31 - d_bits} for this model",
+            )
+        if nl.residual_bits < n.act_bits:
+            raise ConfigError(
+                "nonlinear.residual_bits",
+                f"{nl.residual_bits} is narrower than the activations: must be >= "
+                f"numerics.act_bits ({n.act_bits})",
             )
 
     # -- derived values -----------------------------------------------------------------------

@@ -59,6 +59,7 @@ from golden.nonlinear import (
     softmax_multiplier,
     token_quantize,
 )
+from golden.nonlinear_units import RequantSpec
 from golden.quant import quantize_weight
 
 __all__ = ["Ranges", "Observer", "calibrate", "IntOnlyEncoder"]
@@ -144,6 +145,7 @@ class IntOnlyEncoder(Encoder):
         super().__init__(model=encoder.model, weights=encoder.weights,
                          tokenizer=encoder._tokenizer, layer_norm_eps=encoder._eps,
                          max_tokens=encoder.max_tokens, pad_id=encoder._pad_id)
+        RequantSpec.from_config(cfg)  # refuses widths whose products would overflow int64
         self.cfg = cfg
         self.spec = NonlinearSpec.from_config(cfg)
         self.ranges = ranges

@@ -121,8 +121,11 @@ class RequantSpec:
 
     def __post_init__(self):
         if self.product_bits > 63:
-            raise ValueError(f"the product needs {self.product_bits} bits: acc_bits + "
-                             "residual_bits - act_bits + mult_bits must stay below 61")
+            raise ValueError(
+                f"the requantiser's product would be {self.product_bits} bits wide "
+                f"(numerics.acc_bits {self.acc_bits} + token exponent "
+                f"{self.max_exp} + 1 + nonlinear.mult_bits {self.mult_bits}): it must fit "
+                "63 bits; use a narrower acc_bits or mult_bits")
 
     @classmethod
     def from_config(cls, cfg: Config) -> RequantSpec:

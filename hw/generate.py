@@ -30,7 +30,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from cimforge import __version__
-from cimforge.config import Config
+from cimforge.config import Config, ConfigError
 from cimforge.files import write_text_atomic
 from golden.analog_tile import AnalogTileSpec
 from golden.dcim import DcimSpec
@@ -194,12 +194,18 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
     """Write ``<block>.v`` for each block and ``manifest.json`` into ``out_dir``.
 
     Everything is elaborated and converted first; files are written only once all blocks
-    converted, each atomically, the manifest last.
+    converted, each atomically, the manifest last. A block whose parameters the config cannot
+    give raises :class:`~cimforge.config.ConfigError` naming the block, before anything is
+    written.
     """
     names = list(BLOCKS) if blocks is None else list(blocks)
     converted = {}
     for name in names:
-        component, text = convert_block(name, cfg)
+        try:
+            component, text = convert_block(name, cfg)
+        except ValueError as e:  # a block's parameter check: the config cannot be built
+            raise ConfigError(None, f"cannot generate block {name!r}: {e}",
+                              source or cfg.name) from None
         block = BLOCKS[name]
         extra = block.extra_files(component) if block.extra_files else {}
         converted[name] = (

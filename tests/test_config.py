@@ -186,6 +186,20 @@ BAD = [
      r"adc\.percentile: 120 is out of range: must be > 0\.0 and <= 100\.0"),
     ('base = "tiny"\n[adc]\noffset_sigma_lsb = "big"\n',
      r"adc\.offset_sigma_lsb: 'big' must be a number"),
+    ('base = "minilm"\n[nonlinear]\nresidual_bits = 24\n',
+     r"nonlinear\.residual_bits: 24 makes LayerNorm's exact variance sum over d_model = 384 "
+     r"66 bits wide: must be <= 22 for this model"),
+    ('base = "tiny"\n[nonlinear]\nresidual_bits = 8\n[numerics]\nact_bits = 12\n',
+     r"nonlinear\.residual_bits: 8 is narrower than the activations: must be >= "
+     r"numerics\.act_bits \(12\)"),
+    ('base = "tiny"\n[nonlinear]\ngelu_in_bits = 12\n',
+     r"nonlinear\.gelu_in_bits: 12 would need a 4096-entry GELU table: must be <= 10"),
+    ('base = "tiny"\n[nonlinear]\nexp_method = "taylor"\n',
+     r"nonlinear\.exp_method: 'taylor' is not allowed: must be one of lut, poly"),
+    ('base = "tiny"\n[nonlinear]\nln_frac_bits = 20\n',
+     r"nonlinear\.ln_frac_bits: 20 is out of range: must be an integer in \[4, 16\]"),
+    ('base = "tiny"\n[nonlinear]\nrecip_steps = 9\n',
+     r"nonlinear\.recip_steps: 9 is out of range: must be an integer in \[0, 4\]"),
 ]
 
 

@@ -60,7 +60,11 @@ def _embed_int_only(model: str, sentences: list[str], batch_size: int, cfg) -> n
 
     enc = _load(model)
     ranges = calibrate(enc, reference_sentences(), batch_size=batch_size)
-    return IntOnlyEncoder(enc, cfg, ranges).embed(sentences, batch_size=batch_size)
+    try:
+        int_model = IntOnlyEncoder(enc, cfg, ranges)
+    except ValueError as e:
+        raise CliError(f"--config {cfg.name}: {e}") from None
+    return int_model.embed(sentences, batch_size=batch_size)
 
 
 MODES: dict[str, Callable[[str, list[str], int, object], np.ndarray]] = {

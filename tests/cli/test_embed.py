@@ -178,3 +178,13 @@ def test_atomic_write_replaces_and_keeps_permissions(tmp_path):
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would create it
     assert [p.name for p in tmp_path.iterdir()] == ["emb.npy"]
+
+
+def test_int_only_refuses_widths_it_cannot_compute(tmp_path, capsys):
+    cfg = tmp_path / "wide.toml"
+    cfg.write_text('base = "minilm"\n[numerics]\nacc_bits = 48\n')
+    out = tmp_path / "emb.npy"
+    _fails(["embed", "--mode", "int-only", "--config", str(cfg), "--input", str(SENTENCES),
+            "--output", str(out)], capsys,
+           "--config wide: the requantiser's product would be 74 bits wide")
+    assert not out.exists()

@@ -37,6 +37,8 @@ def test_generate_writes_verilog_and_manifest(tmp_path, capsys, monkeypatch):
     ('[tile]\ncols = 36\n', "tile.cols: 36 is not a multiple of the 8 columns one output"),
     ('[tile]\nrow_tiles = 17\n', "tile.row_tiles: 17 is out of range: must be an integer in "
      "[1, 16]"),
+    ('[numerics]\nacc_bits = 48\n', "cannot generate block 'requant': the requantiser's "
+     "product would be 74 bits wide"),
 ])
 def test_generate_refuses_bad_hardware_and_leaves_nothing(tmp_path, capsys, text, message):
     bad = tmp_path / "bad.toml"
