@@ -1,21 +1,26 @@
 """The integer-only encoder: every operation of MiniLM through the golden integer units.
 
-Per block, with static per-tensor activation scales calibrated on sample sentences
-(:func:`calibrate`) and per-output-channel int8 weights:
+int8 weights per output channel; activation scales calibrated on sample sentences
+(:func:`calibrate`: the largest magnitude at each point of the float model). With
+``numerics.act_scale = "per_token"`` (the default) LayerNorm, GELU and the context leave
+``residual_bits``-wide codes at a static step and every matmul input is scaled to int8 per
+token by a power of two (:func:`golden.nonlinear.token_quantize`), whose exponent the
+requantiser takes back; with ``"per_tensor"`` those outputs are int8 at a static step.
 
 ====================  =====================================================================
 step                  integer operation (golden function)
 ====================  =====================================================================
-QKV projection        ``x8 @ Wqkv8 + b32`` (int32), requantised per channel to int8 q, k, v
+QKV projection        ``x8 @ Wqkv8`` (int32), ``<< e`` (the token's exponent), ``+ b``,
+                      requantised per channel to int8 q, k, v
 scores                ``q8 @ k8^T`` (int32: the digital-CIM macro)
 softmax               :func:`golden.nonlinear.softmax` with ``1/sqrt(d_head)`` and the q, k
                       scales folded into its multiplier; padded keys masked; uint8 out
-context               ``P8 @ v8`` (int32), requantised to int8
-output projection     ``ctx8 @ Wo8 + b32`` requantised to the residual format, plus ``x8``
-                      requantised to it (:func:`~golden.nonlinear.residual_add`)
-LayerNorm             :func:`golden.nonlinear.layer_norm`, int8 out
-FFN 1 + GELU          ``x8 @ W18 + b32`` requantised to ``gelu_in_bits``, then the GELU table or
-                      polynomial (or ReLU and a requantiser), int8 out
+context               ``P8 @ v8`` (int32), requantised to the wide format
+output projection     ``ctx8 @ Wo8 + b`` requantised to the residual format, plus the block
+                      input requantised to it (:func:`~golden.nonlinear.residual_add`)
+LayerNorm             :func:`golden.nonlinear.layer_norm`
+FFN 1 + GELU          ``x8 @ W18 + b`` requantised to ``gelu_in_bits``, then the GELU table or
+                      polynomial (ReLU: requantised to the wide format, then ``max(0, .)``)
 FFN 2 + residual      as the output projection; then LayerNorm
 ====================  =====================================================================
 
@@ -59,7 +64,7 @@ from golden.nonlinear import (
     softmax_multiplier,
     token_quantize,
 )
-from golden.nonlinear_units import RequantSpec
+from golden.nonlinear_units import RequantSpec, SoftmaxSpec
 from golden.quant import quantize_weight
 
 __all__ = ["Ranges", "Observer", "calibrate", "IntOnlyEncoder"]
@@ -145,7 +150,8 @@ class IntOnlyEncoder(Encoder):
         super().__init__(model=encoder.model, weights=encoder.weights,
                          tokenizer=encoder._tokenizer, layer_norm_eps=encoder._eps,
                          max_tokens=encoder.max_tokens, pad_id=encoder._pad_id)
-        RequantSpec.from_config(cfg)  # refuses widths whose products would overflow int64
+        RequantSpec.from_config(cfg)  # these refuse widths whose products overflow int64
+        SoftmaxSpec.from_config(cfg)
         self.cfg = cfg
         self.spec = NonlinearSpec.from_config(cfg)
         self.ranges = ranges

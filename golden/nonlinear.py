@@ -23,6 +23,7 @@ from cimforge.config import Config, NonlinearConfig
 from golden.numerics import as_dict, round_shift, round_shift_var, saturate
 
 __all__ = [
+    "MAX_SHIFT",
     "NonlinearSpec",
     "Multiplier",
     "multiplier",
@@ -52,6 +53,8 @@ __all__ = [
     "gelu_poly_const_bits",
     "relu",
 ]
+
+MAX_SHIFT = 63  # every right shift of the units is a 6-bit register
 
 # I-BERT's second-order erf approximation (Kim et al., 2021):
 # erf(x) ~ sign(x) [A (min(|x|, -B) + B)^2 + 1].
@@ -105,10 +108,11 @@ class Multiplier:
 
 def multiplier(scale: float, bits: int, *, signed: bool = False) -> Multiplier:
     """``scale`` as a ``bits``-wide multiplier (``bits - 1`` magnitude bits when ``signed``)
-    with the largest shift that fits: ``|mult| < 2^(bits - signed)``.
+    with the largest shift that fits: ``|mult| < 2^(bits - signed)``, shift in 0 ..
+    :data:`MAX_SHIFT` (the units' shift registers are 6 bits).
 
-    Raises ValueError for a scale that is not finite and positive or too large to need no
-    left shift (``>= 2^(bits - signed)``)."""
+    Raises ValueError for a scale that is not finite and positive, or that no shift in that
+    range fits."""
     return shared_shift_multipliers(np.array([scale]), bits, signed=signed, scalar=True)
 
 
@@ -122,12 +126,14 @@ def shared_shift_multipliers(scales: np.ndarray, bits: int, *, signed: bool = Fa
     if not (np.all(np.isfinite(scales)) and top > 0 and (signed or np.all(scales >= 0))):
         raise ValueError(f"scales must be finite and positive, got {scales!r}")
     shift = mag_bits - 1 - math.floor(math.log2(top))
-    if shift < 0:
-        raise ValueError(f"scale {top!r} needs no fraction bits: must be < 2^{mag_bits - 1}")
     mult = np.rint(scales * 2.0**shift).astype(np.int64)
     if np.max(np.abs(mult)) >= 1 << mag_bits:  # rounding went up to the next power of two
         shift -= 1
         mult = np.rint(scales * 2.0**shift).astype(np.int64)
+    if not 0 <= shift <= MAX_SHIFT:
+        raise ValueError(f"scale {top!r} is not a {bits}-bit multiplier with a shift in "
+                         f"0..{MAX_SHIFT}: must be in [2^-{MAX_SHIFT - mag_bits + 1}, "
+                         f"2^{mag_bits})")
     return Multiplier(int(mult[0]) if scalar else mult, shift)
 
 
@@ -168,8 +174,8 @@ def recip_seed_table(spec: NonlinearSpec) -> np.ndarray:
 
 def reciprocal(x: np.ndarray, spec: NonlinearSpec) -> tuple[np.ndarray, np.ndarray]:
     """``1/x`` for positive integers ``x`` as a mantissa ``r`` and exponent ``z``:
-    ``1/x ~ r / 2^(recip_bits + z)`` with ``z = bit_length(x) - 1`` and ``r`` in
-    ``[2^(recip_bits-1), 2^recip_bits]``.
+    ``1/x ~ r / 2^(recip_bits + z)`` with ``z = bit_length(x) - 1`` and ``r`` at most
+    ``2^recip_bits`` and, to within the approximation's error, at least ``2^(recip_bits-1)``.
 
     ``x`` is normalised to ``m = x / 2^z`` in ``[1, 2)`` with ``recip_bits`` fraction bits
     (lower bits truncated), a seed is looked up by its top fraction bits, and each

@@ -197,6 +197,14 @@ class SoftmaxSpec:
     prob_bits: int
     rounding: str
 
+    def __post_init__(self):
+        if self.score_bits + 1 + self.mult_bits > 62:
+            raise ValueError(
+                f"softmax's score difference times its multiplier would be "
+                f"{self.score_bits + 1 + self.mult_bits} bits wide (numerics.acc_bits "
+                f"{self.score_bits} + 1 + nonlinear.mult_bits {self.mult_bits}): it must fit "
+                "62 bits; use a narrower acc_bits or mult_bits")
+
     @classmethod
     def from_config(cls, cfg: Config) -> SoftmaxSpec:
         nl = cfg.nonlinear
@@ -215,7 +223,9 @@ class SoftmaxSpec:
         """The golden functions' formats."""
         keep = ("mult_bits", "exp_method", "exp_frac_bits", "exp_bits", "recip_bits",
                 "recip_seed_bits", "recip_steps", "prob_bits", "rounding")
-        return NonlinearSpec(**{k: getattr(self, k) for k in keep})
+        # (ln_frac_bits is LayerNorm's and unused here, but must be legal for recip_bits)
+        return NonlinearSpec(**{k: getattr(self, k) for k in keep},
+                             ln_frac_bits=min(NonlinearSpec.ln_frac_bits, self.recip_bits))
 
     @property
     def beats_max(self) -> int:
@@ -405,9 +415,10 @@ class ActivationSpec:
         nl = cfg.nonlinear
         relu = nl.activation == "relu"
         per_token = cfg.numerics.act_scale == "per_token"
+        out_bits = nl.residual_bits if per_token else cfg.numerics.act_bits
+        # ReLU takes the FFN's output requantised straight to the activation format
         return cls(function="relu" if relu else nl.gelu_method,
-                   in_bits=cfg.numerics.act_bits if relu else nl.gelu_in_bits,
-                   out_bits=nl.residual_bits if per_token else cfg.numerics.act_bits,
+                   in_bits=out_bits if relu else nl.gelu_in_bits, out_bits=out_bits,
                    mult_bits=nl.mult_bits, rounding=cfg.numerics.rounding)
 
     def as_dict(self) -> dict:
@@ -432,7 +443,8 @@ class ActivationSpec:
         return PipelineTiming(self.depth)
 
     def nonlinear(self) -> NonlinearSpec:
-        return NonlinearSpec(gelu_method=self.function if self.function != "relu" else "lut",
+        # (ReLU uses no GELU method; "poly" has no limit on the input width)
+        return NonlinearSpec(gelu_method="lut" if self.function == "lut" else "poly",
                              gelu_in_bits=self.in_bits, mult_bits=self.mult_bits,
                              rounding=self.rounding)
 
@@ -514,6 +526,14 @@ class LayerNormSpec:
     def v_bits(self) -> int:
         """Unsigned width of ``V = d S2 - S1^2``."""
         return 2 * self.in_bits + 2 * self.d_bits
+
+    @property
+    def norm_bits(self) -> int:
+        """Signed width of the normalised value ``n``: ``|c_i| / isqrt(V)`` is at most
+        ``sqrt(3 d)`` (``|c_i| <= sqrt(d V)``, and the floor of the root loses at most a factor
+        ``sqrt 3``, at ``V = 3``), with ``ln_frac_bits`` fraction bits, a sign and a bit for
+        the reciprocal's and the rounding's excess."""
+        return self.ln_frac_bits + (3 * self.d).bit_length() // 2 + 1 + 2
 
     @property
     def sqrt_steps(self) -> int:

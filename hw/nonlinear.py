@@ -184,9 +184,12 @@ def reciprocal_pipeline(m: Module, value, valid, tags: dict, spec, name: str):
     blen = _bit_length(m, value, f"{name}_blen")
     z = Signal(range(max(len(value), 1)), name=f"{name}_z")
     m.d.comb += z.eq(Mux(blen == 0, 0, blen - 1))
-    up = Signal(unsigned(p + 1), name=f"{name}_up")  # x << (p - z) when z <= p
-    down = Signal(unsigned(p + 1), name=f"{name}_down")  # x >> (z - p) when z > p
-    m.d.comb += [up.eq(value << (p - z)[:len(z)]), down.eq(value >> (z - p)[:len(z)])]
+    up_shift = Signal(range(p + 1), name=f"{name}_up_shift")  # p - z when z <= p
+    down_shift = Signal(range(len(value) + 1), name=f"{name}_down_shift")  # z - p when z > p
+    m.d.comb += [up_shift.eq(Mux(z > p, 0, p - z)), down_shift.eq(Mux(z > p, z - p, 0))]
+    up = Signal(unsigned(p + 1), name=f"{name}_up")
+    down = Signal(unsigned(p + 1), name=f"{name}_down")
+    m.d.comb += [up.eq(value << up_shift), down.eq(value >> down_shift)]
     norm = Mux(z > p, down, up)
 
     def reg(values: dict, k: int) -> dict:
@@ -735,7 +738,7 @@ class LayerNorm(wiring.Component):
         m.d.comb += prod.eq(cval * mant1)
         n = round_shift_var(m, prod, (exp1 + p - nf)[:SHIFT_BITS], spec.rounding, "ln_n")
         v2, last2 = Signal(), Signal()
-        n2 = Signal(signed(len(cval) + 2))
+        n2 = Signal(signed(spec.norm_bits))
         g2, b2 = Signal.like(gr.data), Signal.like(er.data)
         with m.If(advance):
             m.d.sync += [v2.eq(v1), last2.eq(last1), n2.eq(n), g2.eq(gr.data),

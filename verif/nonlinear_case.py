@@ -22,16 +22,13 @@ def requant_items(spec: RequantSpec, rng, n):
         acc = int(rng.choice([lo, hi - 1, 0, -1])) if k % 7 == 0 else int(rng.integers(lo, hi))
         acc >>= int(rng.integers(0, spec.acc_bits))
         scale = float(rng.uniform(0.5, 2.0)) * 2.0 ** -float(rng.integers(-2, 40))
-        try:
-            m = multiplier(scale, spec.mult_bits)
-        except ValueError:
-            m = multiplier(1.0, spec.mult_bits)
+        m = multiplier(scale, spec.mult_bits)
         rb = spec.residual_bits if not narrow else spec.act_bits
         items.append({
             "acc": acc, "exp": exp,
             "bias": int(rng.integers(-(1 << (spec.bias_bits - 1)), 1 << (spec.bias_bits - 1)))
             >> int(rng.integers(0, spec.bias_bits)),
-            "mult": m.mult, "shift": min(m.shift, 63),
+            "mult": m.mult, "shift": m.shift,
             "residual": int(rng.integers(-(1 << (rb - 1)), 1 << (rb - 1))) * int(k % 3 != 0),
             "narrow": narrow,
         })
@@ -170,7 +167,7 @@ def ln_case(spec, rng, rows):
         elif kind == 1:
             r = rng.choice([-hi, hi - 1], spec.d)
         elif kind == 2:
-            r = rng.normal(0, 50, spec.d).round()
+            r = np.clip(rng.normal(0, hi / 600, spec.d).round(), -hi, hi - 1)
             r[int(rng.integers(spec.d))] = hi - 1
         else:
             r = rng.integers(-hi, hi, spec.d) >> int(rng.integers(0, spec.in_bits))

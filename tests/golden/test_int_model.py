@@ -66,3 +66,11 @@ def test_hidden_states_are_integer_codes(encoder, ranges):
     assert np.abs(codes).max() <= (1 << (enc.x_bits - 1)) - 1
     scaled = enc.forward(ids, mask).reshape(codes.shape)
     assert np.allclose(scaled, codes * enc.x_steps[-1], rtol=1e-6)
+
+
+def test_calibration_holds_on_sentences_it_did_not_see(encoder, sentences, reference):
+    half = len(sentences) // 2
+    ranges = calibrate(encoder, sentences[:half])
+    emb = IntOnlyEncoder(encoder, load_config("minilm"), ranges).embed(sentences[half:])
+    cos = np.einsum("nd,nd->n", emb, reference[half:])
+    assert cos.mean() >= 0.99, cos.mean()

@@ -74,18 +74,23 @@ def test_requant_item_is_the_int_models_requantiser_and_residual_add():
 # -- softmax -----------------------------------------------------------------------------------
 
 
-def _softmax_spec(lanes=1, max_len=8, **nl):
+def _softmax_spec(lanes=1, max_len=8, rounding="half_even", **nl):
     cfg = load_config("tiny")
     cfg = dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, seq_len=max_len),
+        numerics=dataclasses.replace(cfg.numerics, rounding=rounding),
         nonlinear=dataclasses.replace(cfg.nonlinear, softmax_lanes=lanes, **nl))
     return SoftmaxSpec.from_config(cfg)
 
 
 @pytest.mark.parametrize("lanes, max_len, nl", [
     (1, 8, {}),
-    (2, 7, {"exp_method": "poly"}),
-    (4, 16, {"recip_steps": 1}),
+    (2, 7, {"exp_method": "poly", "rounding": "floor"}),
+    (4, 16, {"recip_steps": 1, "rounding": "half_up"}),
+    # other formats: narrow exp values with a wide reciprocal, a short exp fraction
+    (1, 8, {"exp_bits": 8, "recip_bits": 24, "exp_frac_bits": 4}),
+    (3, 9, {"exp_bits": 24, "recip_bits": 8, "ln_frac_bits": 8, "recip_seed_bits": 2,
+            "prob_bits": 12}),
 ])
 @pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.6)])
 def test_softmax(lanes, max_len, nl, idle, stall):
@@ -156,14 +161,18 @@ def test_activation_exhaustive(function, in_bits, out_bits, idle, stall):
 # -- LayerNorm ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("d, out_bits, nl", [(32, 16, {}), (12, 8, {"recip_steps": 1}),
-                                             (40, 16, {"rounding": "half_up"})])
+@pytest.mark.parametrize("d, out_bits, nl", [
+    (32, 16, {}), (12, 8, {"recip_steps": 1}), (40, 16, {"rounding": "half_up"}),
+    (20, 8, {"rounding": "floor"}),
+    # other formats: a narrow residual with wide fractions, a 4-element row
+    (64, 16, {"in_bits": 8, "recip_bits": 24, "ln_frac_bits": 20}),
+    (4, 16, {"recip_bits": 20, "ln_frac_bits": 16, "mult_bits": 12}),
+])
 @pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.6)])
 def test_layer_norm(d, out_bits, nl, idle, stall):
-    rounding = nl.pop("rounding", "half_even")
-    spec = LayerNormSpec(d=d, in_bits=16, out_bits=out_bits, mult_bits=16, ln_frac_bits=10,
-                         recip_bits=16, recip_seed_bits=4, recip_steps=nl.get("recip_steps", 2),
-                         rounding=rounding)
+    fields = {"in_bits": 16, "mult_bits": 16, "ln_frac_bits": 10, "recip_bits": 16,
+              "recip_seed_bits": 4, "recip_steps": 2, "rounding": "half_even", **nl}
+    spec = LayerNormSpec(d=d, out_bits=out_bits, **fields)
     rows, params = ln_case(spec, np.random.default_rng(SEED), 12)
     dut = LayerNorm(spec)
 

@@ -48,7 +48,7 @@ async def exhaustive_wide_range(dut):
 @cocotb.test()
 async def reprogrammed(dut):
     """Programmed for one layer's scales, run, then programmed for another's (+-3) and run
-    again: nothing of the first programming may remain."""
+    again: the second programming takes effect in full, on a unit that has run."""
     tb = UnitBench(dut, "reprogrammed", "full_rate", "activation", ActivationSpec)
     await tb.start()
     await _exhaustive(dut, "reprogrammed", "full_rate", 12.0, tb)
