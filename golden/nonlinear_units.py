@@ -7,7 +7,10 @@ fields, widths) and when each item is accepted and each result offered.
 Element-wise units (requantiser, GELU) are stall pipelines: ``depth`` registered stages that
 all advance together unless the last holds a result the sink does not take
 (``i_ready = ~o_valid | o_ready``): one item per cycle, a result ``depth`` cycles after its
-item was accepted (:class:`PipelineTiming`).
+item was accepted (:class:`PipelineTiming`). Row units (softmax, LayerNorm, per-token
+scaling) collect a row into a buffer and read it out again; their cycle models
+(:class:`SoftmaxTiming`, :class:`LayerNormTiming`, :class:`TokenQuantTiming`) step the same
+registers as the RTL, cycle by cycle, from the source's offers and the sink's ready trace.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from golden.nonlinear import (
     layer_norm,
     relu,
     softmax,
+    token_quantize,
 )
 from golden.numerics import as_dict, round_shift_var, saturate
 
 __all__ = ["Schedule", "PipelineTiming", "RequantSpec", "requant_item", "SoftmaxSpec",
            "SoftmaxTiming", "softmax_rows", "ActivationSpec", "activation_items", "LayerNormSpec",
-           "LayerNormTiming", "layer_norm_rows"]
+           "LayerNormTiming", "layer_norm_rows", "TokenQuantSpec", "TokenQuantTiming",
+           "token_quant_rows"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,105 @@ class Schedule:
     accepted: list[int]
     offered: list[int]
     taken: list[int]
+
+
+class _Source:
+    """The input side of a cycle model: item ``k`` offered from cycle ``offered[k]``
+    (``None``: the cycle after item ``k - 1`` was accepted) and held until accepted."""
+
+    def __init__(self, offered: Sequence[int | None]):
+        self.offered = offered
+        self.accepted: list[int] = []
+
+    def offering(self, cycle: int) -> bool:
+        """Whether the next item is offered in ``cycle``."""
+        k, acc = len(self.accepted), self.accepted
+        if k >= len(self.offered):
+            return False
+        start = self.offered[k] if self.offered[k] is not None else (acc[-1] + 1 if acc else 0)
+        if acc and start <= acc[-1]:
+            raise ValueError(f"item {k} offered in cycle {start}, not after item {k - 1} was "
+                             f"accepted (cycle {acc[-1]})")
+        return start <= cycle
+
+
+class _Output:
+    """The output side of a cycle model: a ``depth``-stage stall pipeline whose last stage
+    is ``o_stream`` (``advance = ~o_valid | o_ready``). Per cycle: :meth:`begin`, then the
+    unit's decisions, then :meth:`end` with whether a new item entered the first stage."""
+
+    def __init__(self, depth: int, sink_ready: Callable[[int], bool] | None, items: int):
+        self.valid = [False] * depth
+        self.ready = sink_ready or (lambda c: True)
+        self.offered: list[int] = []
+        self.taken: list[int] = []
+        self.items = items
+        self.limit = 2000 + 100 * items
+        self.advance = True
+
+    def begin(self, cycle: int) -> bool:
+        if cycle > self.limit:
+            raise RuntimeError("the cycle model did not drain (a sink that is never ready?)")
+        ready = self.ready(cycle)
+        if self.valid[-1] and ready:
+            self.taken.append(cycle)
+        self.advance = not self.valid[-1] or ready
+        return self.advance
+
+    def end(self, cycle: int, entered: bool) -> None:
+        if self.advance:
+            self.valid = [entered, *self.valid[:-1]]
+            if self.valid[-1]:
+                self.offered.append(cycle + 1)
+
+    @property
+    def done(self) -> bool:
+        return len(self.taken) >= self.items
+
+    def schedule(self, source: _Source) -> Schedule:
+        return Schedule(source.accepted, self.offered, self.taken)
+
+
+class _Rows:
+    """Row buffers of ``d`` values between a collecting stage (a value per accepted item)
+    and a reading stage (a value per issue), as LayerNorm and the per-token scaling have
+    them. Per cycle: :meth:`begin`, the stages' decisions, :meth:`end` (flags change at the
+    edge)."""
+
+    def __init__(self, d: int, slots: int):
+        self.d, self.slots = d, slots
+        self.full = [False] * slots
+        self.a_slot, self.a_count = 0, 0
+        self.c_busy, self.c_idx, self.c_slot = False, 0, 0
+        self._next = list(self.full)
+
+    def begin(self) -> None:
+        self._next = list(self.full)
+
+    @property
+    def can_collect(self) -> bool:
+        return not self.full[self.a_slot]
+
+    def collect(self) -> None:
+        if self.a_count == self.d - 1:
+            self._next[self.a_slot] = True
+            self.a_slot, self.a_count = (self.a_slot + 1) % self.slots, 0
+        else:
+            self.a_count += 1
+
+    def issue(self) -> int | None:
+        """Read the next value out; returns the slot the row's last value frees."""
+        idx = self.c_idx if self.c_busy else 0
+        if idx == self.d - 1:
+            freed = self.c_slot
+            self.c_busy, self._next[freed] = False, False
+            self.c_slot = (freed + 1) % self.slots
+            return freed
+        self.c_busy, self.c_idx = True, idx + 1
+        return None
+
+    def end(self) -> None:
+        self.full = self._next
 
 
 @dataclass(frozen=True)
@@ -62,39 +166,15 @@ class PipelineTiming:
         """Item ``i`` offered from cycle ``offered[i]`` (``None``: the cycle after item
         ``i - 1`` was accepted) and held until taken; the sink ready in cycle ``c`` when
         ``sink_ready(c)`` (always by default)."""
-        ready = sink_ready or (lambda c: True)
-        stages: list[int | None] = [None] * self.depth  # item index held by each stage
-        accepted: list[int] = []
-        out_offered: list[int] = []
-        taken: list[int] = []
-        n = len(offered)
+        src, out = _Source(offered), _Output(self.depth, sink_ready, len(offered))
         cycle = 0
-        limit = 1000 + 100 * n
-        while len(taken) < n:
-            if cycle > limit:
-                raise RuntimeError("pipeline model did not drain (a sink that is never ready?)")
-            head = stages[-1]
-            take = head is not None and ready(cycle)
-            if take:
-                taken.append(cycle)
-            advance = head is None or take
-            entering = None
-            k = len(accepted)
-            if advance and k < n:
-                start = offered[k] if offered[k] is not None else (
-                    accepted[-1] + 1 if accepted else 0)
-                if accepted and start <= accepted[-1]:
-                    raise ValueError(f"item {k} offered in cycle {start}, not after item "
-                                     f"{k - 1} was accepted (cycle {accepted[-1]})")
-                if start <= cycle:
-                    accepted.append(cycle)
-                    entering = k
-            if advance:
-                stages = [entering, *stages[:-1]]
-                if stages[-1] is not None:
-                    out_offered.append(cycle + 1)
+        while not out.done:
+            entered = out.begin(cycle) and src.offering(cycle)
+            if entered:
+                src.accepted.append(cycle)
+            out.end(cycle, entered)
             cycle += 1
-        return Schedule(accepted, out_offered, taken)
+        return out.schedule(src)
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,12 +372,8 @@ class SoftmaxTiming:
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:
         """Predict a run of input beats (``lasts[i]``: beat ``i`` ends a row; ``offered[i]``
         as for :meth:`PipelineTiming.schedule`); one result beat per input beat."""
-        ready = sink_ready or (lambda c: True)
         bmax = self.spec.beats_max
-        n = len(lasts)
-        accepted: list[int] = []
-        out_offered: list[int] = []
-        taken: list[int] = []
+        src, out = _Source(offered), _Output(2, sink_ready, len(lasts))
         # collect
         a_slot, a_count = 0, 0
         sa_full = [False] * SA_SLOTS
@@ -311,38 +387,25 @@ class SoftmaxTiming:
         se_ready = [False] * SE_SLOTS
         se_beats = [0] * SE_SLOTS
         c_busy, c_idx, c_beats, c_slot = False, 0, 0, 0
-        v1, v2 = False, False
-        cycle, limit = 0, 2000 + 100 * n
-        while len(taken) < n:
-            if cycle > limit:
-                raise RuntimeError("softmax model did not drain")
+        cycle = 0
+        while not out.done:
             # -- combinational decisions of this cycle, from the registered state ----------
-            k = len(accepted)
-            take_in = False
-            if k < n and not sa_full[a_slot]:
-                start = offered[k] if offered[k] is not None else (
-                    accepted[-1] + 1 if accepted else 0)
-                if accepted and start <= accepted[-1]:
-                    raise ValueError(f"beat {k} offered in cycle {start}, not after beat "
-                                     f"{k - 1} was accepted (cycle {accepted[-1]})")
-                take_in = start <= cycle
+            advance = out.begin(cycle)
+            take_in = not sa_full[a_slot] and src.offering(cycle)
             b_start = not b_busy and sa_full[b_slot] and not se_owned[b_eslot]
             b_issue = b_busy or b_start
-            advance = not v2 or ready(cycle)
-            if v2 and ready(cycle):
-                taken.append(cycle)
             c_start = not c_busy and se_ready[c_slot]
             c_issue = advance and (c_busy or c_start)
             # -- register updates at the edge ending this cycle -----------------------------
             nxt_sa_full = list(sa_full)
             if take_in:
-                accepted.append(cycle)
-                if lasts[k] or a_count == bmax - 1:
+                if lasts[len(src.accepted)] or a_count == bmax - 1:
                     nxt_sa_full[a_slot] = True
                     sa_beats[a_slot] = a_count + 1
                     a_slot, a_count = a_slot ^ 1, 0
                 else:
                     a_count += 1
+                src.accepted.append(cycle)
             new_exp = None
             if b_issue:
                 beats = b_beats if b_busy else sa_beats[b_slot]
@@ -374,13 +437,10 @@ class SoftmaxTiming:
             if finished is not None:
                 se_ready[finished[0]] = True
                 se_beats[finished[0]] = finished[1]
-            if advance:
-                v1, v2 = c_issue, v1
-                if v2:
-                    out_offered.append(cycle + 1)
+            out.end(cycle, c_issue)
             sa_full = nxt_sa_full
             cycle += 1
-        return Schedule(accepted, out_offered, taken)
+        return out.schedule(src)
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,50 +648,25 @@ class LayerNormTiming:
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:
         """Predict a run of values (rows of ``d``), offered as for
         :meth:`PipelineTiming.schedule`."""
-        ready = sink_ready or (lambda c: True)
-        d = self.spec.d
         steps = self.spec.sqrt_steps
-        n = len(offered)
-        accepted: list[int] = []
-        out_offered: list[int] = []
-        taken: list[int] = []
-        a_slot, a_count = 0, 0
-        full = [False] * LN_SLOTS
+        src, out = _Source(offered), _Output(self.OUT_DEPTH, sink_ready, len(offered))
+        rows = _Rows(self.spec.d, LN_SLOTS)
         started = [False] * LN_SLOTS
         done = [False] * LN_SLOTS
         r_busy, r_slot, r_k = False, 0, 0
         recip_pipe: list[int | None] = [None] * self.recip_depth
-        c_busy, c_idx, c_slot = False, 0, 0
-        valid = [False] * self.OUT_DEPTH
-        cycle, limit = 0, 2000 + 100 * n
-        while len(taken) < n:
-            if cycle > limit:
-                raise RuntimeError("LayerNorm model did not drain")
-            k = len(accepted)
-            take_in = False
-            if k < n and not full[a_slot]:
-                start = offered[k] if offered[k] is not None else (
-                    accepted[-1] + 1 if accepted else 0)
-                if accepted and start <= accepted[-1]:
-                    raise ValueError(f"value {k} offered in cycle {start}, not after value "
-                                     f"{k - 1} was accepted (cycle {accepted[-1]})")
-                take_in = start <= cycle
-            r_start = not r_busy and full[r_slot] and not started[r_slot]
+        cycle = 0
+        while not out.done:
+            advance = out.begin(cycle)
+            rows.begin()
+            take_in = rows.can_collect and src.offering(cycle)
+            r_start = not r_busy and rows.full[r_slot] and not started[r_slot]
             feed = r_busy and r_k == steps
-            advance = not valid[-1] or ready(cycle)
-            if valid[-1] and ready(cycle):
-                taken.append(cycle)
-            c_start = not c_busy and done[c_slot]
-            c_issue = advance and (c_busy or c_start)
+            c_issue = advance and (rows.c_busy or done[rows.c_slot])
             # -- edge ----------------------------------------------------------------------
-            nxt_full = list(full)
             if take_in:
-                accepted.append(cycle)
-                if a_count == d - 1:
-                    nxt_full[a_slot] = True
-                    a_slot, a_count = (a_slot + 1) % LN_SLOTS, 0
-                else:
-                    a_count += 1
+                rows.collect()
+                src.accepted.append(cycle)
             finished = recip_pipe[-1]
             recip_pipe = [r_slot if feed else None, *recip_pipe[:-1]]
             if r_start:
@@ -643,19 +678,90 @@ class LayerNormTiming:
             elif r_busy:
                 r_k += 1
             if c_issue:
-                idx = c_idx if c_busy else 0
-                if idx == d - 1:
-                    c_busy = False
-                    nxt_full[c_slot] = started[c_slot] = done[c_slot] = False
-                    c_slot = (c_slot + 1) % LN_SLOTS
-                else:
-                    c_busy, c_idx = True, idx + 1
+                freed = rows.issue()
+                if freed is not None:
+                    started[freed] = done[freed] = False
             if finished is not None:
                 done[finished] = True
-            if advance:
-                valid = [c_issue, *valid[:-1]]
-                if valid[-1]:
-                    out_offered.append(cycle + 1)
-            full = nxt_full
+            out.end(cycle, c_issue)
+            rows.end()
             cycle += 1
-        return Schedule(accepted, out_offered, taken)
+        return out.schedule(src)
+
+
+# --------------------------------------------------------------------------------------------
+# per-token scaling
+
+
+TQ_SLOTS = 2  # row buffers: one filling, one being read
+
+
+@dataclass(frozen=True)
+class TokenQuantSpec:
+    """The per-token scaling unit: rows of ``d`` signed ``in_bits`` values in, each row
+    scaled to signed ``out_bits`` by a power of two (:func:`golden.nonlinear.token_quantize`);
+    every output carries the row's exponent."""
+
+    d: int
+    in_bits: int
+    out_bits: int
+    rounding: str
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> TokenQuantSpec:
+        return cls(d=cfg.model.d_model, in_bits=cfg.nonlinear.residual_bits,
+                   out_bits=cfg.numerics.act_bits, rounding=cfg.numerics.rounding)
+
+    def as_dict(self) -> dict:
+        return as_dict(self)
+
+    @property
+    def max_exp(self) -> int:
+        return self.in_bits - self.out_bits + 1
+
+    @property
+    def timing(self) -> TokenQuantTiming:
+        return TokenQuantTiming(self)
+
+
+def token_quant_rows(spec: TokenQuantSpec, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Golden codes and exponents of ``rows`` (n, d)."""
+    return token_quantize(np.asarray(rows, dtype=np.int64), spec.out_bits, spec.rounding)
+
+
+class TokenQuantTiming:
+    """Cycle model of :class:`hw.nonlinear.TokenQuantizer`: **collect** takes a value per
+    cycle into one of two row buffers, tracking the largest magnitude (the exponent is known
+    with the row's last value); **output** reads a finished row, a value per cycle, through a
+    two-stage stall pipeline (read; shift, round and saturate). A row's first result comes
+    ``d + 2`` cycles after its first value; rows stream at one value per cycle."""
+
+    OUT_DEPTH = 2
+
+    def __init__(self, spec: TokenQuantSpec):
+        self.spec = spec
+
+    def first_result_latency(self) -> int:
+        return self.spec.d + 2
+
+    def schedule(self, offered: Sequence[int | None],
+                 sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+        """Predict a run of values (rows of ``d``), offered as for
+        :meth:`PipelineTiming.schedule`."""
+        src, out = _Source(offered), _Output(self.OUT_DEPTH, sink_ready, len(offered))
+        rows = _Rows(self.spec.d, TQ_SLOTS)
+        cycle = 0
+        while not out.done:
+            advance = out.begin(cycle)
+            rows.begin()
+            take_in = rows.can_collect and src.offering(cycle)
+            c_issue = advance and (rows.c_busy or rows.full[rows.c_slot])
+            if take_in:
+                rows.collect()
+                src.accepted.append(cycle)
+            if c_issue:
+                rows.issue()
+            out.end(cycle, c_issue)
+            rows.end()
+            cycle += 1
+        return out.schedule(src)

@@ -34,13 +34,19 @@ from cimforge.config import Config, ConfigError
 from cimforge.files import write_text_atomic
 from golden.analog_tile import AnalogTileSpec
 from golden.dcim import DcimSpec
-from golden.nonlinear_units import ActivationSpec, LayerNormSpec, RequantSpec, SoftmaxSpec
+from golden.nonlinear_units import (
+    ActivationSpec,
+    LayerNormSpec,
+    RequantSpec,
+    SoftmaxSpec,
+    TokenQuantSpec,
+)
 from golden.shift_add import ShiftAddSpec
 from hw.analog_tile import AnalogTile
 from hw.analog_tile_sim import AnalogTileSim
 from hw.crossbar_shell import blackbox_verilog
 from hw.dcim import DigitalCim
-from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax
+from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax, TokenQuantizer
 from hw.shift_add import ShiftAdd
 
 __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
@@ -120,6 +126,13 @@ BLOCKS: dict[str, Block] = {
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.first_result_latency(),
         bench="verif.benches.layernorm",
+    ),
+    "token_quant": Block(
+        name="token_quant",
+        make=lambda cfg: TokenQuantizer(TokenQuantSpec.from_config(cfg)),
+        parameters=lambda c: c.spec.as_dict(),
+        latency=lambda c: c.timing.first_result_latency(),
+        bench="verif.benches.token_quant",
     ),
 }
 

@@ -1,5 +1,6 @@
-"""CMOS non-linear units (the RTL of :mod:`golden.nonlinear_units`): requantiser, GELU,
-softmax and LayerNorm, each with ``amaranth.lib.stream`` ports and back-pressure."""
+"""CMOS non-linear units (the RTL of :mod:`golden.nonlinear_units`): requantiser, GELU/ReLU,
+softmax, LayerNorm and per-token scaling, each with ``amaranth.lib.stream`` ports and
+back-pressure."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from golden.nonlinear_units import (
     LN_SLOTS,
     SA_SLOTS,
     SE_SLOTS,
+    TQ_SLOTS,
     ActivationSpec,
     LayerNormSpec,
     LayerNormTiming,
@@ -25,12 +27,14 @@ from golden.nonlinear_units import (
     RequantSpec,
     SoftmaxSpec,
     SoftmaxTiming,
+    TokenQuantSpec,
+    TokenQuantTiming,
 )
 from hw.numerics import limit, round_shift_var, select, tree_sum
 
 __all__ = ["StallPipeline", "Requantizer", "requant_in_layout", "Softmax", "softmax_in_layout",
            "softmax_out_layout", "reciprocal_pipeline", "Activation", "LayerNorm",
-           "ln_out_layout"]
+           "ln_out_layout", "TokenQuantizer", "token_quant_out_layout"]
 
 SHIFT_BITS = 6  # every variable right shift: 0 .. 63
 
@@ -751,4 +755,112 @@ class LayerNorm(wiring.Component):
         with m.If(advance):
             m.d.sync += [v3.eq(v2), o.payload.y.eq(y_sat), o.payload.last.eq(last2)]
         m.d.comb += o.valid.eq(v3)
+        return m
+
+
+# --------------------------------------------------------------------------------------------
+# per-token scaling
+
+
+def token_quant_out_layout(spec: TokenQuantSpec) -> data.StructLayout:
+    """One output: ``q`` (signed ``out_bits``), the row's exponent ``exp``, ``last``."""
+    return data.StructLayout({"q": signed(spec.out_bits), "exp": range(spec.max_exp + 1),
+                              "last": 1})
+
+
+class TokenQuantizer(wiring.Component):
+    """Per-token power-of-two scaling of rows of ``d`` wide values to ``out_bits``
+    (:func:`golden.nonlinear.token_quantize`): ``e = max(0, bitlen(max |x|) - (out_bits -
+    1))``, ``q = sat(round(x / 2^e))``; each output carries ``e`` for the next matmul's
+    requantiser. Two row buffers: one collects (tracking the largest magnitude), one is read
+    out through a two-stage stall pipeline. Latency: a row's first output ``d + 2`` cycles
+    after its first value; one value per cycle
+    (:class:`golden.nonlinear_units.TokenQuantTiming`).
+
+    Members
+    -------
+    i_stream : In(stream.Signature(signed(in_bits)))
+    o_stream : Out(stream.Signature(token_quant_out_layout(spec)))
+    """
+
+    def __init__(self, spec: TokenQuantSpec):
+        if not isinstance(spec, TokenQuantSpec):
+            raise TypeError(f"spec must be a TokenQuantSpec, not {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "i_stream": In(stream.Signature(signed(spec.in_bits))),
+            "o_stream": Out(stream.Signature(token_quant_out_layout(spec))),
+        })
+
+    @property
+    def spec(self) -> TokenQuantSpec:
+        return self._spec
+
+    @property
+    def timing(self) -> TokenQuantTiming:
+        return self._spec.timing
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        d = spec.d
+        m.submodules.buf = buf = Memory(shape=signed(spec.in_bits), depth=TQ_SLOTS * d,
+                                        init=[])
+        bw, br = buf.write_port(), buf.read_port(transparent_for=())
+
+        # -- collect ---------------------------------------------------------------------------
+        x = self.i_stream.payload
+        a_slot = Signal(range(TQ_SLOTS))
+        a_count = Signal(range(d))
+        full = Signal(TQ_SLOTS)
+        full_set, full_clear = Signal(TQ_SLOTS), Signal(TQ_SLOTS)
+        peak = Signal(unsigned(spec.in_bits))
+        exps = [Signal(range(spec.max_exp + 1), name=f"exp{s}") for s in range(TQ_SLOTS)]
+        m.d.comb += self.i_stream.ready.eq(~full.bit_select(a_slot, 1))
+        take = self.i_stream.valid & self.i_stream.ready
+        mag = Signal(unsigned(spec.in_bits))
+        m.d.comb += mag.eq(Mux(x < 0, -x, x))
+        row_peak = Signal(unsigned(spec.in_bits))
+        m.d.comb += row_peak.eq(Mux((a_count == 0) | (mag > peak), mag, peak))
+        blen = _bit_length(m, row_peak, "tq_blen")
+        row_exp = Mux(blen > spec.out_bits - 1, blen - (spec.out_bits - 1), 0)
+        m.d.comb += [bw.addr.eq(a_slot * d + a_count), bw.data.eq(x), bw.en.eq(take)]
+        with m.If(take):
+            m.d.sync += peak.eq(row_peak)
+            with m.If(a_count == d - 1):
+                m.d.sync += [a_count.eq(0), a_slot.eq(a_slot ^ 1)]
+                m.d.comb += full_set.eq(1 << a_slot)
+                for s in range(TQ_SLOTS):
+                    with m.If(a_slot == s):
+                        m.d.sync += exps[s].eq(row_exp)
+            with m.Else():
+                m.d.sync += a_count.eq(a_count + 1)
+        m.d.sync += full.eq((full | full_set) & ~full_clear)
+
+        # -- output: read; shift, round, saturate -------------------------------------------------
+        o = self.o_stream
+        advance = ~o.valid | o.ready
+        c_busy = Signal()
+        c_idx = Signal(range(d))
+        c_slot = Signal(range(TQ_SLOTS))
+        c_issue = advance & (c_busy | full.bit_select(c_slot, 1))
+        idx_now = Mux(c_busy, c_idx, 0)
+        c_last = idx_now == d - 1
+        m.d.comb += [br.addr.eq(c_slot * d + idx_now), br.en.eq(advance)]
+        with m.If(c_issue):
+            with m.If(c_last):
+                m.d.sync += [c_busy.eq(0), c_slot.eq(c_slot ^ 1)]
+                m.d.comb += full_clear.eq(1 << c_slot)
+            with m.Else():
+                m.d.sync += [c_busy.eq(1), c_idx.eq(idx_now + 1)]
+        v1, last1 = Signal(), Signal()
+        exp1 = Signal.like(exps[0])
+        with m.If(advance):
+            m.d.sync += [v1.eq(c_issue), last1.eq(c_last), exp1.eq(select(c_slot, exps))]
+        q = round_shift_var(m, br.data, exp1, spec.rounding, "tq_round")
+        v2 = Signal()
+        with m.If(advance):
+            m.d.sync += [v2.eq(v1), o.payload.q.eq(limit(m, q, spec.out_bits, True, "tq_sat")),
+                         o.payload.exp.eq(exp1), o.payload.last.eq(last1)]
+        m.d.comb += o.valid.eq(v2)
         return m

@@ -10,7 +10,7 @@ from golden.nonlinear_units import RequantSpec, requant_item, softmax_rows
 
 __all__ = ["requant_items", "requant_corners", "requant_linear_layer", "expected_requant",
            "softmax_case", "softmax_beats", "expected_softmax_beats", "activation_program",
-           "ln_case"]
+           "ln_case", "token_rows"]
 
 
 def requant_items(spec: RequantSpec, rng, n):
@@ -179,3 +179,25 @@ def ln_case(spec, rng, rows):
     return np.stack(data), params
 
 
+
+
+def token_rows(spec, rng: np.random.Generator, rows: int) -> np.ndarray:
+    """Rows for the per-token scaling unit: every magnitude (exponents 0 to the largest),
+    all-zero rows, the most negative value, and rows of ties (odd multiples of half a step)."""
+    hi = 1 << (spec.in_bits - 1)
+    out = []
+    for k in range(rows):
+        kind = k % 5
+        if kind == 0:
+            r = np.zeros(spec.d, dtype=np.int64)
+        elif kind == 1:
+            r = rng.integers(-hi, hi, spec.d)
+            r[int(rng.integers(spec.d))] = -hi
+        elif kind == 2:  # ties: odd multiples of 2^(e-1) for the row's exponent e >= 1
+            e = int(rng.integers(1, spec.max_exp + 1))
+            top = min((1 << (spec.out_bits - 1)) - 1, (hi - 1) >> e)
+            r = (2 * rng.integers(-top, top, spec.d) + 1) << (e - 1)
+        else:
+            r = rng.integers(-hi, hi, spec.d) >> int(rng.integers(0, spec.in_bits))
+        out.append(np.asarray(r, dtype=np.int64))
+    return np.stack(out)

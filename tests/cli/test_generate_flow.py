@@ -60,13 +60,14 @@ def test_flow_passes_and_reports(tmp_path, capsys):
     sims = {r["simulator"] for r in report["rows"]}
     assert "verilator" in sims
     assert {r["block"] for r in report["rows"]} == {
-        "shift_add", "analog_tile_sim", "dcim", "requant", "activation", "softmax", "layernorm"}
+        "shift_add", "analog_tile_sim", "dcim", "requant", "activation", "softmax", "layernorm",
+        "token_quant"}
     for row in report["rows"]:
         assert row["result"] == "PASS" and row["passed"] == row["tests"] >= 6
         assert row["cycles"] == row["predicted_cycles"] > 0
         if row["block"] == "analog_tile_sim":
             assert row["utilisation"] >= 0.95
-        if row["block"] in ("requant", "activation", "softmax", "layernorm"):
+        if row["block"] in ("requant", "activation", "softmax", "layernorm", "token_quant"):
             assert row["utilisation"] == 1.0  # one result per cycle once streaming
     md = (out / "report.md").read_text()
     assert "| shift_add       | verilator" in md and "**PASS**" in md

@@ -8,7 +8,7 @@ import pytest
 
 from verif.runner import run_bench
 
-MIN_TESTS = {"requant": 6, "activation": 6, "softmax": 7, "layernorm": 6}
+MIN_TESTS = {"requant": 6, "activation": 6, "softmax": 7, "layernorm": 6, "token_quant": 6}
 
 
 def _check(result, block):

@@ -52,3 +52,13 @@ def test_layer_norm_latency_and_full_rate_length(in_bits, steps):
         t = dataclasses.replace(base, d=d).timing
         s = t.schedule([0] + [None] * (d * 30 - 1))
         assert (_rate(s) == 1.0) == full, (d, _rate(s))
+
+
+def test_token_quant_latency_and_rate():
+    from golden.nonlinear_units import TokenQuantSpec
+
+    t = TokenQuantSpec.from_config(TINY).timing
+    d = t.spec.d
+    s = t.schedule([0] + [None] * (d * 20 - 1))
+    assert s.offered[0] - s.accepted[0] == t.first_result_latency()
+    assert _rate(s) == 1.0

@@ -19,11 +19,13 @@ from golden.nonlinear_units import (
     LayerNormSpec,
     RequantSpec,
     SoftmaxSpec,
+    TokenQuantSpec,
     activation_items,
     layer_norm_rows,
     requant_item,
+    token_quant_rows,
 )
-from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax
+from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax, TokenQuantizer
 from verif.amaranth_stream import run_stream
 from verif.nonlinear_case import (
     activation_program,
@@ -34,6 +36,7 @@ from verif.nonlinear_case import (
     requant_items,
     softmax_beats,
     softmax_case,
+    token_rows,
 )
 
 SEED = 5
@@ -201,3 +204,24 @@ def test_requantizer_corners():
     items = requant_corners(spec)
     run = run_stream(Requantizer(spec), items, len(items))
     assert run.results == expected_requant(spec, items)
+
+
+
+# -- per-token scaling ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d, in_bits, out_bits, rounding", [
+    (32, 16, 8, "half_even"), (7, 12, 4, "half_up"), (16, 20, 8, "floor")])
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.6)])
+def test_token_quantizer(d, in_bits, out_bits, rounding, idle, stall):
+    spec = TokenQuantSpec(d=d, in_bits=in_bits, out_bits=out_bits, rounding=rounding)
+    rows = token_rows(spec, np.random.default_rng(SEED), 15)
+    items = [int(v) for v in rows.reshape(-1)]
+    run = run_stream(TokenQuantizer(spec), items, len(items), idle=idle, stall=stall, seed=SEED,
+                     unpack=lambda p: (int(p.q), int(p.exp), int(p.last)))
+    q, e = token_quant_rows(spec, rows)
+    want = [(int(v), int(e[i // d, 0]), int(i % d == d - 1))
+            for i, v in enumerate(q.reshape(-1))]
+    assert run.results == want
+    assert len(set(e[:, 0])) > 2  # several exponents met
+    _check_timing(run, spec.timing)
