@@ -22,13 +22,9 @@ from golden.nonlinear_units import (
     TQ_SLOTS,
     ActivationSpec,
     LayerNormSpec,
-    LayerNormTiming,
-    PipelineTiming,
     RequantSpec,
     SoftmaxSpec,
-    SoftmaxTiming,
     TokenQuantSpec,
-    TokenQuantTiming,
 )
 from hw.numerics import limit, round_shift_var, select, tree_sum
 
@@ -79,6 +75,37 @@ class StallPipeline:
         self.m.d.comb += [self.o_stream.valid.eq(self._valid), self.o_stream.payload.eq(payload)]
 
 
+class _Unit(wiring.Component):
+    """A unit made from a spec (``_spec_cls``): ``spec``, and ``timing``, the spec's cycle
+    model."""
+
+    _spec_cls: type
+
+    def __init__(self, spec, members: dict):
+        if not isinstance(spec, self._spec_cls):
+            raise TypeError(f"spec must be a {self._spec_cls.__name__}, not {spec!r}")
+        self._spec = spec
+        super().__init__(members)
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @property
+    def timing(self):
+        return self._spec.timing
+
+
+def _registers(m: Module, values: dict, prefix: str) -> dict:
+    """A register per value (same shape; one-bit for plain ints), loaded every cycle."""
+    out = {}
+    for key, v in values.items():
+        reg = Signal(v.shape() if hasattr(v, "shape") else unsigned(1), name=f"{prefix}_{key}")
+        m.d.sync += reg.eq(v)
+        out[key] = reg
+    return out
+
+
 def requant_in_layout(spec: RequantSpec) -> data.StructLayout:
     return data.StructLayout({
         "acc": signed(spec.acc_bits),
@@ -91,7 +118,7 @@ def requant_in_layout(spec: RequantSpec) -> data.StructLayout:
     })
 
 
-class Requantizer(wiring.Component):
+class Requantizer(_Unit):
     """int32 -> int8 (``narrow``) or the residual format: ``y = sat(sat(round(((acc << exp) +
     bias) * mult / 2^shift)) + residual)`` (:class:`golden.nonlinear_units.RequantSpec`),
     rounding by ``numerics.rounding``.
@@ -106,22 +133,14 @@ class Requantizer(wiring.Component):
     o_stream : Out(stream.Signature(signed(residual_bits)))
     """
 
+    _spec_cls = RequantSpec
+
     def __init__(self, spec: RequantSpec):
-        if not isinstance(spec, RequantSpec):
-            raise TypeError(f"spec must be a RequantSpec, not {spec!r}")
-        self._spec = spec
-        super().__init__({
+        super().__init__(spec, {
             "i_stream": In(stream.Signature(requant_in_layout(spec))),
             "o_stream": Out(stream.Signature(signed(spec.residual_bits))),
         })
 
-    @property
-    def spec(self) -> RequantSpec:
-        return self._spec
-
-    @property
-    def timing(self) -> PipelineTiming:
-        return self._spec.timing
 
     def elaborate(self, platform):
         m = Module()
@@ -196,35 +215,27 @@ def reciprocal_pipeline(m: Module, value, valid, tags: dict, spec, name: str):
     m.d.comb += [up.eq(value << up_shift), down.eq(value >> down_shift)]
     norm = Mux(z > p, down, up)
 
-    def reg(values: dict, k: int) -> dict:
-        out = {}
-        for key, v in values.items():
-            s = Signal(v.shape() if hasattr(v, "shape") else unsigned(1),
-                       name=f"{name}_r{k}_{key}")
-            m.d.sync += s.eq(v)
-            out[key] = s
-        return out
-
-    st = reg({"valid": valid, "m": norm, "z": z, "zero": value == 0, **tags}, 0)
+    st = _registers(m, {"valid": valid, "m": norm, "z": z, "zero": value == 0, **tags},
+                    f"{name}_r0")
     table = [int(v) for v in recip_seed_table(spec)]
     sb = spec.recip_seed_bits
     seed = select(st["m"][p - sb:p], table)
     r = Signal(unsigned(p + 1), name=f"{name}_seed")
     m.d.comb += r.eq(seed)
-    st = reg({**st, "r": r}, 1)
+    st = _registers(m, {**st, "r": r}, f"{name}_r1")
     two = 2 << p
     for k in range(spec.recip_steps):
         t = Signal(unsigned(p + 2), name=f"{name}_t{k}")
         m.d.comb += t.eq((st["m"] * st["r"]) >> p)
         nr = Signal(unsigned(p + 1), name=f"{name}_nr{k}")
         m.d.comb += nr.eq((st["r"] * (two - t)) >> p)
-        st = reg({**st, "r": nr}, 2 + k)
+        st = _registers(m, {**st, "r": nr}, f"{name}_r{2 + k}")
     r_out = Mux(st["zero"], 0, st["r"])
     z_out = Mux(st["zero"], 0, st["z"])
     return st["valid"], r_out, z_out, {k: st[k] for k in tags}
 
 
-class Softmax(wiring.Component):
+class Softmax(_Unit):
     """Streaming softmax: rows of up to ``max_len`` scores, ``lanes`` per beat.
 
     ``i_stream`` beats carry ``lanes`` signed scores, a keep bit per lane and ``last``;
@@ -249,11 +260,10 @@ class Softmax(wiring.Component):
         the exp buffer, for the bench to check every table entry.
     """
 
+    _spec_cls = SoftmaxSpec
+
     def __init__(self, spec: SoftmaxSpec):
-        if not isinstance(spec, SoftmaxSpec):
-            raise TypeError(f"spec must be a SoftmaxSpec, not {spec!r}")
-        self._spec = spec
-        super().__init__({
+        super().__init__(spec, {
             "i_stream": In(stream.Signature(softmax_in_layout(spec))),
             "o_stream": Out(stream.Signature(softmax_out_layout(spec))),
             "mult": In(unsigned(spec.mult_bits)),
@@ -262,13 +272,6 @@ class Softmax(wiring.Component):
             "probe_exp": Out(data.ArrayLayout(unsigned(spec.exp_bits), spec.lanes)),
         })
 
-    @property
-    def spec(self) -> SoftmaxSpec:
-        return self._spec
-
-    @property
-    def timing(self) -> SoftmaxTiming:
-        return self._spec.timing
 
     def elaborate(self, platform):
         m = Module()
@@ -351,18 +354,9 @@ class Softmax(wiring.Component):
                              b_max.eq(max_now)]
         m.d.sync += se_owned.eq((se_owned | owned_set) & ~owned_clear)
 
-        def reg(values: dict, tag: str) -> dict:
-            out = {}
-            for key, v in values.items():
-                s = Signal(v.shape() if hasattr(v, "shape") else unsigned(1),
-                           name=f"{tag}_{key}")
-                m.d.sync += s.eq(v)
-                out[key] = s
-            return out
-
-        b1 = reg({"valid": b_issue, "last": b_last, "first": idx_now == 0, "max": max_now,
-                  "addr": b_eslot * bmax + idx_now, "eslot": b_eslot, "beats": beats_now},
-                 "b1")
+        b1 = _registers(m, {"valid": b_issue, "last": b_last, "first": idx_now == 0,
+                            "max": max_now, "addr": b_eslot * bmax + idx_now, "eslot": b_eslot,
+                            "beats": beats_now}, "b1")
         # -- exp: t = round((s - max) * mult / 2^shift), clamped at exp_floor ------------------
         floor_t = nl.exp_floor
         ts = []
@@ -375,8 +369,9 @@ class Softmax(wiring.Component):
             tc = Signal(signed((-floor_t).bit_length() + 1), name=f"tc{lane}")
             m.d.comb += tc.eq(Mux(t < floor_t, floor_t, t))
             ts.append(tc)
-        b2 = reg({**{k: b1[k] for k in ("valid", "last", "first", "addr", "eslot", "beats")},
-                  "keep": sa_r.data.keep, **{f"t{i}": t for i, t in enumerate(ts)}}, "b2")
+        carried = ("valid", "last", "first", "addr", "eslot", "beats")
+        b2 = _registers(m, {**{k: b1[k] for k in carried}, "keep": sa_r.data.keep,
+                            **{f"t{i}": t for i, t in enumerate(ts)}}, "b2")
         # -- exp: 2^frac by table (a ROM, read in this stage) or polynomial -------------------
         fracs, shifts = [], []
         for lane in range(lanes):
@@ -402,9 +397,8 @@ class Softmax(wiring.Component):
                 v = Signal(unsigned(eb), name=f"poly{lane}")
                 m.d.sync += v.eq((1 << (eb - 1)) + ((f * inner) >> fb))
                 vals.append(v)
-        b3 = reg({**{k: b2[k] for k in ("valid", "last", "first", "addr", "eslot", "beats",
-                                        "keep")},
-                  **{f"n{i}": s for i, s in enumerate(shifts)}}, "b3")
+        b3 = _registers(m, {**{k: b2[k] for k in (*carried, "keep")},
+                            **{f"n{i}": s for i, s in enumerate(shifts)}}, "b3")
         # -- exp: e = keep ? 2^frac >> n : 0; write; sum ---------------------------------------
         es = []
         for lane in range(lanes):
@@ -486,7 +480,7 @@ class Softmax(wiring.Component):
 # GELU / ReLU
 
 
-class Activation(wiring.Component):
+class Activation(_Unit):
     """The FFN activation, one code per cycle (:class:`golden.nonlinear_units.ActivationSpec`).
 
     ``lut``: a ``2^in_bits``-entry table of signed ``out_bits`` values, written through
@@ -502,10 +496,9 @@ class Activation(wiring.Component):
     o_stream : Out(stream.Signature(signed(out_bits)))
     """
 
+    _spec_cls = ActivationSpec
+
     def __init__(self, spec: ActivationSpec):
-        if not isinstance(spec, ActivationSpec):
-            raise TypeError(f"spec must be an ActivationSpec, not {spec!r}")
-        self._spec = spec
         members = {
             "i_stream": In(stream.Signature(signed(spec.in_bits))),
             "o_stream": Out(stream.Signature(signed(spec.out_bits))),
@@ -517,15 +510,8 @@ class Activation(wiring.Component):
             members.update(b=In(signed(spec.in_bits + 4)), c=In(signed(spec.const_bits)),
                            one=In(signed(spec.const_bits)), mult=In(unsigned(spec.mult_bits)),
                            shift=In(unsigned(SHIFT_BITS)))
-        super().__init__(members)
+        super().__init__(spec, members)
 
-    @property
-    def spec(self) -> ActivationSpec:
-        return self._spec
-
-    @property
-    def timing(self) -> PipelineTiming:
-        return self._spec.timing
 
     def elaborate(self, platform):
         m = Module()
@@ -577,7 +563,7 @@ def ln_out_layout(spec: LayerNormSpec) -> data.StructLayout:
     return data.StructLayout({"y": signed(spec.out_bits), "last": 1})
 
 
-class LayerNorm(wiring.Component):
+class LayerNorm(_Unit):
     """Integer LayerNorm over rows of ``d`` values, one value per cycle
     (:func:`golden.nonlinear.layer_norm`). Latency: a row's first result ``d +
     ceil(v_bits / 2) + recip_steps + 7`` cycles after its first value into an idle unit;
@@ -596,11 +582,10 @@ class LayerNorm(wiring.Component):
     o_stream : Out(stream.Signature(ln_out_layout(spec)))
     """
 
+    _spec_cls = LayerNormSpec
+
     def __init__(self, spec: LayerNormSpec):
-        if not isinstance(spec, LayerNormSpec):
-            raise TypeError(f"spec must be a LayerNormSpec, not {spec!r}")
-        self._spec = spec
-        super().__init__({
+        super().__init__(spec, {
             "i_stream": In(stream.Signature(signed(spec.in_bits))),
             "o_stream": Out(stream.Signature(ln_out_layout(spec))),
             "param_we": In(1),
@@ -610,13 +595,6 @@ class LayerNorm(wiring.Component):
             "shift": In(unsigned(SHIFT_BITS)),
         })
 
-    @property
-    def spec(self) -> LayerNormSpec:
-        return self._spec
-
-    @property
-    def timing(self) -> LayerNormTiming:
-        return self._spec.timing
 
     def elaborate(self, platform):
         m = Module()
@@ -768,7 +746,7 @@ def token_quant_out_layout(spec: TokenQuantSpec) -> data.StructLayout:
                               "last": 1})
 
 
-class TokenQuantizer(wiring.Component):
+class TokenQuantizer(_Unit):
     """Per-token power-of-two scaling of rows of ``d`` wide values to ``out_bits``
     (:func:`golden.nonlinear.token_quantize`): ``e = max(0, bitlen(max |x|) - (out_bits -
     1))``, ``q = sat(round(x / 2^e))``; each output carries ``e`` for the next matmul's
@@ -783,22 +761,14 @@ class TokenQuantizer(wiring.Component):
     o_stream : Out(stream.Signature(token_quant_out_layout(spec)))
     """
 
+    _spec_cls = TokenQuantSpec
+
     def __init__(self, spec: TokenQuantSpec):
-        if not isinstance(spec, TokenQuantSpec):
-            raise TypeError(f"spec must be a TokenQuantSpec, not {spec!r}")
-        self._spec = spec
-        super().__init__({
+        super().__init__(spec, {
             "i_stream": In(stream.Signature(signed(spec.in_bits))),
             "o_stream": Out(stream.Signature(token_quant_out_layout(spec))),
         })
 
-    @property
-    def spec(self) -> TokenQuantSpec:
-        return self._spec
-
-    @property
-    def timing(self) -> TokenQuantTiming:
-        return self._spec.timing
 
     def elaborate(self, platform):
         m = Module()

@@ -18,7 +18,14 @@ from verif.payload import PayloadCodec
 from verif.scoreboard import Scoreboard
 from verif.streams import CycleCounter, StreamSink, StreamSource
 
-__all__ = ["StreamBench"]
+__all__ = ["FLOW_PATTERNS", "StreamBench"]
+
+FLOW_PATTERNS = {  # name: (source idle probability, sink stall probability)
+    "full_rate": (0.0, 0.0),
+    "idle": (0.4, 0.0),
+    "backpressure": (0.0, 0.7),
+    "idle_backpressure": (0.3, 0.9),
+}
 
 
 class StreamBench:

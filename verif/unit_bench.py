@@ -10,16 +10,11 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from golden.nonlinear_units import Schedule
 from verif.records import write_record
-from verif.stream_bench import StreamBench
+from verif.stream_bench import FLOW_PATTERNS, StreamBench
 
 __all__ = ["PATTERNS", "UnitBench"]
 
-PATTERNS = {  # name: (source idle probability, sink stall probability)
-    "full_rate": (0.0, 0.0),
-    "idle": (0.4, 0.0),
-    "backpressure": (0.0, 0.7),
-    "idle_backpressure": (0.3, 0.8),
-}
+PATTERNS = FLOW_PATTERNS
 
 
 class UnitBench(StreamBench):

@@ -2,77 +2,35 @@
 """Digital-CIM macro in Amaranth's simulator against golden (fast; the cocotb bench covers the
 generated Verilog)."""
 
-import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from cimforge.config import load_config
 from golden.dcim import SCORES, DcimCommand, DcimSpec, DcimTiming, bit_serial
 from hw.dcim import DigitalCim
+from verif.amaranth_stream import run_stream
 from verif.dcim_case import attention_commands, expected_results, random_commands
 
 TINY = DcimSpec.from_config(load_config("tiny"))
 
 
 def simulate(spec, commands, *, idle=0.0, stall=0.0, seed=0):
-    """Drive ``commands``; return results, accepted, offered (new results), taken and the sink
-    trace."""
-    dut = DigitalCim(spec)
-    rng = random.Random(seed)
-    n_results = sum(c.computes for c in commands)
-    got = {"results": [], "accepted": [], "offered_cmds": [], "offered": [], "taken": [],
-           "ready": {}}
-
-    async def bench(ctx):
-        i, cycle, offering, pending = 0, 0, False, False
-        while len(got["results"]) < n_results:
-            if not offering and i < len(commands) and not (idle and rng.random() < idle):
-                c = commands[i]
-                ctx.set(dut.i_stream.payload, {"op": c.op, "addr": c.addr, "data": list(c.data)})
-                ctx.set(dut.i_stream.valid, 1)
-                got["offered_cmds"].append(cycle)
-                offering = True
-            ready = not (stall and rng.random() < stall)
-            got["ready"][cycle] = ready
-            ctx.set(dut.o_stream.ready, int(ready))
-            if ctx.get(dut.o_stream.valid):
-                if not pending:
-                    got["offered"].append(cycle)
-                    pending = True
-                if ready:
-                    p = ctx.get(dut.o_stream.payload)
-                    got["results"].append({"data": [int(v) for v in p.data],
-                                           "weighted": int(p.weighted),
-                                           "tokens": int(p.tokens)})
-                    got["taken"].append(cycle)
-                    pending = False
-            if offering and ctx.get(dut.i_stream.ready):
-                got["accepted"].append(cycle)
-                i += 1
-                offering = False
-            await ctx.tick()
-            if not offering:
-                ctx.set(dut.i_stream.valid, 0)
-            cycle += 1
-            assert cycle < 100 * len(commands) + 200, "timeout"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return got
+    """Drive ``commands``; the run's results and every transfer's cycle."""
+    items = [{"op": c.op, "addr": c.addr, "data": list(c.data)} for c in commands]
+    return run_stream(DigitalCim(spec), items, sum(c.computes for c in commands), idle=idle,
+                      stall=stall, seed=seed,
+                      unpack=lambda p: {"data": [int(v) for v in p.data],
+                                        "weighted": int(p.weighted), "tokens": int(p.tokens)})
 
 
 def check(spec, commands, **kw):
     got = simulate(spec, commands, **kw)
-    assert got["results"] == expected_results(spec, commands)
-    model = DcimTiming(spec).schedule(commands, got["offered_cmds"],
-                                      lambda c: got["ready"].get(c, True))
-    assert got["accepted"] == model.accepted
-    assert got["offered"] == model.offered
-    assert got["taken"] == model.taken
+    assert got.results == expected_results(spec, commands)
+    model = DcimTiming(spec).schedule(commands, got.offered_in, got.sink_ready)
+    assert got.accepted == model.accepted
+    assert got.offered == model.offered
+    assert got.taken == model.taken
     return got
 
 
@@ -100,7 +58,7 @@ def test_attention_uses_and_kv_append():
     rng = np.random.default_rng(7)
     cmds = attention_commands(TINY, rng, tokens=TINY.rows + 3)  # the cache wraps
     got = check(TINY, cmds)
-    tokens = [r["tokens"] for r in got["results"] if not r["weighted"]]
+    tokens = [r["tokens"] for r in got.results if not r["weighted"]]
     assert tokens[:3] == [1, 2, 3] and tokens[-1] == TINY.rows
 
 
@@ -116,5 +74,5 @@ def test_back_to_back_computes_at_full_rate():
     cmds = [DcimCommand(SCORES, tuple(int(v) for v in rng.integers(-128, 128, 6)))
             for _ in range(8)]
     got = check(spec, cmds)
-    assert [b - a for a, b in zip(got["accepted"], got["accepted"][1:])] == [spec.bits] * 7
-    assert got["offered"][0] - got["accepted"][0] == DcimTiming(spec).latency
+    assert [b - a for a, b in zip(got.accepted, got.accepted[1:])] == [spec.bits] * 7
+    assert got.offered[0] - got.accepted[0] == DcimTiming(spec).latency

@@ -16,14 +16,9 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from golden.dcim import DcimCommand, DcimSpec, DcimTiming
 from verif.dcim_case import attention_commands, expected_results, random_commands
 from verif.records import write_record
-from verif.stream_bench import StreamBench
+from verif.stream_bench import FLOW_PATTERNS, StreamBench
 
-PATTERNS = {  # name: (source idle probability, sink stall probability)
-    "full_rate": (0.0, 0.0),
-    "idle": (0.4, 0.0),
-    "backpressure": (0.0, 0.7),
-    "idle_backpressure": (0.3, 0.9),
-}
+PATTERNS = FLOW_PATTERNS
 
 
 class DcimTB(StreamBench):
