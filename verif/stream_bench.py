@@ -65,6 +65,20 @@ class StreamBench:
         cocotb.start_soon(self.source.run())
         cocotb.start_soon(self.sink.run())
 
+    def sink_ready(self, cycle: int) -> bool:
+        """The sink's ``ready`` in ``cycle`` as recorded (ready before it started)."""
+        return bool(self.sink.trace.get(cycle, (0, 1))[1])
+
+    def check_results(self, expected: list) -> None:
+        """Every expected result received, bit-exact and in order, and the output stream's
+        protocol kept."""
+        b, received = self.board, self.sink.received
+        b.compare("results received", len(expected), len(received))
+        for msg in self.sink.protocol_errors:
+            b.error(f"o_stream protocol: {msg}")
+        for j, (want, got) in enumerate(zip(expected, received)):
+            b.compare(f"result {j}", want, self.out_codec.unpack(got.payload))
+
     def assert_clean(self) -> None:
         self.board.assert_clean(f"test seed {self.seed}; rerun with "
                                 f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")

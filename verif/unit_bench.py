@@ -62,14 +62,9 @@ class UnitBench(StreamBench):
     def check(self, expected: list[dict], schedule) -> None:
         b = self.board
         sent, received = self.source.sent, self.sink.received
-        b.compare("results received", len(expected), len(received))
-        for msg in self.sink.protocol_errors:
-            b.error(f"o_stream protocol: {msg}")
-        for j, (want, got) in enumerate(zip(expected, received)):
-            b.compare(f"result {j}", want, self.out_codec.unpack(got.payload))
-        trace = self.sink.trace
+        self.check_results(expected)
         try:
-            model = schedule([t.offered for t in sent], lambda c: bool(trace.get(c, (0, 1))[1]))
+            model = schedule([t.offered for t in sent], self.sink_ready)
             b.compare("accepted cycles", model.accepted, [t.taken for t in sent])
             b.compare("result offered cycles", model.offered[: len(received)],
                       [t.offered for t in received])
