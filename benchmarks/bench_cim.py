@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from cimforge.config import AnalogConfig, load_config
-from golden.cim import CimMatrix
+from cimforge.golden.cim import CimMatrix
 
 
 def timed(fn, repeat):

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from cimforge.config import load_config
-from golden.float_model import load_minilm
-from golden.quant import CimLinear, IntLinear
+from cimforge.golden.float_model import load_minilm
+from cimforge.golden.quant import CimLinear, IntLinear
 
 MODES = ("float", "int", "cim")
 SENTENCES = Path(__file__).resolve().parent.parent / "tests" / "data" / "minilm_sentences.txt"

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from golden.ir_drop import transfer_exact, transfer_ladders
+from cimforge.golden.ir_drop import transfer_exact, transfer_ladders
 
 LEVELS_US = np.array([0.25, 8.5, 16.75, 25.0])
 LEVEL_P = np.array([0.55, 0.25, 0.12, 0.08])

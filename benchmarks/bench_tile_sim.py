@@ -6,12 +6,12 @@ Run from the repository root::
     python benchmarks/bench_tile_sim.py [--config tiny] [--vectors 100] [--seed 0]
                                         [--sims verilator,icarus,amaranth]
 
-The stimulus is :func:`verif.tile_case.throughput_case`: every analog effect on, full rate,
+The stimulus is :func:`cimforge.verif.tile_case.throughput_case`: every analog effect on, full rate,
 ``--vectors`` random vectors. Verilator and Icarus run the cocotb bench's ``throughput`` test
 on the generated Verilog (the build is done first and not timed); Amaranth's simulator runs
-:func:`verif.amaranth_tile.run_tile` on the same case. Timed: the register writes, the streaming
-of the vectors and the drain after the last result, with the bench's Python (analog adapter,
-source, sink) -- the same work in every simulator; the golden model's preparation is not.
+:func:`cimforge.verif.amaranth_tile.run_tile` on the same case. Timed: the register writes, the
+streaming of the vectors and the drain after the last result, with the bench's Python (analog
+adapter, source, sink) -- the same work in every simulator; the golden model's preparation is not.
 Every run is checked bit- and cycle-exact; a failure stops the benchmark.
 """
 
@@ -26,11 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cimforge.config import load_config  # noqa: E402
-from hw.generate import generate  # noqa: E402
-from verif.amaranth_tile import run_tile  # noqa: E402
-from verif.runner import build_block, run_bench  # noqa: E402
-from verif.simulators import find_simulator  # noqa: E402
-from verif.tile_case import throughput_case  # noqa: E402
+from cimforge.hw.generate import generate  # noqa: E402
+from cimforge.verif.amaranth_tile import run_tile  # noqa: E402
+from cimforge.verif.runner import build_block, run_bench  # noqa: E402
+from cimforge.verif.simulators import find_simulator  # noqa: E402
+from cimforge.verif.tile_case import throughput_case  # noqa: E402
 
 SIMS = ("verilator", "icarus", "amaranth")
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from cimforge.config import load_config
-from golden.float_model import gelu_erf, load_minilm
-from golden.float_model import layer_norm as float_layer_norm
-from golden.int_model import IntOnlyEncoder, calibrate
-from golden.nonlinear import (
+from cimforge.golden.float_model import gelu_erf, load_minilm
+from cimforge.golden.float_model import layer_norm as float_layer_norm
+from cimforge.golden.int_model import IntOnlyEncoder, calibrate
+from cimforge.golden.nonlinear import (
     NonlinearSpec,
     exp2_frac,
     gelu_lut,

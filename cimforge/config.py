@@ -58,7 +58,15 @@ __all__ = [
     "preset_names",
     "load_config",
     "max_shift",
+    "SHIFT_BITS",
+    "MAX_SHIFT",
+    "WIDE_BITS",
 ]
+
+# Fixed formats every block shares, typed here once:
+SHIFT_BITS = 6  # every programmable right shift of the units is a 6-bit field ...
+MAX_SHIFT = (1 << SHIFT_BITS) - 1  # ... so 0 .. 63
+WIDE_BITS = 62  # widest intermediate value the golden int64 arithmetic is allowed to hold
 
 
 class ConfigError(ValueError):
@@ -450,12 +458,12 @@ class NonlinearConfig:
         _check_choice("gelu_method", self.gelu_method, GELU_METHODS)
         _check_int("gelu_in_bits", self.gelu_in_bits, lo=4, hi=16)
         prob_product = self.exp_bits + self.recip_bits + 1 + self.prob_bits
-        if prob_product > 62:
+        if prob_product > WIDE_BITS:
             raise ConfigError(
                 "prob_bits",
                 f"{self.prob_bits} makes softmax's normalising product {prob_product} bits wide "
                 f"(exp_bits + recip_bits + 1 + prob_bits): must be <= "
-                f"{self.prob_bits - (prob_product - 62)} with these widths",
+                f"{self.prob_bits - (prob_product - WIDE_BITS)} with these widths",
             )
         if self.gelu_method == "lut" and self.gelu_in_bits > 10:
             raise ConfigError(
@@ -693,12 +701,12 @@ class Config:
             )
         nl = self.nonlinear
         d_bits = self.model.d_model.bit_length()
-        if 2 * nl.residual_bits + 2 * d_bits > 62:
+        if 2 * nl.residual_bits + 2 * d_bits > WIDE_BITS:
             raise ConfigError(
                 "nonlinear.residual_bits",
                 f"{nl.residual_bits} makes LayerNorm's exact variance sum over d_model = "
                 f"{self.model.d_model} {2 * nl.residual_bits + 2 * d_bits} bits wide: must be "
-                f"<= {31 - d_bits} for this model",
+                f"<= {WIDE_BITS // 2 - d_bits} for this model",
             )
         if nl.residual_bits < n.act_bits:
             raise ConfigError(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "write_text_atomic"]
+__all__ = ["atomic_write", "locked", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -33,3 +34,17 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_write(path) as f:
         f.write(text)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created with its folder if need be), so
+    that concurrent processes (pytest-xdist workers) take turns at what it guards."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -4,8 +4,8 @@
 The unit holds ``row_tiles x col_tiles`` crossbars of ``rows x cols`` cells. One input vector
 of ``row_tiles * rows`` signed ``act_bits`` values becomes, per read, the word-line drive of
 one row group (``rows_per_read`` rows of one row tile) with one input digit; reads go row
-tile by row tile, group by group, digit by digit (the order of :class:`golden.cim.CimMatrix`).
-All column tiles read at once, each through its own ADCs.
+tile by row tile, group by group, digit by digit (the order of
+:class:`cimforge.golden.cim.CimMatrix`). All column tiles read at once, each through its own ADCs.
 
 Conversions. Each column tile has ``cols / cols_per_adc`` ADCs; ADC ``a`` converts columns
 ``a * cols_per_adc + j`` for ``j = 0 .. cols_per_adc - 1``, one *step* ``j`` after another,
@@ -31,27 +31,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
-from cimforge.config import Config, input_digits, max_shift
-from golden.cim import ADC_EXP_LIMIT, DRIFT_COMP_BITS, DRIFT_COMP_FRAC_BITS, OFFSET_TRIM_BITS
-from golden.numerics import CodeAccRanges, as_dict, positive_int
+from cimforge.config import WIDE_BITS, Config, input_digits, max_shift
+from cimforge.golden.cim import ADC_EXP_LIMIT
+from cimforge.golden.numerics import CodeAccRanges, as_dict, positive_int
 
 __all__ = [
     "AnalogTileSpec", "AnalogTileTiming", "Schedule", "REGISTERS", "REGISTER_MAP",
-    "register_address", "OFFSET_TRIM_BITS",
-    "ADC_EXP_LIMIT", "SCALE_BITS", "SCALE_FRAC_BITS", "EXP_BITS",
+    "CSR_ADDR_BITS", "CSR_DATA_BITS", "register_address",
 ]
 
-# The gain and drift registers are the golden model's fixed-point factors (unsigned,
-# SCALE_BITS wide with SCALE_FRAC_BITS fraction bits); the range registers its exponents.
-SCALE_BITS = DRIFT_COMP_BITS
-SCALE_FRAC_BITS = DRIFT_COMP_FRAC_BITS
-EXP_BITS = ADC_EXP_LIMIT.bit_length() + 1  # signed: holds +-ADC_EXP_LIMIT
+# The gain and drift registers hold the golden model's fixed-point factors and the range
+# registers its exponents, in the formats golden/cim.py defines (SCALE_BITS, SCALE_FRAC_BITS,
+# RANGE_EXP_BITS, OFFSET_TRIM_BITS): read them from there.
 
 # Register map: name -> (address of entry 0, entries). Entry i is at base + i.
 REGISTER_MAP = {
     "gain": (0x000, 0x100),  # per column tile: ADC gain trim, u4.12
     "drift": (0x100, 0x100),  # per column tile: drift-compensation factor, u4.12
-    "range": (0x200, 0x100),  # per weight slice: ADC range exponent, signed EXP_BITS
+    "range": (0x200, 0x100),  # per weight slice: ADC range exponent, signed RANGE_EXP_BITS
     "offset": (0x400, 0x400),  # per SAR ADC: comparator offset trim, signed 1/16 LSB
 }
 REGISTERS = {name: base for name, (base, _) in REGISTER_MAP.items()}
@@ -122,7 +119,7 @@ class AnalogTileSpec(CodeAccRanges):
             raise ValueError(f"at most {REGISTER_MAP['offset'][1]} SAR ADCs (one offset register "
                              f"each), not {adcs}: use more columns per ADC")
         # golden sums a beat's terms in int64
-        if self.term_bits + self.cols_per_channel.bit_length() > 62:
+        if self.term_bits + self.cols_per_channel.bit_length() > WIDE_BITS:
             raise ValueError(f"a shift-add term of {self.term_bits} bits is too wide to be "
                              "summed exactly in 64 bits: use fewer input, weight or ADC bits, "
                              "or more bits per cell")
@@ -209,7 +206,7 @@ class AnalogTileSpec(CodeAccRanges):
 
 @dataclass(frozen=True)
 class Schedule:
-    """What the cycle model predicts for a run (cycles as in :mod:`verif.streams`).
+    """What the cycle model predicts for a run (cycles as in :mod:`cimforge.verif.streams`).
 
     ``accepted[v]``: cycle vector ``v`` is taken from the input stream; ``first_read[v]``:
     cycle the unit issues its first read (its sample strobe follows one cycle later);

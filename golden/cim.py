@@ -43,13 +43,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from cimforge.config import Config
-from golden._kernels import group_sums, program_cells, sar_shift_add
-from golden.ir_drop import transfer_exact, transfer_ladders
-from golden.numerics import round_shift, saturate, wrap
-from golden.shift_add import ShiftAddSpec, accumulate, input_digits_of
+from cimforge.golden._kernels import group_sums, program_cells, sar_shift_add
+from cimforge.golden.ir_drop import transfer_exact, transfer_ladders
+from cimforge.golden.numerics import round_shift, saturate, wrap
+from cimforge.golden.shift_add import ShiftAddSpec, accumulate, input_digits_of
 
 __all__ = ["PCM", "CimMatrix", "Conversion", "pcm_prog_sigma_us", "pcm_drift_nu_stats",
-           "pcm_read_noise_q"]
+           "pcm_read_noise_q", "SCALE_BITS", "SCALE_FRAC_BITS", "OFFSET_TRIM_BITS",
+           "OFFSET_TRIM_FRAC_BITS", "ADC_EXP_LIMIT", "RANGE_EXP_BITS"]
 
 # PCM statistical model: published fits (Nandakumar et al., ICECS 2019; the constants of IBM's
 # analog hardware toolkit, fitted on 1M devices), with conductances relative to G_max = 25 uS.
@@ -62,10 +63,11 @@ PCM = {
     "t_read_s": 250e-9,
 }
 
-# Drift-compensation register: unsigned fixed point, DRIFT_COMP_BITS wide with
-# DRIFT_COMP_FRAC_BITS fraction bits (factors up to 16; PCM decays to ~0.45 in a year).
-DRIFT_COMP_BITS = 16
-DRIFT_COMP_FRAC_BITS = 12
+# The calibration scales (drift compensation and ADC gain registers): unsigned fixed point,
+# SCALE_BITS wide with SCALE_FRAC_BITS fraction bits (factors up to 16; PCM decays to ~0.45
+# in a year).
+SCALE_BITS = 16
+SCALE_FRAC_BITS = 12
 
 _GT_FLOOR = 1e-7  # relative conductance floor inside logarithms (an unprogrammed cell)
 
@@ -77,6 +79,7 @@ OFFSET_TRIM_FRAC_BITS = 4
 # ADC range exponents: the LSB of a slice's conversions is 2^e conductance levels with
 # |e| <= ADC_EXP_LIMIT (the range register of the ADC interface).
 ADC_EXP_LIMIT = 8
+RANGE_EXP_BITS = ADC_EXP_LIMIT.bit_length() + 1  # a range register: signed, holds +-limit
 
 # Vectors per chunk of a matmul: enough rows (x input digit planes) for efficient GEMMs.
 CHUNK_VECTORS = 128
@@ -312,7 +315,7 @@ class CimMatrix:
         then = None
         if a.drift_compensation or self.cfg.adc.gain_calibration:
             then = self._calibration_read(self._read_units(cells[0], refs[0]))
-        self.adc_gain_q = np.full(self.col_tiles, 1 << DRIFT_COMP_FRAC_BITS, dtype=np.int64)
+        self.adc_gain_q = np.full(self.col_tiles, 1 << SCALE_FRAC_BITS, dtype=np.int64)
         if self.cfg.adc.gain_calibration:
             self.adc_gain_q = self._drift_compensation(then, now)
             gain = np.repeat(self.adc_gain, self.cfg.tile.cols).astype(np.float32)
@@ -327,7 +330,7 @@ class CimMatrix:
     @property
     def adc_gain(self) -> np.ndarray:
         """ADC gain trim per column tile (1 unless ``adc.gain_calibration``)."""
-        return self.adc_gain_q / (1 << DRIFT_COMP_FRAC_BITS)
+        return self.adc_gain_q / (1 << SCALE_FRAC_BITS)
 
     def _read_units(self, g: np.ndarray, g_ref: np.ndarray) -> np.ndarray:
         """What a read sees of each cell, in levels of its slice (float32): the reference
@@ -335,8 +338,8 @@ class CimMatrix:
         by linearity that is a read of the difference (exact integers if ideal).
 
         With ``analog.ir_drop`` on, cells count with their effective conductances
-        (:mod:`golden.ir_drop`), each tile's reference column its last column. Rows the matrix
-        does not use read as 0."""
+        (:mod:`cimforge.golden.ir_drop`), each tile's reference column its last column. Rows the
+        matrix does not use read as 0."""
         t = self.cfg.tile
         g = g.reshape(self.row_tiles, t.rows, self.col_tiles, t.cols)
         g_ref = g_ref.reshape(self.row_tiles, t.rows, self.col_tiles, 1)
@@ -527,21 +530,21 @@ class CimMatrix:
         return self._convert(sums / lsb) * lsb
 
     def _drift_compensation(self, then: np.ndarray, now: np.ndarray) -> np.ndarray:
-        """Per column tile, the fixed-point factor (``DRIFT_COMP_FRAC_BITS`` fraction bits)
+        """Per column tile, the fixed-point factor (``SCALE_FRAC_BITS`` fraction bits)
         that scales today's calibration read back to the one taken at programming time."""
         # currents, so every cell weighs by its conductance whatever its slice's step
         then = (then * self._dg_col).reshape(len(then), self.col_tiles, -1).sum(axis=(0, 2))
         now = (now * self._dg_col).reshape(len(now), self.col_tiles, -1).sum(axis=(0, 2))
         factor = then / np.maximum(now, 1)
-        q = np.rint(factor * (1 << DRIFT_COMP_FRAC_BITS)).astype(np.int64)
-        return np.clip(q, 0, (1 << DRIFT_COMP_BITS) - 1)
+        q = np.rint(factor * (1 << SCALE_FRAC_BITS)).astype(np.int64)
+        return np.clip(q, 0, (1 << SCALE_BITS) - 1)
 
     @property
     def drift_factor(self) -> np.ndarray:
         """The compensation factors as real numbers, per column tile (1 when off)."""
         if self.drift_comp_q is None:
             return np.ones(self.col_tiles)
-        return self.drift_comp_q / (1 << DRIFT_COMP_FRAC_BITS)
+        return self.drift_comp_q / (1 << SCALE_FRAC_BITS)
 
     # -- the matmul ---------------------------------------------------------------------------
 
@@ -559,7 +562,7 @@ class CimMatrix:
     def _planes(self, x: np.ndarray) -> np.ndarray:
         """Input digit planes (word-line drives) as rows of one float32 matrix (n * D, K): row
         ``n * D + d`` is digit ``d`` of vector ``n`` (bit ``d`` of the two's complement with a
-        1-bit DAC; :func:`golden.shift_add.input_digits_of`)."""
+        1-bit DAC; :func:`cimforge.golden.shift_add.input_digits_of`)."""
         planes = input_digits_of(x, self.cfg.numerics.act_bits, self.cfg.tile.dac_bits)
         return planes.astype(np.float32).reshape(len(x) * self.digits, self.k)
 
@@ -655,7 +658,7 @@ class CimMatrix:
             acc[i : i + CHUNK_VECTORS] = total
         if self.drift_comp_q is not None:
             q = np.repeat(self.drift_comp_q, cfg.channels_per_tile)
-            acc = round_shift(acc * q, DRIFT_COMP_FRAC_BITS, cfg.numerics.rounding)
+            acc = round_shift(acc * q, SCALE_FRAC_BITS, cfg.numerics.rounding)
             acc = (saturate if cfg.numerics.saturate else wrap)(acc, cfg.numerics.acc_bits)
         return acc if all_channels else acc[:, : self.n]
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from cimforge.config import Config
-from golden.numerics import as_dict, positive_int
+from cimforge.golden.numerics import as_dict, positive_int
 
 __all__ = ["WRITE", "APPEND", "SCORES", "WEIGHTED", "OPS", "DcimSpec", "DcimCommand",
            "DcimModel", "DcimTiming", "DcimSchedule", "bit_serial"]
@@ -174,7 +174,7 @@ class DcimSchedule:
 
 @dataclass(frozen=True)
 class DcimTiming:
-    """Cycle model of the macro (cycles as in :mod:`verif.streams`).
+    """Cycle model of the macro (cycles as in :mod:`cimforge.verif.streams`).
 
     * ``i_stream.ready`` in a cycle when no compute is applying its bits, or the one that is
       applies its last bit; and fewer than two computes are in flight (accepted, result not

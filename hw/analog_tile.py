@@ -1,5 +1,5 @@
 """The analog tile unit: word-line/DAC driver, ADC controllers, shift-add reduction and
-calibration around the crossbar shell (the RTL of :mod:`golden.analog_tile`)."""
+calibration around the crossbar shell (the RTL of :mod:`cimforge.golden.analog_tile`)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,29 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.config import digit_bits
-from golden.analog_tile import (
-    ADC_EXP_LIMIT,
+from cimforge.golden.analog_tile import (
     CSR_ADDR_BITS,
     CSR_DATA_BITS,
-    EXP_BITS,
-    OFFSET_TRIM_BITS,
     REGISTERS,
-    SCALE_BITS,
-    SCALE_FRAC_BITS,
     AnalogTileSpec,
     AnalogTileTiming,
 )
-from hw.crossbar_shell import shell_signature
-from hw.numerics import digit_shift, limit, round_shift, select, tree_sum
+from cimforge.golden.cim import (
+    ADC_EXP_LIMIT,
+    OFFSET_TRIM_BITS,
+    RANGE_EXP_BITS,
+    SCALE_BITS,
+    SCALE_FRAC_BITS,
+)
+from cimforge.hw.crossbar_shell import shell_signature
+from cimforge.hw.numerics import digit_shift, limit, round_shift, select, tree_sum
 
 __all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
 
 
 def csr_signature() -> wiring.Signature:
     """Register write port, from the writer's side: ``data`` goes to ``addr`` in a cycle with
-    ``we`` high (see :data:`golden.analog_tile.REGISTERS`)."""
+    ``we`` high (see :data:`cimforge.golden.analog_tile.REGISTERS`)."""
     return wiring.Signature({
         "addr": Out(CSR_ADDR_BITS),
         "data": Out(CSR_DATA_BITS),
@@ -61,10 +63,10 @@ class AnalogTile(wiring.Component):
     input_digits`) to one row group at a time; each read is sampled by the shell, converted
     column by column by the ADCs of every column tile, and the codes are shifted, signed and
     summed into one accumulator per output channel (the beat order of
-    :mod:`golden.analog_tile`); the sum is scaled by the column tile's drift-compensation
+    :mod:`cimforge.golden.analog_tile`); the sum is scaled by the column tile's drift-compensation
     register, rounded and saturated as the config says, and offered on ``o_stream``.
 
-    Timing: exactly :class:`golden.analog_tile.AnalogTileTiming` -- one read per
+    Timing: exactly :class:`cimforge.golden.analog_tile.AnalogTileTiming` -- one read per
     ``read_cycles`` cycles at full rate, with no gap between vectors; a result
     ``AnalogTileTiming.result_latency`` (``read_cycles + TAIL``) cycles after its vector's last
     read issues.
@@ -117,7 +119,7 @@ class AnalogTile(wiring.Component):
         one = 1 << SCALE_FRAC_BITS
         gain = [Signal(SCALE_BITS, name=f"gain{c}", init=one) for c in range(spec.col_tiles)]
         drift = [Signal(SCALE_BITS, name=f"drift{c}", init=one) for c in range(spec.col_tiles)]
-        rexp = [Signal(signed(EXP_BITS), name=f"range{k}") for k in range(S)]
+        rexp = [Signal(signed(RANGE_EXP_BITS), name=f"range{k}") for k in range(S)]
         arrays = [("gain", gain), ("drift", drift), ("range", rexp)]
         adcs = spec.col_tiles * spec.adcs_per_tile
         if spec.adc_kind == "sar":

@@ -8,9 +8,9 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.analog_tile import AnalogTileSpec
-from hw.analog_tile import AnalogTile, csr_signature, input_layout, result_layout
-from hw.crossbar_shell import CrossbarModel, shell_signature
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.hw.analog_tile import AnalogTile, csr_signature, input_layout, result_layout
+from cimforge.hw.crossbar_shell import CrossbarModel, shell_signature
 
 __all__ = ["AnalogTileSim"]
 
@@ -19,14 +19,15 @@ PROBED = ("wl", "sample", "gain", "range_exp", "offset_trim")
 
 
 class AnalogTileSim(wiring.Component):
-    """:class:`hw.analog_tile.AnalogTile` wired to :class:`hw.crossbar_shell.CrossbarModel`.
+    """:class:`cimforge.hw.analog_tile.AnalogTile` wired to
+    :class:`cimforge.hw.crossbar_shell.CrossbarModel`.
 
     Members
     -------
     i_stream, o_stream, csr
-        As :class:`~hw.analog_tile.AnalogTile`.
+        As :class:`~cimforge.hw.analog_tile.AnalogTile`.
     a_value : In
-        The crossbar model's analog side (see :class:`~hw.crossbar_shell.CrossbarModel`).
+        The crossbar model's analog side (see :class:`~cimforge.hw.crossbar_shell.CrossbarModel`).
     probe_wl, probe_sample, probe_gain, probe_range_exp, probe_offset_trim (SAR) : Out
         Copies of the shell inputs of those names, for the adapter.
     """

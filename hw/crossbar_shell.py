@@ -19,7 +19,7 @@ Pins (``Out``: driven by the digital tile):
     The bank and the column (within each ADC's ``cols_per_adc``) the ADCs convert this cycle.
 ``gain`` : Out, ``col_tiles`` x 16, unsigned 4.12
     ADC gain trim (reference scaling) of each column tile.
-``range_exp`` : Out, ``weight_slices`` x ``EXP_BITS``, signed
+``range_exp`` : Out, ``weight_slices`` x ``RANGE_EXP_BITS``, signed
     ADC range of each weight slice: the LSB is ``2^e`` conductance levels.
 ``trial`` : Out, ``col_tiles * adcs_per_tile`` x ``adc_bits`` (SAR only)
     Trial code of every SAR ADC's capacitive DAC this cycle.
@@ -35,7 +35,7 @@ banks hold, per column, what the ADC makes of the sampled value -- the final cod
 comparator decides ``code >= trial``, which is exactly the analog comparison for every trial a
 binary search makes) or the thermometer word (flash) -- loaded from its ``a_value`` port in a
 sample cycle. The analog adapter of the bench computes ``a_value`` with the golden crossbar
-model (:mod:`golden.cim`), read by read.
+model (:mod:`cimforge.golden.cim`), read by read.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.analog_tile import EXP_BITS, OFFSET_TRIM_BITS, SCALE_BITS, AnalogTileSpec
-from hw.numerics import select
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.golden.cim import OFFSET_TRIM_BITS, RANGE_EXP_BITS, SCALE_BITS
+from cimforge.hw.numerics import select
 
 __all__ = ["shell_signature", "analog_value_bits", "blackbox_verilog", "CrossbarModel"]
 
@@ -66,7 +67,7 @@ def shell_signature(spec: AnalogTileSpec) -> wiring.Signature:
         "conv_bank": Out(1),
         "col_sel": Out(max(1, (spec.cols_per_adc - 1).bit_length())),
         "gain": Out(data.ArrayLayout(unsigned(SCALE_BITS), spec.col_tiles)),
-        "range_exp": Out(data.ArrayLayout(signed(EXP_BITS), spec.weight_slices)),
+        "range_exp": Out(data.ArrayLayout(signed(RANGE_EXP_BITS), spec.weight_slices)),
     }
     if spec.adc_kind == "sar":
         members["trial"] = Out(data.ArrayLayout(unsigned(spec.adc_bits), adcs))

@@ -1,4 +1,4 @@
-"""SRAM digital-CIM macro (the RTL of :mod:`golden.dcim`)."""
+"""SRAM digital-CIM macro (the RTL of :mod:`cimforge.golden.dcim`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.dcim import APPEND, OPS, SCORES, WEIGHTED, WRITE, DcimSpec, DcimTiming
-from hw.numerics import tree_sum
+from cimforge.golden.dcim import APPEND, OPS, SCORES, WEIGHTED, WRITE, DcimSpec, DcimTiming
+from cimforge.hw.numerics import tree_sum
 
 __all__ = ["DigitalCim", "command_layout", "result_layout"]
 
@@ -43,7 +43,7 @@ class DigitalCim(wiring.Component):
     subtracted). Results are exact, sign-extended to ``acc_bits``, on ``o_stream`` through a
     two-entry buffer.
 
-    Timing: :class:`golden.dcim.DcimTiming` -- a write per cycle, a compute per ``bits``
+    Timing: :class:`cimforge.golden.dcim.DcimTiming` -- a write per cycle, a compute per ``bits``
     cycles, results ``bits + 2`` cycles after acceptance.
 
     Parameters

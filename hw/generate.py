@@ -32,22 +32,24 @@ from amaranth.lib import data, wiring
 from cimforge import __version__
 from cimforge.config import Config, ConfigError
 from cimforge.files import write_text_atomic
-from golden.analog_tile import AnalogTileSpec
-from golden.dcim import DcimSpec
-from golden.nonlinear_units import (
-    ActivationSpec,
-    LayerNormSpec,
-    RequantSpec,
-    SoftmaxSpec,
-    TokenQuantSpec,
-)
-from golden.shift_add import ShiftAddSpec
-from hw.analog_tile import AnalogTile
-from hw.analog_tile_sim import AnalogTileSim
-from hw.crossbar_shell import blackbox_verilog
-from hw.dcim import DigitalCim
-from hw.nonlinear import Activation, LayerNorm, Requantizer, Softmax, TokenQuantizer
-from hw.shift_add import ShiftAdd
+from cimforge.golden.activation import ActivationSpec
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.golden.dcim import DcimSpec
+from cimforge.golden.layernorm import LayerNormSpec
+from cimforge.golden.requant import RequantSpec
+from cimforge.golden.shift_add import ShiftAddSpec
+from cimforge.golden.softmax import SoftmaxSpec
+from cimforge.golden.token_quant import TokenQuantSpec
+from cimforge.hw.activation import Activation
+from cimforge.hw.analog_tile import AnalogTile
+from cimforge.hw.analog_tile_sim import AnalogTileSim
+from cimforge.hw.crossbar_shell import blackbox_verilog
+from cimforge.hw.dcim import DigitalCim
+from cimforge.hw.layernorm import LayerNorm
+from cimforge.hw.requant import Requantizer
+from cimforge.hw.shift_add import ShiftAdd
+from cimforge.hw.softmax import Softmax
+from cimforge.hw.token_quant import TokenQuantizer
 
 __all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
 
@@ -72,7 +74,7 @@ BLOCKS: dict[str, Block] = {
         make=lambda cfg: ShiftAdd(ShiftAddSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.latency,
-        bench="verif.benches.shift_add",
+        bench="cimforge.verif.benches.shift_add",
     ),
     # the analog tile unit: its synthesis top (the crossbar shell's pins as ports) and its
     # simulation top (the crossbar model in place of the hard macro)
@@ -88,14 +90,14 @@ BLOCKS: dict[str, Block] = {
         make=lambda cfg: DigitalCim(DcimSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.latency,
-        bench="verif.benches.dcim",
+        bench="cimforge.verif.benches.dcim",
     ),
     "analog_tile_sim": Block(
         name="analog_tile_sim",
         make=lambda cfg: AnalogTileSim(AnalogTileSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.result_latency,
-        bench="verif.benches.analog_tile",
+        bench="cimforge.verif.benches.analog_tile",
     ),
     # the CMOS non-linear units; latency: cycles from an item accepted to its result offered
     # (softmax and LayerNorm: from a full-length row's first value, into an idle unit)
@@ -104,35 +106,35 @@ BLOCKS: dict[str, Block] = {
         make=lambda cfg: Requantizer(RequantSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.latency,
-        bench="verif.benches.requant",
+        bench="cimforge.verif.benches.requant",
     ),
     "activation": Block(
         name="activation",
         make=lambda cfg: Activation(ActivationSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.latency,
-        bench="verif.benches.activation",
+        bench="cimforge.verif.benches.activation",
     ),
     "softmax": Block(
         name="softmax",
         make=lambda cfg: Softmax(SoftmaxSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.first_result_latency(c.spec.beats_max),
-        bench="verif.benches.softmax",
+        bench="cimforge.verif.benches.softmax",
     ),
     "layernorm": Block(
         name="layernorm",
         make=lambda cfg: LayerNorm(LayerNormSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.first_result_latency(),
-        bench="verif.benches.layernorm",
+        bench="cimforge.verif.benches.layernorm",
     ),
     "token_quant": Block(
         name="token_quant",
         make=lambda cfg: TokenQuantizer(TokenQuantSpec.from_config(cfg)),
         parameters=lambda c: c.spec.as_dict(),
         latency=lambda c: c.timing.first_result_latency(),
-        bench="verif.benches.token_quant",
+        bench="cimforge.verif.benches.token_quant",
     ),
 }
 

@@ -1,5 +1,5 @@
-"""Combinational steps shared by the blocks: the integer steps of :mod:`golden.numerics`, and
-multiplexing that simulates the same in every simulator."""
+"""Combinational steps shared by the blocks: the integer steps of :mod:`cimforge.golden.numerics`,
+and multiplexing that simulates the same in every simulator."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["digit_shift", "limit", "round_shift", "round_shift_var", "select", "
 
 def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
     """``value`` clamped (``saturate``) or wrapped to signed ``bits``, as a new signal
-    (:func:`golden.numerics.saturate` / :func:`golden.numerics.wrap`).
+    (:func:`cimforge.golden.numerics.saturate` / :func:`cimforge.golden.numerics.wrap`).
 
     Written as multiplexers, not ``m.If``: a conditional combinational block becomes an
     ``always @*`` in the generated Verilog, which Icarus does not evaluate at time 0, so a
@@ -25,7 +25,7 @@ def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
 
 
 def round_shift(m: Module, value, shift: int, mode: str, name: str) -> Signal:
-    """Signed ``value / 2^shift`` rounded by ``mode`` (:func:`golden.numerics.round_shift`:
+    """Signed ``value / 2^shift`` rounded by ``mode`` (:func:`cimforge.golden.numerics.round_shift`:
     ``floor``, ``half_up``, ``half_even``), as a new signal."""
     out = Signal(signed(len(value) - shift + 1), name=name)
     q = value >> shift
@@ -71,7 +71,8 @@ def digit_shift(digit, input_bits: int, dac_bits: int, digits: int):
 
 def round_shift_var(m: Module, value, shift, mode: str, name: str) -> Signal:
     """Signed ``value / 2^shift`` for an unsigned signal ``shift`` (0 passes ``value``
-    through), rounded by ``mode`` (:func:`golden.numerics.round_shift_var`), as a new signal."""
+    through), rounded by ``mode`` (:func:`cimforge.golden.numerics.round_shift_var`), as a new
+    signal."""
     out = Signal(signed(len(value) + 1), name=name)
     width = len(value)
     if 2 ** len(shift) - 1 > width:

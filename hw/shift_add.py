@@ -1,4 +1,4 @@
-"""Shift-add bit-slice reduction unit (the RTL of :mod:`golden.shift_add`)."""
+"""Shift-add bit-slice reduction unit (the RTL of :mod:`cimforge.golden.shift_add`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.shift_add import ShiftAddSpec, ShiftAddTiming
-from hw.numerics import digit_shift, limit
+from cimforge.golden.shift_add import ShiftAddSpec, ShiftAddTiming
+from cimforge.hw.numerics import digit_shift, limit
 
 __all__ = ["ShiftAdd", "beat_layout", "result_layout"]
 
@@ -36,7 +36,8 @@ class ShiftAdd(wiring.Component):
     Every accepted beat adds, per lane, ``(-1)^negative * code << (digit_shift(digit) + slice *
     bits_per_cell)`` to the lane's accumulator, saturating (or wrapping) to ``acc_bits`` after
     each beat; a beat with ``last`` set completes the sum, which is offered on ``o_stream``
-    and the accumulators restart from zero. Bit-exact with :func:`golden.shift_add.shift_add`.
+    and the accumulators restart from zero. Bit-exact with
+    :func:`cimforge.golden.shift_add.shift_add`.
 
     Pipeline (latency :attr:`latency` = 2 cycles from the accepted ``last`` beat to the result
     being offered; one beat per cycle): stage 1 registers the shifted, signed term -- the

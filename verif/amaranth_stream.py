@@ -1,6 +1,6 @@
 """Drive a stream-in, stream-out component in Amaranth's simulator with an idle/back-pressure
-pattern, recording every transfer's cycle (the same convention as :mod:`verif.streams`: cycle
-``n`` ends with the ``n + 1``-th clock edge)."""
+pattern, recording every transfer's cycle (the same convention as :mod:`cimforge.verif.streams`:
+cycle ``n`` ends with the ``n + 1``-th clock edge)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class StreamRun:
 
     def sink_ready(self, cycle: int) -> bool:
         return self.ready.get(cycle, True)
+
+    def assert_schedule(self, model) -> None:
+        """Every item accepted, and every result offered and taken, in the cycle the cycle
+        model's :class:`~cimforge.golden.stream_timing.Schedule` ``model`` predicts."""
+        assert model.accepted == self.accepted
+        assert model.offered == self.offered
+        assert model.taken == self.taken
 
 
 def run_stream(dut, items: list, n_results: int, *, idle: float = 0.0, stall: float = 0.0,

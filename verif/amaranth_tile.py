@@ -2,9 +2,9 @@
 checks as the cocotb bench, for fast unit tests and the simulator benchmark.
 
 Cycle ``c`` is the clock period after the ``c``-th tick of the testbench (the convention of
-:mod:`verif.streams`). In every cycle the testbench drives the register port and the streams,
-and -- in a cycle whose sample strobe is high -- checks the word-line drive against the read
-golden expects and loads the crossbar model with that read's values (the analog adapter).
+:mod:`cimforge.verif.streams`). In every cycle the testbench drives the register port and the
+streams, and -- in a cycle whose sample strobe is high -- checks the word-line drive against the
+read golden expects and loads the crossbar model with that read's values (the analog adapter).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
 
-from golden.analog_tile import Schedule
-from hw.analog_tile_sim import AnalogTileSim
-from verif.tile_case import TileCase, read_errors
+from cimforge.golden.analog_tile import Schedule
+from cimforge.hw.analog_tile_sim import AnalogTileSim
+from cimforge.verif.tile_case import TileCase, read_errors
 
 __all__ = ["TileRun", "run_tile"]
 

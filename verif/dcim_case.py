@@ -1,11 +1,11 @@
 """Command sequences for the digital-CIM macro's benches, and the golden results and cycles
-they must produce (:mod:`golden.dcim`)."""
+they must produce (:mod:`cimforge.golden.dcim`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from golden.dcim import APPEND, SCORES, WEIGHTED, WRITE, DcimCommand, DcimModel, DcimSpec
+from cimforge.golden.dcim import APPEND, SCORES, WEIGHTED, WRITE, DcimCommand, DcimModel, DcimSpec
 
 __all__ = ["attention_commands", "expected_results", "random_commands"]
 

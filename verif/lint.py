@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from verif.simulators import Simulator
+from cimforge.verif.simulators import Simulator
 
 __all__ = ["BUILD_WAIVERS", "LINT_WAIVERS", "build_args", "lint"]
 

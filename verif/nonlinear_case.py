@@ -1,12 +1,14 @@
 """Stimulus for the non-linear units' benches and tests, and the golden results it must
-produce (:mod:`golden.nonlinear_units`). Everything random takes a numpy Generator."""
+produce (the unit modules of :mod:`cimforge.golden`). Everything random takes a numpy Generator."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from golden.nonlinear import gelu_poly_params, gelu_table, layer_norm_params, multiplier
-from golden.nonlinear_units import RequantSpec, requant_item, softmax_rows
+from cimforge.config import MAX_SHIFT
+from cimforge.golden.nonlinear import gelu_poly_params, gelu_table, layer_norm_params, multiplier
+from cimforge.golden.requant import RequantSpec, requant_item
+from cimforge.golden.softmax import softmax_rows
 
 __all__ = ["requant_items", "requant_corners", "requant_linear_layer", "expected_requant",
            "softmax_case", "softmax_beats", "expected_softmax_beats", "activation_program",
@@ -18,7 +20,8 @@ def requant_items(spec: RequantSpec, rng, n):
     items = []
     for k in range(n):
         narrow = int(rng.integers(2))
-        exp = int(rng.integers(spec.max_exp + 1))
+        # one item in eight with an exponent the field holds beyond max_exp (saturating)
+        exp = int(rng.integers(spec.max_exp + 1 if k % 8 else spec.exp_field_max + 1))
         acc = int(rng.choice([lo, hi - 1, 0, -1])) if k % 7 == 0 else int(rng.integers(lo, hi))
         acc >>= int(rng.integers(0, spec.acc_bits))
         scale = float(rng.uniform(0.5, 2.0)) * 2.0 ** -float(rng.integers(-2, 40))
@@ -36,8 +39,11 @@ def requant_items(spec: RequantSpec, rng, n):
 
 
 def requant_corners(spec: RequantSpec) -> list[dict]:
-    """Extremes of every field: accumulator and bias limits, the largest exponent and
-    multiplier, shifts 0 and 63, residuals at their limits, both output widths."""
+    """Extremes of every field: accumulator and bias limits, the exponents 0, ``max_exp``
+    and beyond it up to the field's largest (where the shifted sum saturates), the largest
+    multiplier, shifts 0 and ``MAX_SHIFT``, residuals at their limits, both output widths;
+    and the exponent edge alone: large accumulators shifted by every exponent from
+    ``max_exp`` up, with unit multiplier and no shift."""
     amin, amax = -(1 << (spec.acc_bits - 1)), (1 << (spec.acc_bits - 1)) - 1
     bmin, bmax = -(1 << (spec.bias_bits - 1)), (1 << (spec.bias_bits - 1)) - 1
     rmin, rmax = -(1 << (spec.residual_bits - 1)), (1 << (spec.residual_bits - 1)) - 1
@@ -47,22 +53,27 @@ def requant_corners(spec: RequantSpec) -> list[dict]:
     for narrow in (0, 1):
         lo, hi = (nmin, nmax) if narrow else (rmin, rmax)
         for acc in (amin, amax, 0, -1, 1):
-            for exp in (0, spec.max_exp):
+            for exp in sorted({0, spec.max_exp, spec.max_exp + 1, spec.exp_field_max}
+                              & set(range(spec.exp_field_max + 1))):
                 for bias in (bmin, bmax, 0):
-                    for mult, shift in ((mmax, 63), (1, 0), (mmax, spec.mult_bits + 20),
+                    for mult, shift in ((mmax, MAX_SHIFT), (1, 0), (mmax, spec.mult_bits + 20),
                                         (1 << (spec.mult_bits - 1), spec.mult_bits)):
                         for res in (lo, hi, 0):
                             items.append({"acc": acc, "exp": exp, "bias": bias, "mult": mult,
                                           "shift": shift, "residual": res, "narrow": narrow})
+    for exp in range(spec.max_exp, spec.exp_field_max + 1):
+        for acc in (1 << (spec.acc_bits - 2), -(1 << (spec.acc_bits - 2)), amax, amin, 1):
+            items.append({"acc": acc, "exp": exp, "bias": 0, "mult": 1, "shift": 0,
+                          "residual": 0, "narrow": 0})
     return items
 
 
 def requant_linear_layer(spec: RequantSpec, rng: np.random.Generator, tokens: int,
                          channels: int, k: int = 64) -> list[dict]:
     """The requantiser's items for one linear layer (``x @ W + b`` with per-token exponents
-    and per-channel scales, as :class:`golden.int_model.IntOnlyEncoder` computes them),
+    and per-channel scales, as :class:`cimforge.golden.int_model.IntOnlyEncoder` computes them),
     alternately to the residual format with a residual and to int8."""
-    from golden.nonlinear import shared_shift_multipliers
+    from cimforge.golden.nonlinear import shared_shift_multipliers
 
     a = (1 << (spec.act_bits - 1)) - 1
     x = rng.integers(-a, a + 1, (tokens, k))

@@ -11,20 +11,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verif.lint import build_args
-from verif.simulators import Simulator
+from cimforge.files import locked
+from cimforge.verif.lint import build_args
+from cimforge.verif.simulators import Simulator
 
 __all__ = [
     "VERILATOR_BUILD_ARGS",
@@ -86,17 +84,6 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _build_key(sim: Simulator, verilog: Path, args: tuple[str, ...], waves: bool) -> str:
     h = hashlib.sha256()
     h.update(verilog.read_bytes())
@@ -121,7 +108,7 @@ def build_block(
     waves = _waves()
     build_dir = cache_root / sim.name / f"{block}-{_build_key(sim, verilog, args, waves)}"
     stamp = build_dir / "cimforge.built"
-    with _locked(build_dir.with_suffix(".lock")):
+    with locked(build_dir.with_suffix(".lock")):
         if stamp.exists():
             return build_dir, 0.0, True
         t0 = time.monotonic()
@@ -218,11 +205,12 @@ def run_bench(
     }
     t0 = time.monotonic()
     exit_error = None
+    bench = manifest["blocks"][block].get("bench") or f"cimforge.verif.benches.{block}"
     with sim.environment(env):
         runner = get_runner(sim.name)
         try:
             runner.test(
-                test_module=manifest["blocks"][block].get("bench") or f"verif.benches.{block}",
+                test_module=bench,
                 hdl_toplevel=manifest["blocks"][block]["top"],
                 hdl_toplevel_lang="verilog",
                 build_dir=build_dir,

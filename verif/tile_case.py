@@ -2,8 +2,8 @@
 input batch: the register writes, the read sequence (word-line drives to expect, the analog
 adapter's values to load), the expected results and the cycle model.
 
-Two :class:`golden.cim.CimMatrix` objects are programmed from the same config, seed and key:
-one gives the per-read values the analog adapter loads into the crossbar model (its
+Two :class:`cimforge.golden.cim.CimMatrix` objects are programmed from the same config, seed and
+key: one gives the per-read values the analog adapter loads into the crossbar model (its
 ``convert``), the other the expected results (its ``matmul``) -- the same random draws, so a
 noisy run is still bit-exact, and the RTL never sees the golden results.
 """
@@ -15,15 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimforge.config import Config
-from golden.analog_tile import (
+from cimforge.golden.analog_tile import (
     CSR_DATA_BITS,
     REGISTERS,
-    SCALE_FRAC_BITS,
     AnalogTileSpec,
     AnalogTileTiming,
 )
-from golden.cim import CimMatrix
-from golden.shift_add import input_digits_of
+from cimforge.golden.cim import SCALE_FRAC_BITS, CimMatrix
+from cimforge.golden.shift_add import input_digits_of
 
 __all__ = ["TileCase", "random_matrix", "read_errors", "throughput_case", "EFFECTS"]
 

@@ -1,16 +1,16 @@
 """The bench every non-linear unit shares: stream its items through, check every result
 bit-exact against golden and every beat's acceptance, offer and take against the unit's
-cycle model (:mod:`golden.nonlinear_units`), and record the full-rate throughput."""
+cycle model (:mod:`cimforge.golden.stream_timing`), and record the full-rate throughput."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 
-from golden.nonlinear_units import Schedule
-from verif.records import write_record
-from verif.stream_bench import FLOW_PATTERNS, StreamBench
+from cimforge.golden.stream_timing import Schedule
+from cimforge.verif.records import write_record
+from cimforge.verif.stream_bench import FLOW_PATTERNS, StreamBench
 
 __all__ = ["PATTERNS", "UnitBench"]
 
@@ -22,7 +22,7 @@ class UnitBench(StreamBench):
     manifest's parameters with ``spec_cls``."""
 
     def __init__(self, dut, name: str, pattern: str, default_block: str, spec_cls):
-        super().__init__(dut, name, pattern, PATTERNS, default_block)
+        super().__init__(dut, name, pattern, default_block)
         self.spec = spec_cls(**self.block["parameters"])
 
     def set_inputs(self, **values: int) -> None:
@@ -48,13 +48,8 @@ class UnitBench(StreamBench):
         exercise the steady state, not short or odd-length rows)."""
         self.throughput = throughput
         self.source.send(self.in_codec.pack(**p) for p in payloads)
-        idle, stall = PATTERNS[self.pattern]
-        budget = int((2 * len(payloads) + 10 * latency + 50) / (1 - idle) / (1 - stall)) * 2
-        for _ in range(budget):
-            await RisingEdge(self.dut.clk)
-            if len(self.sink.received) >= len(expected) and not self.source.queue:
-                break
-        await ClockCycles(self.dut.clk, latency + 4)  # anything extra shows now
+        await self.drain(len(expected), self.budget(len(payloads), 2, 10 * latency + 50),
+                         latency + 4)
         if before_check is not None:  # a bench's own checks (e.g. of probes)
             before_check()
         self.check(expected, schedule)

@@ -18,47 +18,50 @@ from cimforge.config import KNOWN_MODELS, load_config
 from cimforge.errors import CliError
 from cimforge.files import atomic_write
 
-__all__ = ["add_parser", "run", "MODES", "MODELS", "read_sentences", "write_npy_atomic"]
+__all__ = ["add_parser", "run", "MODES", "MODELS", "load_model", "read_sentences",
+           "write_npy_atomic"]
 
 # Models the embed command can load; each name is a key of cimforge.config.KNOWN_MODELS.
 MODELS = ("minilm",)
 
 
-def _load(model: str):
-    from golden.float_model import ModelFormatError, load_minilm
+def load_model(model: str):
+    """The model named ``model`` (a name of :data:`MODELS`); a load failure is a CliError."""
+    from cimforge.golden.float_model import ModelFormatError, load_minilm
+    from cimforge.model_files import ModelFilesError
 
     try:
         return load_minilm()
-    except (ModelFormatError, OSError, ImportError) as e:
+    except (ModelFormatError, ModelFilesError, OSError, ImportError) as e:
         raise CliError(f"cannot load model {model!r}: {e}") from None
 
 
 def _embed_float(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
     """float32 reference model (golden/float_model.py)."""
-    return _load(model).embed(sentences, batch_size=batch_size)
+    return load_model(model).embed(sentences, batch_size=batch_size)
 
 
 def _embed_int(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
     """Every linear layer as an exact int8 matmul (golden/quant.py)."""
-    from golden.quant import IntLinear
+    from cimforge.golden.quant import IntLinear
 
-    return _load(model).with_linear(IntLinear(cfg)).embed(sentences, batch_size=batch_size)
+    return load_model(model).with_linear(IntLinear(cfg)).embed(sentences, batch_size=batch_size)
 
 
 def _embed_cim(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
     """Every linear layer through the analog crossbar model (golden/cim.py)."""
-    from golden.quant import CimLinear
+    from cimforge.golden.quant import CimLinear
 
-    return _load(model).with_linear(CimLinear(cfg)).embed(sentences, batch_size=batch_size)
+    return load_model(model).with_linear(CimLinear(cfg)).embed(sentences, batch_size=batch_size)
 
 
 def _embed_int_only(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
     """Every operation through the golden integer units (golden/int_model.py), with scales
     calibrated on the packaged reference sentences."""
     from cimforge.data import reference_sentences
-    from golden.int_model import IntOnlyEncoder, calibrate
+    from cimforge.golden.int_model import IntOnlyEncoder, calibrate
 
-    enc = _load(model)
+    enc = load_model(model)
     ranges = calibrate(enc, reference_sentences(), batch_size=batch_size)
     try:
         int_model = IntOnlyEncoder(enc, cfg, ranges)

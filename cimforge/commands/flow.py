@@ -32,6 +32,11 @@ def add_parser(sub):
         "package, and Icarus when installed)",
     )
     p.add_argument(
+        "--build-cache", type=Path, default=None, metavar="DIR",
+        help="where simulator builds are kept and reused (default: OUT/sim-build); a build "
+        "is keyed by its Verilog's content and the simulator, so flows of one design share it",
+    )
+    p.add_argument(
         "--seed", type=int, default=None,
         help="random seed of the benches (default: the config's seed; "
         "COCOTB_RANDOM_SEED overrides both)",
@@ -44,7 +49,7 @@ def _progress(msg: str) -> None:
 
 
 def _simulators(choice: str):
-    from verif.simulators import SimulatorNotFound, available_simulators, find_simulator
+    from cimforge.verif.simulators import SimulatorNotFound, available_simulators, find_simulator
 
     try:
         if choice == "all":
@@ -74,8 +79,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args) -> int:
-    from hw.generate import generate
-    from verif.runner import BenchFailure, build_block, run_bench
+    from cimforge.hw.generate import generate
+    from cimforge.verif.runner import BenchFailure, build_block, run_bench
 
     cfg = load_config(args.config)
     sims = _simulators(args.sim)
@@ -87,6 +92,7 @@ def run(args) -> int:
         except ValueError:
             raise CliError(f"COCOTB_RANDOM_SEED={env_seed!r}: must be an integer") from None
     out: Path = args.out
+    build_cache: Path = args.build_cache or out / "sim-build"
     rtl = out / "rtl"
     t0 = time.monotonic()
     _progress(f"[generate] config {cfg.name} -> {rtl}")
@@ -102,13 +108,13 @@ def run(args) -> int:
             try:
                 _progress(f"{tag} building with {sim.describe()} ...")
                 _, seconds, cached = build_block(rtl / "manifest.json", block, sim,
-                                                 out / "sim-build")
+                                                 build_cache)
                 _progress(f"{tag} built in {seconds:.1f} s" if not cached
                           else f"{tag} build up to date")
                 _progress(f"{tag} running the bench (seed {seed}) ...")
                 res = run_bench(rtl / "manifest.json", block, sim,
                                 work_dir=out / "sim" / sim.name / block,
-                                cache_root=out / "sim-build", seed=seed, check=False)
+                                cache_root=build_cache, seed=seed, check=False)
             except BenchFailure as e:  # the build itself failed
                 _progress(f"{tag} FAILED to build:\n{e}")
                 rows.append({"block": block, "simulator": sim.name,

@@ -28,7 +28,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from hw.generate import generate
+    from cimforge.hw.generate import generate
 
     cfg = load_config(args.config)
     manifest = generate(cfg, args.out, source=str(args.config))

@@ -72,7 +72,7 @@ def _table(p: dict) -> str:
 
 
 def run(args) -> int:
-    from golden.workload import profile
+    from cimforge.golden.workload import profile
 
     model = KNOWN_MODELS[args.model]
     seq = model.seq_len if args.seq is None else args.seq

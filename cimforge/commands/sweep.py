@@ -164,10 +164,11 @@ def run(args) -> int:
                        "exist: create it first")
     sentences = _sentences(args.input)
 
-    from golden.float_model import l2_normalize, load_minilm
-    from golden.quant import CimLinear
+    from cimforge.commands.embed import load_model
+    from cimforge.golden.float_model import l2_normalize
+    from cimforge.golden.quant import CimLinear
 
-    encoder = load_minilm()
+    encoder = load_model("minilm")
     ref = encoder.embed(sentences, batch_size=args.batch_size)
     progress = _Progress(len(points))
     progress.step(0, "float reference done")

@@ -9,6 +9,7 @@ from cimforge.cli import main
 from cimforge.config import load_config
 
 ROOT_CONFIG = "configs/tiny.toml"
+BUILD_CACHE = Path(__file__).resolve().parents[2] / "build" / "pytest-sim" / "builds"
 
 
 def test_generate_writes_verilog_and_manifest(tmp_path, capsys, monkeypatch):
@@ -52,7 +53,9 @@ def test_generate_refuses_bad_hardware_and_leaves_nothing(tmp_path, capsys, text
 
 def test_flow_passes_and_reports(tmp_path, capsys):
     out = tmp_path / "flow"
-    assert main(["flow", "--out", str(out)]) == 0
+    # the cocotb tests' build cache: the same design builds once (CI's `cimforge flow` and
+    # those tests build from scratch)
+    assert main(["flow", "--out", str(out), "--build-cache", str(BUILD_CACHE)]) == 0
     captured = capsys.readouterr()
     assert "PASS" in captured.out and "[shift_add / verilator]" in captured.err
     report = json.loads((out / "report.json").read_text())

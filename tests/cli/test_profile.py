@@ -11,7 +11,7 @@ import pytest
 from cimforge.cli import main
 from cimforge.commands.profile import human
 from cimforge.config import KNOWN_MODELS
-from golden.workload import profile
+from cimforge.golden.workload import profile
 
 
 def test_json_is_one_object_with_the_profile(capsys):

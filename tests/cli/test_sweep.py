@@ -29,8 +29,8 @@ def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     assert means[0] != means[1]  # another seed, other draws
     assert all(0.5 < m <= 1.0 and float(f[4]) <= m for m, f in zip(means, fields))
     # the point is what the model gives for that config, computed here independently
-    from golden.float_model import l2_normalize, load_minilm
-    from golden.quant import CimLinear
+    from cimforge.golden.float_model import l2_normalize, load_minilm
+    from cimforge.golden.quant import CimLinear
 
     enc = load_minilm()
     cfg = dataclasses.replace(load_config("minilm-pcm"), seed=1)

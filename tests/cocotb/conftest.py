@@ -4,14 +4,14 @@ private work directory per test id."""
 
 from __future__ import annotations
 
-import fcntl
 from pathlib import Path
 
 import pytest
 
 from cimforge.config import load_config
-from hw.generate import generate
-from verif.simulators import SimulatorNotFound, find_simulator
+from cimforge.files import locked
+from cimforge.hw.generate import generate
+from cimforge.verif.simulators import SimulatorNotFound, find_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "pytest-sim"
@@ -22,8 +22,7 @@ def generated(config: str) -> Path:
     cfg = load_config(config)
     out = CACHE / "designs" / f"{cfg.name}-{cfg.digest()[:12]}"
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out / ".lock"):
         manifest = out / "manifest.json"
         # always regenerate: it is cheap, and keeps the design current with hw/ edits; the
         # simulator build is cached by the Verilog's content hash, so it still builds once
@@ -71,3 +70,23 @@ def work_dir(request, simulator) -> Path:
 @pytest.fixture(scope="session")
 def cache_root() -> Path:
     return CACHE / "builds"
+
+
+@pytest.fixture(scope="session")
+def check_unit_bench():
+    """The checks of a non-linear unit's bench run: at least ``min_tests`` tests, every record
+    clean, full-rate cycles as predicted (returns the full-rate records); with
+    ``full_rate=True`` also one result per cycle once streaming."""
+
+    def check(result, min_tests: int, full_rate: bool = False) -> list[dict]:
+        names = {t.name for t in result.tests}
+        assert len(result.tests) >= min_tests, names
+        assert result.records and all(r["errors"] == 0 for r in result.records)
+        full = [r for r in result.records if r["predicted_cycles"] is not None]
+        assert full and all(r["cycles"] == r["predicted_cycles"] for r in full)
+        if full_rate:
+            rates = [r["utilisation"] for r in full if r["utilisation"] is not None]
+            assert rates and all(r == 1.0 for r in rates)
+        return full
+
+    return check

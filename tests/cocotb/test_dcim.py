@@ -1,6 +1,6 @@
 """Digital-CIM macro: the cocotb bench on the generated Verilog, in Verilator and Icarus."""
 
-from verif.runner import run_bench
+from cimforge.verif.runner import run_bench
 
 
 def test_dcim_bench(tiny_manifest, simulator, work_dir, cache_root):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from golden.float_model import load_minilm
+from cimforge.golden.float_model import load_minilm
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

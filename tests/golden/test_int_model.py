@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
-from golden.float_model import PROBE_POINTS
-from golden.int_model import IntOnlyEncoder, calibrate
+from cimforge.golden.float_model import PROBE_POINTS
+from cimforge.golden.int_model import IntOnlyEncoder, calibrate
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

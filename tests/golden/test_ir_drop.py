@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from golden.ir_drop import transfer_exact, transfer_ladders
+from cimforge.golden.ir_drop import transfer_exact, transfer_ladders
 
 
 def kcl_column_currents(g_us, r_wire, v):

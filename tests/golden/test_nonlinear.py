@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from golden.float_model import gelu_erf
-from golden.float_model import layer_norm as float_layer_norm
-from golden.nonlinear import (
+from cimforge.golden.float_model import gelu_erf
+from cimforge.golden.float_model import layer_norm as float_layer_norm
+from cimforge.golden.nonlinear import (
     NonlinearSpec,
     causal_mask,
     exp2_frac,
@@ -282,7 +282,7 @@ def test_gelu_poly_refuses_constants_too_wide():
 
 @pytest.mark.parametrize("mode", ["half_even", "half_up", "floor"])
 def test_round_shift_var_is_round_shift_per_element(mode):
-    from golden.numerics import round_shift, round_shift_var
+    from cimforge.golden.numerics import round_shift, round_shift_var
 
     rng = np.random.default_rng(SEED)
     x = rng.integers(-(1 << 40), 1 << 40, 5000)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
-from golden.quant import CimLinear, IntLinear, quantize, quantize_weight
+from cimforge.golden.quant import CimLinear, IntLinear, quantize, quantize_weight
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cimforge.config import load_config
-from golden.shift_add import (
+from cimforge.golden.shift_add import (
     Beats,
     ShiftAddSpec,
     dot_product_beats,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cimforge.config import KNOWN_MODELS, ModelConfig
-from golden.workload import linear_weights_per_layer, profile
+from cimforge.golden.workload import linear_weights_per_layer, profile
 
 KEYS = {
     "model",

@@ -9,10 +9,10 @@ import pytest
 from amaranth.hdl import Fragment
 
 from cimforge.config import load_config
-from golden.analog_tile import AnalogTileSpec
-from hw.analog_tile import AnalogTile
-from verif.amaranth_tile import run_tile
-from verif.tile_case import EFFECTS, TileCase, random_matrix
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.hw.analog_tile import AnalogTile
+from cimforge.verif.amaranth_tile import run_tile
+from cimforge.verif.tile_case import EFFECTS, TileCase, random_matrix
 
 TINY = load_config("tiny")
 ALL_EFFECTS = EFFECTS
@@ -118,17 +118,25 @@ def test_full_rate_utilisation():
     assert len(run.samples) == 6 * spec.reads_per_vector
 
 
-def test_range_registers_are_clamped_on_write():
+@pytest.mark.parametrize("written, stored", [
+    ([20, -20 & 0xFFFF, 5, -3 & 0xFFFF], [8, -8, 5, -3]),  # clamped to +-ADC_EXP_LIMIT
+    # docs/hw-analog-tile.md: the word is read as signed 16-bit, then clamped, then kept in
+    # 5 bits, so 0x1F (-1 in 5 bits) is +31 and stores +8
+    ([0x1F, 0xFFFF, 0x8000, 0x0003], [8, -1, -8, 3]),
+])
+def test_range_registers_are_clamped_on_write(written, stored):
     from amaranth.sim import Simulator
 
-    from golden.analog_tile import ADC_EXP_LIMIT, REGISTERS
-    from hw.analog_tile_sim import AnalogTileSim
+    from cimforge.golden.analog_tile import REGISTERS
+    from cimforge.golden.cim import ADC_EXP_LIMIT
+    from cimforge.hw.analog_tile_sim import AnalogTileSim
 
     dut = AnalogTileSim(AnalogTileSpec.from_config(TINY))
+    assert len(written) <= dut.spec.weight_slices and max(map(abs, stored)) <= ADC_EXP_LIMIT
     seen = []
 
     async def bench(ctx):
-        for k, value in enumerate([20, -20 & 0xFFFF, 5, -3 & 0xFFFF]):
+        for k, value in enumerate(written):
             ctx.set(dut.csr.addr, REGISTERS["range"] + k)
             ctx.set(dut.csr.data, value)
             ctx.set(dut.csr.we, 1)
@@ -141,4 +149,4 @@ def test_range_registers_are_clamped_on_write():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == [ADC_EXP_LIMIT, -ADC_EXP_LIMIT, 5, -3]
+    assert seen[:len(stored)] == stored

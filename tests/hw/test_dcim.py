@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
-from golden.dcim import SCORES, DcimCommand, DcimSpec, DcimTiming, bit_serial
-from hw.dcim import DigitalCim
-from verif.amaranth_stream import run_stream
-from verif.dcim_case import attention_commands, expected_results, random_commands
+from cimforge.golden.dcim import SCORES, DcimCommand, DcimSpec, DcimTiming, bit_serial
+from cimforge.hw.dcim import DigitalCim
+from cimforge.verif.amaranth_stream import run_stream
+from cimforge.verif.dcim_case import attention_commands, expected_results, random_commands
 
 TINY = DcimSpec.from_config(load_config("tiny"))
 

@@ -9,8 +9,14 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-from golden.shift_add import Beats, ShiftAddSpec, ShiftAddTiming, dot_product_beats, shift_add
-from hw.shift_add import ShiftAdd
+from cimforge.golden.shift_add import (
+    Beats,
+    ShiftAddSpec,
+    ShiftAddTiming,
+    dot_product_beats,
+    shift_add,
+)
+from cimforge.hw.shift_add import ShiftAdd
 
 
 def small_spec(**kw):

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from cimforge.config import load_config
-from hw.generate import BLOCKS, generate
-from verif.lint import BUILD_WAIVERS, LINT_WAIVERS, lint
-from verif.simulators import find_verilator
+from cimforge.hw.generate import BLOCKS, generate
+from cimforge.verif.lint import BUILD_WAIVERS, LINT_WAIVERS, lint
+from cimforge.verif.simulators import find_verilator
 
 DESIGNS = Path(__file__).resolve().parents[1] / "data" / "configs"
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-import verif.simulators as sims
+import cimforge.verif.simulators as sims
 from cimforge.cli import main
 
 

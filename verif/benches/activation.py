@@ -1,6 +1,6 @@
-"""cocotb bench of the activation unit (``hw/nonlinear.py``, :class:`Activation`): every
+"""cocotb bench of the activation unit (``hw/activation.py``, :class:`Activation`): every
 input code (exhaustive: the unit's input is at most 16 bits), at two input ranges, under the
-flow patterns, bit- and cycle-exact against :mod:`golden.nonlinear_units`. The table (or the
+flow patterns, bit- and cycle-exact against :mod:`cimforge.golden.activation`. The table (or the
 polynomial's constants) is programmed through the unit's ports first."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 
-from golden.nonlinear_units import ActivationSpec, activation_items
-from verif.nonlinear_case import activation_program
-from verif.unit_bench import UnitBench
+from cimforge.golden.activation import ActivationSpec, activation_items
+from cimforge.verif.nonlinear_case import activation_program
+from cimforge.verif.unit_bench import UnitBench
 
 
 async def _exhaustive(dut, name: str, pattern: str, peak: float, tb=None) -> None:

@@ -1,14 +1,14 @@
 """cocotb bench of the analog tile unit (``hw/analog_tile.py`` in ``hw/analog_tile_sim.py``).
 
-Run through :func:`verif.runner.run_bench` (pytest: ``tests/cocotb/test_analog_tile.py``;
+Run through :func:`cimforge.verif.runner.run_bench` (pytest: ``tests/cocotb/test_analog_tile.py``;
 ``cimforge flow``). The design comes from the manifest named by ``CIMFORGE_MANIFEST``; the
-expected results, reads and cycles from golden (:class:`verif.tile_case.TileCase`).
+expected results, reads and cycles from golden (:class:`cimforge.verif.tile_case.TileCase`).
 
 Parts, all event-driven so that the simulator, not Python, sets the pace:
 
 * :meth:`TileTB.write_registers` writes golden's gain, drift, range and offset registers;
-* :class:`VectorSource` offers input vectors, idling a random number of cycles between them;
-* :class:`ResultSink` takes results, holding ``ready`` low with a probability per cycle;
+* the stream drivers every bench uses (:mod:`cimforge.verif.streams`) offer input vectors
+  and take results under a flow pattern;
 * :class:`AnalogAdapter` is the crossbar's analog side: in every cycle with the sample strobe
   up it checks the word-line drive, the ADC gains, ranges and offset trims against golden's
   read and loads the crossbar model with what golden's ADCs make of that read.
@@ -29,48 +29,33 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, First, ReadOnly, ReadWrite, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, ReadWrite, RisingEdge
 from cocotb.utils import get_sim_time
 
 from cimforge.config import config_from_dict
-from golden.analog_tile import AnalogTileSpec
-from hw.analog_tile_sim import PROBED
-from verif.payload import PayloadCodec
-from verif.records import write_record
-from verif.scoreboard import Scoreboard
-from verif.tile_case import EFFECTS, TileCase, random_matrix, read_errors, throughput_case
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.hw.analog_tile_sim import PROBED
+from cimforge.verif.payload import PayloadCodec
+from cimforge.verif.records import write_record
+from cimforge.verif.scoreboard import Scoreboard
+from cimforge.verif.streams import (
+    FLOW_PATTERNS,
+    PERIOD_PS,
+    CycleClock,
+    StreamSink,
+    StreamSource,
+)
+from cimforge.verif.tile_case import EFFECTS, TileCase, random_matrix, read_errors, throughput_case
 
-PERIOD_PS = 10_000
-PATTERNS = {  # name: (source idle probability per cycle, sink stall probability per cycle)
-    "full_rate": (0.0, 0.0),
-    "idle": (0.5, 0.0),
-    "backpressure": (0.0, 0.7),
-    "stalled_sink": (0.0, 0.995),  # results wait longer than a vector takes
-}
+TILE_PATTERNS = ("full_rate", "idle", "backpressure", "stalled_sink")
 THROUGHPUT_VECTORS = "CIMFORGE_TILE_VECTORS"  # vectors of the throughput test (default 4)
 THROUGHPUT_SEED = "CIMFORGE_TILE_SEED"  # its stimulus seed (default 0)
-
-
-class Clocked:
-    """Cycle numbers from simulation time: cycle ``c`` ends with the ``c + 1``-th rising
-    edge after :meth:`start` (the convention of :mod:`verif.streams`)."""
-
-    def __init__(self, dut):
-        self.dut = dut
-        self.t0 = 0
-
-    def start(self) -> None:
-        self.t0 = get_sim_time(unit="ps")
-
-    @property
-    def now(self) -> int:
-        return int(get_sim_time(unit="ps") - self.t0) // PERIOD_PS
 
 
 class AnalogAdapter:
     """The analog side of the crossbar shell, read by read."""
 
-    def __init__(self, dut, clock: Clocked, spec: AnalogTileSpec, board: Scoreboard,
+    def __init__(self, dut, clock: CycleClock, spec: AnalogTileSpec, board: Scoreboard,
                  block: dict):
         self.dut, self.clock, self.spec, self.board = dut, clock, spec, board
         self.case: TileCase | None = None
@@ -116,94 +101,6 @@ class AnalogAdapter:
             await RisingEdge(dut.clk)
 
 
-class VectorSource:
-    """Offers packed vectors on ``i_stream``; between vectors, idles a random number of cycles
-    (each cycle idle with probability ``idle``)."""
-
-    def __init__(self, dut, clock: Clocked, codec: PayloadCodec, idle: float, rng):
-        self.dut, self.clock, self.codec, self.idle, self.rng = dut, clock, codec, idle, rng
-        self.offered: list[int] = []
-        self.accepted: list[int] = []
-        dut.i_stream__valid.value = 0
-
-    async def send(self, vectors: list[list[int]]) -> None:
-        dut = self.dut
-        for vec in vectors:
-            gap = 0
-            while self.idle and self.rng.random() < self.idle:
-                gap += 1
-            if gap:
-                await ClockCycles(dut.clk, gap)
-            dut.i_stream__payload.value = self.codec.pack(data=vec)
-            dut.i_stream__valid.value = 1
-            self.offered.append(self.clock.now)
-            while True:
-                await ReadOnly()
-                if int(dut.i_stream__ready.value):
-                    break
-                await RisingEdge(dut.i_stream__ready)
-            self.accepted.append(self.clock.now)
-            await RisingEdge(dut.clk)
-            dut.i_stream__valid.value = 0
-
-
-class ResultSink:
-    """Takes results from ``o_stream``, ready low with probability ``stall`` in each cycle a
-    result is offered."""
-
-    def __init__(self, dut, clock: Clocked, codec: PayloadCodec, stall: float, rng,
-                 board: Scoreboard):
-        self.dut, self.clock, self.codec, self.stall, self.rng = dut, clock, codec, stall, rng
-        self.board = board
-        self.results: list[list[int]] = []
-        self.offered: list[int] = []
-        self.taken: list[int] = []
-        self.ready: dict[int, bool] = {}
-        self.done = Event()
-        self._expected = 0
-        dut.o_stream__ready.value = 0
-
-    def expect(self, n: int) -> None:
-        """Set :attr:`done` once ``n`` results have been taken."""
-        self._expected = n
-        self.done.clear()
-
-    async def run(self) -> None:
-        dut = self.dut
-        held = None
-        while True:
-            if not int(dut.o_stream__valid.value):
-                await RisingEdge(dut.o_stream__valid)
-            ready = not (self.stall and self.rng.random() < self.stall)
-            dut.o_stream__ready.value = int(ready)
-            await ReadOnly()
-            now = self.clock.now
-            if int(dut.o_stream__valid.value):
-                raw = dut.o_stream__payload.value
-                if not raw.is_resolvable:
-                    self.board.error(f"cycle {now}: result with unknown bits: {raw}")
-                    payload = -1
-                else:
-                    payload = int(raw)
-                if held is None:
-                    self.offered.append(now)
-                    held = payload
-                elif payload != held:
-                    self.board.error(f"cycle {now}: result changed while not taken")
-                self.ready[now] = ready
-                if ready:
-                    self.results.append(self.codec.unpack(payload)["data"] if payload >= 0
-                                        else None)
-                    self.taken.append(now)
-                    held = None
-                    if len(self.results) >= self._expected:
-                        self.done.set()
-            elif held is not None:
-                self.board.error(f"cycle {now}: valid dropped before the result was taken")
-                held = None
-            await RisingEdge(dut.clk)
-
-
 class TileTB:
     """Clock, reset, register writer, source, sink and analog adapter around one design."""
 
@@ -217,16 +114,15 @@ class TileTB:
             "config_name"])
         self.spec = AnalogTileSpec(**self.block["parameters"])
         self.pattern = pattern
-        idle, stall = PATTERNS[pattern]
+        self.idle, self.stall = FLOW_PATTERNS[pattern]
         self.board = Scoreboard(f"{name}[{pattern}]", dut._log)
-        self.clock = Clocked(dut)
-        pyrng = random.Random(self.seed)
-        self.source = VectorSource(dut, self.clock,
-                                   PayloadCodec.for_port(self.block, "i_stream__payload"),
-                                   idle, pyrng)
-        self.sink = ResultSink(dut, self.clock,
-                               PayloadCodec.for_port(self.block, "o_stream__payload"), stall,
-                               pyrng, self.board)
+        self.clock = CycleClock()
+        self.in_codec = PayloadCodec.for_port(self.block, "i_stream__payload")
+        self.out_codec = PayloadCodec.for_port(self.block, "o_stream__payload")
+        self.source = StreamSource(dut, "i_stream", self.clock, idle=self.idle,
+                                   rng=random.Random(f"{self.seed}-source"), rst=dut.rst)
+        self.sink = StreamSink(dut, "o_stream", self.clock, stall=self.stall,
+                               rng=random.Random(f"{self.seed}-sink"), rst=dut.rst)
         self.adapter = AnalogAdapter(dut, self.clock, self.spec, self.board, self.block)
 
     def config(self, effects: bool, offsets: float = 0.0):
@@ -262,13 +158,18 @@ class TileTB:
         dut.a_value.value = 0
         await self.reset()
         cocotb.start_soon(self.adapter.run())
-        cocotb.start_soon(self.sink.run())
+        self.source.start()
+        self.sink.start()
 
     async def reset(self) -> None:
+        """Two cycles of reset (the drivers drop what they had in flight)."""
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, 2)
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
+
+    def send(self, vectors) -> None:
+        self.source.send(self.in_codec.pack(data=v) for v in vectors.tolist())
 
     async def write_registers(self, case: TileCase) -> None:
         dut = self.dut
@@ -284,6 +185,10 @@ class TileTB:
         """Registers, then every vector; wait for every result (or a timeout); check."""
         import time
 
+        b = self.board
+        # a run starts with clean records: after a reset the drivers dropped theirs
+        b.compare("source records before the run", [], self.source.sent)
+        b.compare("sink records before the run", [], self.sink.received)
         start, start_ps = time.perf_counter(), get_sim_time(unit="ps")
         await self.write_registers(case)
         self.clock.start()
@@ -291,35 +196,36 @@ class TileTB:
         first_sample = len(self.adapter.samples)
         n = len(case.x)
         spec = self.spec
-        cocotb.start_soon(self.source.send(case.inputs.tolist()))
-        idle, stall = PATTERNS[self.pattern]
+        self.send(case.inputs)
         per_vector = spec.reads_per_vector * spec.read_cycles + 40
-        budget = int(n * per_vector / (1 - idle) / (1 - stall) * 3) + 500
-        self.sink.expect(n)
-        # a Timer, not ClockCycles: one callback, where ClockCycles would wake Python each cycle
-        await First(self.sink.done.wait(), Timer(budget * PERIOD_PS, unit="ps"))
+        budget = int(n * per_vector / (1 - self.idle) / (1 - self.stall) * 3) + 500
+        await self.sink.wait_for(n, budget)
         await ClockCycles(self.dut.clk, spec.read_cycles + 10)  # anything extra shows now
         self.wall_seconds = time.perf_counter() - start
         self.timed_cycles = int(get_sim_time(unit="ps") - start_ps) // PERIOD_PS
         self.check(case, self.adapter.samples[first_sample:])
 
     def check(self, case: TileCase, samples: list[int]) -> None:
-        b, src, sink = self.board, self.source, self.sink
+        b, sent, received = self.board, self.source.sent, self.sink.received
         n = len(case.x)
-        b.compare("results received", n, len(sink.results))
+        b.compare("results received", n, len(received))
         b.compare("reads sampled", len(case.drives), len(samples))
-        for v, (want, got) in enumerate(zip(case.expected.tolist(), sink.results)):
-            b.compare(f"result {v}", want, got)
+        for msg in self.sink.protocol_errors:
+            b.error(f"o_stream protocol: {msg}")
+        for v, (want, got) in enumerate(zip(case.expected.tolist(), received)):
+            if got.payload is not None:
+                b.compare(f"result {v}", want, self.out_codec.unpack(got.payload)["data"])
         try:
-            model = case.timing.schedule(src.offered, lambda c: sink.ready.get(c, True))
-            for name, got in (("accepted", src.accepted), ("offered", sink.offered),
-                              ("taken", sink.taken)):
+            model = case.timing.schedule([t.offered for t in sent], self.sink.ready_in)
+            for name, got in (("accepted", [t.taken for t in sent]),
+                              ("offered", [t.offered for t in received]),
+                              ("taken", [t.taken for t in received])):
                 b.compare(f"{name} cycles", getattr(model, name)[: len(got)], got)
         except ValueError as e:
-            b.error(f"accepted cycles {src.accepted} contradict the model: {e}")
+            b.error(f"accepted cycles {[t.taken for t in sent]} contradict the model: {e}")
         measured = predicted = utilisation = None
-        if sink.offered and src.accepted:
-            measured = sink.offered[-1] - src.accepted[0]
+        if received and sent:
+            measured = received[-1].offered - sent[0].taken
             if self.pattern == "full_rate":
                 predicted = case.timing.stream_cycles(n)
                 b.compare("cycles from first vector to last result", predicted, measured)
@@ -334,12 +240,6 @@ class TileTB:
             wall_seconds=getattr(self, "wall_seconds", None),
             timed_cycles=getattr(self, "timed_cycles", None),
         )
-        self.source.offered.clear()
-        self.source.accepted.clear()
-        sink.results.clear()
-        sink.offered.clear()
-        sink.taken.clear()
-        sink.ready.clear()
         b.assert_clean(f"test seed {self.seed}; rerun with "
                        f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
 
@@ -357,7 +257,7 @@ async def ideal_equals_integer_matmul(dut):
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(TILE_PATTERNS))
 async def all_effects(dut, pattern: str):
     """Programming noise, drift, 1/f and per-read noise, faults, IR drop, ADC offsets (trimmed
     for SAR), drift compensation: bit-exact against golden with the same seed, under each flow
@@ -389,14 +289,13 @@ async def reset_mid_vector(dut):
     the registers written again, is exact."""
     tb = TileTB(dut, "reset_mid_vector")
     await tb.start()
-    first = tb.case(2, effects=True)
+    first = tb.case(5, effects=True)
     await tb.write_registers(first)
     tb.adapter.serve(first)
-    cocotb.start_soon(tb.source.send(first.inputs.tolist()[:1]))
+    tb.send(first.inputs)  # more vectors than the input buffer holds: some wait
     await ClockCycles(dut.clk, tb.spec.reads_per_vector * tb.spec.read_cycles // 2)
-    await tb.reset()
-    tb.source.offered.clear()
-    tb.source.accepted.clear()
+    tb.board.compare("vectors queued or in flight at the reset", True, bool(tb.source.queue))
+    await tb.reset()  # the drivers drop what was in flight and start their records afresh
     await tb.run(tb.case(3, effects=True))
 
 

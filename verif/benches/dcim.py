@@ -1,31 +1,29 @@
 """cocotb bench of the SRAM digital-CIM macro (``hw/dcim.py``).
 
-Run through :func:`verif.runner.run_bench` (pytest: ``tests/cocotb/test_dcim.py``;
-``cimforge flow``). Commands go in through a :class:`~verif.streams.StreamSource`, results come
-out through a :class:`~verif.streams.StreamSink`; the scoreboard checks every result (values,
-``weighted``, ``tokens``) bit-exact against :class:`golden.dcim.DcimModel`, every command
-accepted and every result offered in the cycle :class:`golden.dcim.DcimTiming` predicts, and
-nothing left over. Seeds derive from ``cocotb.RANDOM_SEED``.
+Run through :func:`cimforge.verif.runner.run_bench` (pytest: ``tests/cocotb/test_dcim.py``;
+``cimforge flow``). Commands go in through a :class:`~cimforge.verif.streams.StreamSource`, results
+come out through a :class:`~cimforge.verif.streams.StreamSink`; the scoreboard checks every result
+(values, ``weighted``, ``tokens``) bit-exact against :class:`cimforge.golden.dcim.DcimModel`, every
+command accepted and every result offered in the cycle :class:`cimforge.golden.dcim.DcimTiming`
+predicts, and nothing left over. Seeds derive from ``cocotb.RANDOM_SEED``.
 """
 
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden.dcim import DcimCommand, DcimSpec, DcimTiming
-from verif.dcim_case import attention_commands, expected_results, random_commands
-from verif.records import write_record
-from verif.stream_bench import FLOW_PATTERNS, StreamBench
-
-PATTERNS = FLOW_PATTERNS
+from cimforge.golden.dcim import DcimCommand, DcimSpec, DcimTiming
+from cimforge.verif.dcim_case import attention_commands, expected_results, random_commands
+from cimforge.verif.records import write_record
+from cimforge.verif.stream_bench import StreamBench
+from cimforge.verif.streams import STREAM_PATTERNS
 
 
 class DcimTB(StreamBench):
     """Clock, reset, source, sink and golden model around one ``dcim`` instance."""
 
     def __init__(self, dut, name: str, pattern: str = "full_rate"):
-        super().__init__(dut, name, pattern, PATTERNS, "dcim")
+        super().__init__(dut, name, pattern, "dcim")
         self.spec = DcimSpec(**self.block["parameters"])
         self.timing = DcimTiming(self.spec)
 
@@ -34,13 +32,8 @@ class DcimTB(StreamBench):
         expected = expected_results(self.spec, commands)
         self.source.send(self.in_codec.pack(op=c.op, addr=c.addr, data=list(c.data))
                          for c in commands)
-        idle, stall = PATTERNS[self.pattern]
-        budget = int((len(commands) * self.spec.bits + 20) / (1 - idle) / (1 - stall)) * 3 + 100
-        for _ in range(budget):
-            await RisingEdge(self.dut.clk)
-            if len(self.sink.received) >= len(expected) and not self.source.queue:
-                break
-        await ClockCycles(self.dut.clk, self.timing.latency + 4)  # anything extra shows now
+        await self.drain(len(expected), self.budget(len(commands), self.spec.bits),
+                         self.timing.latency + 4)
         self.check(commands, expected)
 
     def check(self, commands: list[DcimCommand], expected: list[dict]) -> None:
@@ -70,7 +63,7 @@ class DcimTB(StreamBench):
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(STREAM_PATTERNS))
 async def attention(dut, pattern: str):
     """Keys appended token by token with a query after each (q . K^T over a growing, then
     wrapping, KV cache), values written by address and weighted sums (a . V)."""

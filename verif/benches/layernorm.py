@@ -1,7 +1,7 @@
-"""cocotb bench of the LayerNorm unit (``hw/nonlinear.py``, :class:`LayerNorm`): rows with
+"""cocotb bench of the LayerNorm unit (``hw/layernorm.py``, :class:`LayerNorm`): rows with
 corners (constant rows, extremes, an outlier channel) under four flow patterns, and a long
 full-rate stream (the throughput), bit- and cycle-exact against
-:mod:`golden.nonlinear_units`. gamma and beta are programmed through the unit's ports
+:mod:`cimforge.golden.layernorm`. gamma and beta are programmed through the unit's ports
 first."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 
-from golden.nonlinear_units import LayerNormSpec, layer_norm_rows
-from verif.nonlinear_case import ln_case
-from verif.unit_bench import PATTERNS, UnitBench
+from cimforge.golden.layernorm import LayerNormSpec, layer_norm_rows
+from cimforge.verif.nonlinear_case import ln_case
+from cimforge.verif.streams import STREAM_PATTERNS
+from cimforge.verif.unit_bench import UnitBench
 
 
 async def _run(dut, name: str, pattern: str, n_rows: int, throughput: bool = False,
@@ -33,7 +34,7 @@ async def _run(dut, name: str, pattern: str, n_rows: int, throughput: bool = Fal
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(STREAM_PATTERNS))
 async def rows(dut, pattern: str):
     """10 rows, every fifth of a corner kind."""
     await _run(dut, "rows", pattern, 10)

@@ -1,19 +1,20 @@
-"""cocotb bench of the requantiser (``hw/nonlinear.py``, :class:`Requantizer`): random items
+"""cocotb bench of the requantiser (``hw/requant.py``, :class:`Requantizer`): random items
 (every rounding and saturation path, token exponents, residuals) and corners, under four
-flow patterns, bit- and cycle-exact against :mod:`golden.nonlinear_units`."""
+flow patterns, bit- and cycle-exact against :mod:`cimforge.golden.requant`."""
 
 from __future__ import annotations
 
 import cocotb
 
-from golden.nonlinear_units import RequantSpec
-from verif.nonlinear_case import (
+from cimforge.golden.requant import RequantSpec
+from cimforge.verif.nonlinear_case import (
     expected_requant,
     requant_corners,
     requant_items,
     requant_linear_layer,
 )
-from verif.unit_bench import PATTERNS, UnitBench
+from cimforge.verif.streams import STREAM_PATTERNS
+from cimforge.verif.unit_bench import UnitBench
 
 
 async def _run(dut, name: str, pattern: str, make) -> None:
@@ -25,7 +26,7 @@ async def _run(dut, name: str, pattern: str, make) -> None:
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(STREAM_PATTERNS))
 async def random_items(dut, pattern: str):
     """400 random items: accumulators of every magnitude, exponents, multipliers, shifts."""
     await _run(dut, "random_items", pattern, lambda spec, rng: requant_items(spec, rng, 400))
@@ -33,7 +34,9 @@ async def random_items(dut, pattern: str):
 
 @cocotb.test()
 async def corners(dut):
-    """Extreme accumulators, biases and residuals; shift 0 and 63; both saturations."""
+    """Extreme accumulators, biases and residuals; shifts 0 and ``MAX_SHIFT``; exponents up
+    to the field's largest (the shifted sum saturating beyond ``max_exp``); both
+    saturations."""
     await _run(dut, "corners", "full_rate", lambda spec, rng: requant_corners(spec))
 
 

@@ -1,13 +1,13 @@
 """cocotb bench of the shift-add reduction unit (``hw/shift_add.py``).
 
-Run through :func:`verif.runner.run_bench` (pytest: ``tests/cocotb/test_shift_add.py``;
+Run through :func:`cimforge.verif.runner.run_bench` (pytest: ``tests/cocotb/test_shift_add.py``;
 ``cimforge flow``). The design and its parameters come from the generated manifest named by
-``CIMFORGE_MANIFEST``; the expected results and cycles from :mod:`golden.shift_add`.
+``CIMFORGE_MANIFEST``; the expected results and cycles from :mod:`cimforge.golden.shift_add`.
 
-Every test drives beats through a :class:`~verif.streams.StreamSource`, takes results with a
-:class:`~verif.streams.StreamSink`, then checks on a scoreboard: every result bit-exact, every
-result offered in the cycle :class:`~golden.shift_add.ShiftAddTiming` predicts, no protocol
-violation, nothing left over. Seeds derive from ``cocotb.RANDOM_SEED`` and are in every
+Every test drives beats through a :class:`~cimforge.verif.streams.StreamSource`, takes results with
+a :class:`~cimforge.verif.streams.StreamSink`, then checks on a scoreboard: every result bit-exact,
+every result offered in the cycle :class:`~cimforge.golden.shift_add.ShiftAddTiming` predicts, no
+protocol violation, nothing left over. Seeds derive from ``cocotb.RANDOM_SEED`` and are in every
 failure message.
 """
 
@@ -15,26 +15,25 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
-from golden.shift_add import Beats, ShiftAddSpec, ShiftAddTiming, dot_product_beats, shift_add
-from verif.records import write_record
-from verif.stream_bench import StreamBench
-
-PATTERNS = {
-    # name: (source idle probability, sink stall probability)
-    "full_rate": (0.0, 0.0),
-    "idle": (0.3, 0.0),
-    "backpressure": (0.0, 0.5),
-    "idle_backpressure": (0.3, 0.5),
-}
+from cimforge.golden.shift_add import (
+    Beats,
+    ShiftAddSpec,
+    ShiftAddTiming,
+    dot_product_beats,
+    shift_add,
+)
+from cimforge.verif.records import write_record
+from cimforge.verif.stream_bench import StreamBench
+from cimforge.verif.streams import STREAM_PATTERNS
 
 
 class ShiftAddTB(StreamBench):
     """Clock, reset, source, sink and golden model around one ``shift_add`` instance."""
 
     def __init__(self, dut, name: str, pattern: str = "full_rate"):
-        super().__init__(dut, name, pattern, PATTERNS, "shift_add")
+        super().__init__(dut, name, pattern, "shift_add")
         self.rows_per_read = self.config["tile"]["rows_per_read"]
         self.spec = ShiftAddSpec(**self.block["parameters"])
         self.timing = ShiftAddTiming()
@@ -56,14 +55,8 @@ class ShiftAddTB(StreamBench):
         """Send ``beats``, wait for every result (or a timeout), then check everything."""
         expected = shift_add(self.spec, beats)
         self.send(beats)
-        idle, stall = PATTERNS[self.pattern]
         # generous bound: every beat and result may wait on idle/stall cycles
-        budget = int((len(beats) + 4 * len(expected)) / (1 - idle) / (1 - stall)) * 3 + 100
-        for _ in range(budget):
-            await RisingEdge(self.dut.clk)
-            if len(self.sink.received) >= len(expected) and not self.source.queue:
-                break
-        await ClockCycles(self.dut.clk, 4)  # anything extra would show up now
+        await self.drain(len(expected), self.budget(len(beats) + 4 * len(expected), 1), 4)
         self.check(beats, expected)
 
     def check(self, beats: Beats, expected: np.ndarray) -> None:
@@ -151,7 +144,7 @@ def concat(*parts: Beats) -> Beats:
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(STREAM_PATTERNS))
 async def random_vectors(dut, pattern: str):
     """Random codes and tags, random vector lengths, under each flow-control pattern."""
     tb = ShiftAddTB(dut, "random_vectors", pattern)
@@ -232,14 +225,10 @@ async def reset_mid_vector(dut):
     """A reset in the middle of a vector clears the accumulators: what follows is exact."""
     tb = ShiftAddTB(dut, "reset_mid_vector")
     await tb.start()
-    partial = random_beats(tb.spec, tb.rng, vectors=10, max_len=1)
-    partial.last[:] = 0  # ten beats of an unfinished vector
+    partial = random_beats(tb.spec, tb.rng, vectors=30, max_len=1)
+    partial.last[:] = 0  # thirty beats of an unfinished vector
     tb.send(partial)
-    while tb.source.queue:
-        await RisingEdge(dut.clk)
-    await ClockCycles(dut.clk, 2)  # the last beat reaches the accumulators
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
-    tb.source.sent.clear()
+    await ClockCycles(dut.clk, 8)  # some beats reach the accumulators, some still queued
+    assert tb.source.queue, "the reset must find beats in flight"
+    await tb.reset()  # the drivers drop what was in flight and start their records afresh
     await tb.run(random_beats(tb.spec, tb.rng, vectors=5, max_len=8))

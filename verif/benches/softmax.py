@@ -1,8 +1,8 @@
-"""cocotb bench of the streaming softmax (``hw/nonlinear.py``, :class:`Softmax`): rows of
+"""cocotb bench of the streaming softmax (``hw/softmax.py``, :class:`Softmax`): rows of
 every length up to the maximum with corners (all equal, one dominant, extremes, masked
 lanes, causal prefixes), under four flow patterns, and back-to-back rows of the maximum
 length at full rate (the throughput), bit- and cycle-exact against
-:mod:`golden.nonlinear_units`."""
+:mod:`cimforge.golden.softmax`."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from golden.nonlinear import Multiplier, softmax, softmax_multiplier
-from golden.nonlinear_units import SoftmaxSpec
-from verif.nonlinear_case import expected_softmax_beats, softmax_beats, softmax_case
-from verif.payload import PayloadCodec
-from verif.unit_bench import PATTERNS, UnitBench
+from cimforge.golden.nonlinear import Multiplier, softmax, softmax_multiplier
+from cimforge.golden.softmax import SoftmaxSpec
+from cimforge.verif.nonlinear_case import expected_softmax_beats, softmax_beats, softmax_case
+from cimforge.verif.payload import PayloadCodec
+from cimforge.verif.streams import STREAM_PATTERNS
+from cimforge.verif.unit_bench import UnitBench
 
 
 class SoftmaxTB(UnitBench):
     """The unit bench plus a monitor of the exp values (``probe_exp``): every beat's exp
-    values must equal golden's (:class:`golden.nonlinear.SoftmaxTrace`), in order."""
+    values must equal golden's (:class:`cimforge.golden.nonlinear.SoftmaxTrace`), in order."""
 
     def __init__(self, dut, name: str, pattern: str):
         super().__init__(dut, name, pattern, "softmax", SoftmaxSpec)
@@ -31,11 +32,14 @@ class SoftmaxTB(UnitBench):
         cocotb.start_soon(self._watch())
 
     async def _watch(self) -> None:
+        valid = self.dut.probe_exp_valid
         while True:
-            await RisingEdge(self.dut.clk)
             await ReadOnly()
-            if int(self.dut.probe_exp_valid.value):
-                self.exps.append(self.exp_codec.unpack(int(self.dut.probe_exp.value))["data"])
+            if not int(valid.value):
+                await RisingEdge(valid)  # sleep until a beat's exp values are written
+                continue
+            self.exps.append(self.exp_codec.unpack(int(self.dut.probe_exp.value))["data"])
+            await RisingEdge(self.dut.clk)
 
     async def rows(self, scores, keeps, mult: int, shift: int, throughput: bool = False):
         spec = self.spec
@@ -71,7 +75,7 @@ async def _bench(dut, name: str, pattern: str) -> SoftmaxTB:
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(STREAM_PATTERNS))
 async def rows(dut, pattern: str):
     """60 rows of random lengths, every sixth of a corner kind."""
     tb = await _bench(dut, "rows", pattern)

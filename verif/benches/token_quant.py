@@ -1,16 +1,17 @@
-"""cocotb bench of the per-token scaling unit (``hw/nonlinear.py``, :class:`TokenQuantizer`):
+"""cocotb bench of the per-token scaling unit (``hw/token_quant.py``, :class:`TokenQuantizer`):
 rows of every magnitude (all-zero, the most negative value, rounding ties) under four flow
 patterns, every exponent boundary, and a long full-rate stream (the throughput), bit- and
-cycle-exact against :mod:`golden.nonlinear_units`."""
+cycle-exact against :mod:`cimforge.golden.token_quant`."""
 
 from __future__ import annotations
 
 import cocotb
 import numpy as np
 
-from golden.nonlinear_units import TokenQuantSpec, token_quant_rows
-from verif.nonlinear_case import token_rows
-from verif.unit_bench import PATTERNS, UnitBench
+from cimforge.golden.token_quant import TokenQuantSpec, token_quant_rows
+from cimforge.verif.nonlinear_case import token_rows
+from cimforge.verif.streams import STREAM_PATTERNS
+from cimforge.verif.unit_bench import UnitBench
 
 
 async def _run(dut, name: str, pattern: str, make, throughput: bool = False) -> None:
@@ -26,7 +27,7 @@ async def _run(dut, name: str, pattern: str, make, throughput: bool = False) -> 
 
 
 @cocotb.test()
-@cocotb.parametrize(pattern=list(PATTERNS))
+@cocotb.parametrize(pattern=list(STREAM_PATTERNS))
 async def rows(dut, pattern: str):
     """15 rows, every fifth of a corner kind."""
     await _run(dut, "rows", pattern, lambda spec, rng: token_rows(spec, rng, 15))

@@ -1,0 +1,18 @@
+"""The streaming softmax: the cocotb bench on the generated Verilog, in Verilator and
+Icarus, on ``tiny`` and on ``nonlinear-poly`` (tests/data/configs: the other methods)."""
+
+from cimforge.verif.runner import run_bench
+
+
+def test_softmax_bench(tiny_manifest, simulator, work_dir, cache_root, check_unit_bench):
+    result = run_bench(tiny_manifest, "softmax", simulator, work_dir=work_dir,
+                       cache_root=cache_root)
+    # one result per cycle once streaming (softmax and LayerNorm: rows of the maximum length)
+    check_unit_bench(result, 7, full_rate=True)
+
+
+def test_softmax_bench_other_methods(design_manifest, simulator, work_dir, cache_root,
+                                 check_unit_bench):
+    result = run_bench(design_manifest("nonlinear-poly"), "softmax", simulator,
+                       work_dir=work_dir, cache_root=cache_root)
+    check_unit_bench(result, 7)
