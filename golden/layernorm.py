@@ -115,14 +115,14 @@ def layer_norm_rows(spec: LayerNormSpec, rows: np.ndarray, gamma: np.ndarray, be
 class LayerNormTiming:
     """Cycle model of :class:`cimforge.hw.layernorm.LayerNorm`.
 
-    **Collect** takes a value per cycle into one of three row buffers, summing values and
-    squares; **statistics** takes finished rows in order: ``V = d S2 - S1^2`` (1 cycle), the
-    square root (:attr:`LayerNormSpec.sqrt_steps` cycles), then the reciprocal pipeline
-    (``2 + recip_steps`` stages, overlapping the next row); **output** reads a row whose
-    reciprocal is known, a value per cycle, through a three-stage stall pipeline
+    **Collect** takes a value per cycle into one of ``slots`` row buffers (default 3), summing
+    values and squares; **statistics** takes finished rows in order: ``V = d S2 - S1^2``
+    (1 cycle), the square root (:attr:`LayerNormSpec.sqrt_steps` cycles), then the
+    reciprocal pipeline (``2 + recip_steps`` stages, overlapping the next row); **output**
+    reads a row whose reciprocal is known, a value per cycle, through a three-stage stall pipeline
     (normalise; gamma and beta; output register). A row's first result comes
-    :meth:`first_result_latency` cycles after its first value; rows of at least
-    :attr:`full_rate_length` values stream at one value per cycle."""
+    :meth:`first_result_latency` cycles after its first value; with the default slots, rows
+    of at least :attr:`full_rate_length` values stream at one value per cycle."""
 
     OUT_DEPTH = 3
 
@@ -137,7 +137,11 @@ class LayerNormTiming:
     @property
     def full_rate_length(self) -> int:
         """Shortest row that streams at one value per cycle, back to back: the statistics
-        stage and the reciprocal must finish a row while the next is collected."""
+        stage and the reciprocal must finish a row while the next is collected. For the
+        default 3 slots (others raise ``ValueError``: ask :meth:`schedule`)."""
+        if self.spec.slots != 3:
+            raise ValueError(f"full_rate_length holds for 3 slots, not {self.spec.slots}: "
+                             "use schedule()")
         return self.spec.sqrt_steps + self.spec.recip_steps + 4
 
     @property

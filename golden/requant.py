@@ -16,13 +16,19 @@ __all__ = ["RequantSpec", "requant_item"]
 
 @dataclass(frozen=True)
 class RequantSpec:
-    """The requantiser: ``y = sat(sat(round(((acc << exp) + bias) * mult / 2^shift)) +
-    residual)``, saturated to ``act_bits`` when ``narrow`` else ``residual_bits``.
+    """The requantiser: ``y = sat(sat(round(sat_F((acc << exp) + bias) * mult / 2^shift)) +
+    residual)``, the outer two saturations to ``act_bits`` when ``narrow`` else
+    ``residual_bits``, ``sat_F`` to signed :attr:`full_bits`.
 
     ``acc`` is a signed ``acc_bits`` accumulator, ``exp`` the token's exponent (0 ..
-    ``max_exp``, see :func:`cimforge.golden.nonlinear.token_quantize`), ``bias`` signed ``acc_bits +
-    max_exp``, ``mult`` unsigned ``mult_bits``, ``shift`` 0 .. ``MAX_SHIFT``, ``residual`` signed
-    ``residual_bits`` (0 for a plain requantisation)."""
+    ``max_exp`` from :func:`cimforge.golden.nonlinear.token_quantize`; the field is
+    :attr:`exp_field_bits` wide and carries up to :attr:`exp_field_max`), ``bias`` signed
+    ``acc_bits + max_exp``, ``mult`` unsigned ``mult_bits``, ``shift`` 0 .. ``MAX_SHIFT``,
+    ``residual`` signed ``residual_bits`` (0 for a plain requantisation).
+
+    ``sat_F`` never acts for ``exp <= max_exp`` (``(acc << max_exp) + bias`` fits
+    :attr:`full_bits`); it defines the exponents the field can carry beyond ``max_exp``:
+    the shifted sum saturates there instead of wrapping."""
 
     acc_bits: int
     act_bits: int

@@ -104,18 +104,20 @@ class SoftmaxTiming:
     """Cycle model of :class:`cimforge.hw.softmax.Softmax`.
 
     Three stages with row buffers between them. **Collect** takes a beat per cycle into one of
-    two score rows (a row longer than ``beats_max`` beats ends there) and tracks the maximum.
-    **Exp** reads a finished row a beat per cycle -- rows back to back -- once one of three exp
-    rows is free: ``t`` (1 cycle), ``2^frac`` (1), shift, mask and sum (1); a row's sum then
-    goes through the reciprocal pipeline (normalise, seed, one cycle per Newton-Raphson step,
-    scale: ``3 + recip_steps`` cycles). **Normalise** reads a row whose reciprocal is known, a
+    ``score_slots`` score rows (default 2; a row longer than ``beats_max`` beats ends there)
+    and tracks the maximum. **Exp** reads a finished row a beat per cycle -- rows back to
+    back -- once one of ``exp_slots`` exp rows (default 3) is free: ``t`` (1 cycle),
+    ``2^frac`` (1), shift, mask and sum (1); a row's sum then goes through the reciprocal
+    pipeline (normalise, seed, one cycle per Newton-Raphson step, scale: ``3 +
+    recip_steps`` cycles). **Normalise** reads a row whose reciprocal is known, a
     beat per cycle, through a two-stage stall pipeline to ``o_stream``.
 
     At full rate a row of ``n`` beats into an idle unit gives its first result
     ``2n + 7 + recip_steps`` cycles after its first beat was accepted
-    (:meth:`first_result_latency`: the row is read twice before it is normalised). Rows of
-    at least ``5 + recip_steps`` beats (:attr:`full_rate_beats`) stream at one beat per
-    cycle; shorter rows leave gaps (the three exp rows no longer cover the reciprocal).
+    (:meth:`first_result_latency`: the row is read twice before it is normalised). With the
+    default slot counts, rows of at least ``5 + recip_steps`` beats (:attr:`full_rate_beats`)
+    stream at one beat per cycle; shorter rows leave gaps (the three exp rows no longer cover
+    the reciprocal). Other slot counts move that length: :meth:`schedule` models them all.
     """
 
     EXP_DEPTH = 3  # issue -> t -> 2^frac -> e and sum
@@ -135,8 +137,14 @@ class SoftmaxTiming:
 
     @property
     def full_rate_beats(self) -> int:
-        """Shortest row (in beats) that streams at one beat per cycle, back to back."""
-        return 5 + self.spec.recip_steps
+        """Shortest row (in beats) that streams at one beat per cycle, back to back, with the
+        default slot counts (2 score rows, 3 exp rows; others raise ``ValueError``: ask
+        :meth:`schedule`)."""
+        s = self.spec
+        if (s.score_slots, s.exp_slots) != (2, 3):
+            raise ValueError(f"full_rate_beats holds for 2 score and 3 exp slots, not "
+                             f"{s.score_slots} and {s.exp_slots}: use schedule()")
+        return 5 + s.recip_steps
 
     def schedule(self, lasts: Sequence[bool], offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:

@@ -57,11 +57,12 @@ def token_quant_rows(spec: TokenQuantSpec, rows: np.ndarray) -> tuple[np.ndarray
 
 
 class TokenQuantTiming:
-    """Cycle model of :class:`cimforge.hw.token_quant.TokenQuantizer`: **collect** takes a value per
-    cycle into one of two row buffers, tracking the largest magnitude (the exponent is known
-    with the row's last value); **output** reads a finished row, a value per cycle, through a
-    two-stage stall pipeline (read; shift, round and saturate). A row's first result comes
-    ``d + 2`` cycles after its first value; rows stream at one value per cycle."""
+    """Cycle model of :class:`cimforge.hw.token_quant.TokenQuantizer`: **collect** takes a
+    value per cycle into one of ``slots`` row buffers (default 2), tracking the largest
+    magnitude (the exponent is known with the row's last value); **output** reads a finished
+    row, a value per cycle, through a two-stage stall pipeline (read; shift, round and
+    saturate). A row's first result comes ``d + 2`` cycles after its first value; with two
+    slots or more, rows stream at one value per cycle."""
 
     OUT_DEPTH = 2
 

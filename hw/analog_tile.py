@@ -84,7 +84,7 @@ class AnalogTile(wiring.Component):
     csr : In(csr_signature())
         Register writes (gain, drift, range and, for SAR ADCs, offset registers); write them
         while idle.
-    xbar : Out(hw.crossbar_shell.shell_signature(spec))
+    xbar : Out(cimforge.hw.crossbar_shell.shell_signature(spec))
         The crossbar shell's pins.
     """
 

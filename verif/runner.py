@@ -169,7 +169,8 @@ def run_bench(
     extra_env: dict[str, str] | None = None,
     check: bool = True,
 ) -> BenchResult:
-    """Build (once) and run the cocotb bench ``verif.benches.<block>`` on a generated design.
+    """Build (once) and run the cocotb bench ``cimforge.verif.benches.<block>`` on a generated
+    design.
 
     ``seed`` defaults to the config's seed; a ``COCOTB_RANDOM_SEED`` in the environment
     overrides both, and the result reports the seed cocotb actually used.

@@ -65,12 +65,18 @@ class Transfer:
     taken: int  # cycle of the valid & ready handshake
 
 
-class _ResetAware:
-    """Runs :meth:`_run` as a task while ``rst`` is low; a rising ``rst`` cancels it and calls
-    :meth:`_on_reset`, a falling one starts it again."""
+class _StreamDriver:
+    """One side of the stream ``<prefix>__valid/__ready/__payload`` of ``dut``, clocked by
+    ``dut.clk``, drawing from ``rng``. Runs :meth:`_run` as a task while ``rst`` is low; a
+    rising ``rst`` cancels it and calls :meth:`_on_reset`, a falling one starts it again."""
 
-    def __init__(self, clk, rst):
-        self._clk = clk
+    def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random | None, rst):
+        self._clk = dut.clk
+        self._valid = getattr(dut, f"{prefix}__valid")
+        self._ready = getattr(dut, f"{prefix}__ready")
+        self._payload = getattr(dut, f"{prefix}__payload")
+        self._clock = clock
+        self._rng = rng or random.Random(0)
         self._rst = rst
         self._task = None
         self.resets = 0
@@ -99,7 +105,7 @@ class _ResetAware:
         raise NotImplementedError
 
 
-class StreamSource(_ResetAware):
+class StreamSource(_StreamDriver):
     """Drives ``<prefix>__valid``/``__payload`` from a queue of packed payloads.
 
     ``idle`` is the probability of each cycle with ``valid`` low between items (never while
@@ -109,13 +115,8 @@ class StreamSource(_ResetAware):
 
     def __init__(self, dut, prefix: str, clock: CycleClock, *, idle: float = 0.0,
                  rng: random.Random | None = None, rst=None):
-        super().__init__(dut.clk, rst)
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._clock = clock
+        super().__init__(dut, prefix, clock, rng, rst)
         self._idle = idle
-        self._rng = rng or random.Random(0)
         self._more = Event()
         self.queue: deque[int] = deque()
         self.sent: list[Transfer] = []
@@ -161,7 +162,7 @@ class StreamSource(_ResetAware):
             await RisingEdge(clk)
 
 
-class StreamSink(_ResetAware):
+class StreamSink(_StreamDriver):
     """Takes items from ``<prefix>__valid``/``__payload``, holding ``ready`` low with
     probability ``stall`` in each cycle an item is offered. :attr:`received` records every
     transfer, :attr:`trace` ``(valid, ready)`` of every cycle an item was offered and
@@ -170,13 +171,8 @@ class StreamSink(_ResetAware):
 
     def __init__(self, dut, prefix: str, clock: CycleClock, *, stall: float = 0.0,
                  rng: random.Random | None = None, rst=None):
-        super().__init__(dut.clk, rst)
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._clock = clock
+        super().__init__(dut, prefix, clock, rng, rst)
         self._stall = stall
-        self._rng = rng or random.Random(0)
         self.received: list[Transfer] = []
         self.protocol_errors: list[str] = []
         self.trace: dict[int, tuple[int, int]] = {}
@@ -185,7 +181,9 @@ class StreamSink(_ResetAware):
         self._ready.value = 0
 
     def ready_in(self, cycle: int) -> bool:
-        """``ready`` in ``cycle`` as recorded (a cycle nothing was offered in: ready)."""
+        """``ready`` in ``cycle`` as recorded. A cycle nothing was offered in reads as ready
+        (the sink, asleep, left ``ready`` as it last drew it): the cycle models consult the
+        sink's ``ready`` only in cycles a result is offered, as a stream unit may."""
         return bool(self.trace.get(cycle, (0, 1))[1])
 
     async def wait_for(self, n: int, timeout_cycles: int) -> bool:

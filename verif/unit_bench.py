@@ -10,11 +10,9 @@ from cocotb.triggers import RisingEdge
 
 from cimforge.golden.stream_timing import Schedule
 from cimforge.verif.records import write_record
-from cimforge.verif.stream_bench import FLOW_PATTERNS, StreamBench
+from cimforge.verif.stream_bench import StreamBench
 
-__all__ = ["PATTERNS", "UnitBench"]
-
-PATTERNS = FLOW_PATTERNS
+__all__ = ["UnitBench"]
 
 
 class UnitBench(StreamBench):

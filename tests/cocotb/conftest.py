@@ -1,6 +1,6 @@
 """Shared fixtures for the cocotb benches: one generated design per config, one build per
-(design, simulator) -- shared by pytest-xdist workers through a lock in verif.runner -- and one
-private work directory per test id."""
+(design, simulator) -- shared by pytest-xdist workers through a lock in
+cimforge.verif.runner -- and one private work directory per test id."""
 
 from __future__ import annotations
 

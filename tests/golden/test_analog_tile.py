@@ -1,4 +1,4 @@
-"""golden.analog_tile: the tile unit's parameters, register map and cycle model."""
+"""cimforge.golden.analog_tile: the tile unit's parameters, register map and cycle model."""
 
 import dataclasses
 

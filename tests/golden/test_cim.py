@@ -1,4 +1,4 @@
-"""golden.cim: the bit-accurate crossbar matmul and its device physics."""
+"""cimforge.golden.cim: the bit-accurate crossbar matmul and its device physics."""
 
 import dataclasses
 import math

@@ -1,4 +1,4 @@
-"""golden.ir_drop: the crossbar's wire network, solved exactly and approximately."""
+"""cimforge.golden.ir_drop: the crossbar's wire network, solved exactly and approximately."""
 
 import numpy as np
 import pytest

@@ -33,3 +33,9 @@ def test_layer_norm_latency_and_full_rate_length(in_bits, steps):
 def test_layer_norm_refuses_no_slots():
     with pytest.raises(ValueError, match=r"^slots must be a positive integer, not 0$"):
         dataclasses.replace(LayerNormSpec.from_config(TINY), slots=0)
+
+
+def test_full_rate_length_is_only_stated_for_the_default_slots():
+    t = dataclasses.replace(LayerNormSpec.from_config(TINY), slots=4).timing
+    with pytest.raises(ValueError, match=r"holds for 3 slots, not 4"):
+        _ = t.full_rate_length

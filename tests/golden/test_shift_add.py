@@ -1,4 +1,4 @@
-"""golden.shift_add: the specification itself, checked against plain integer arithmetic."""
+"""cimforge.golden.shift_add: the specification itself, checked against plain integer arithmetic."""
 
 import dataclasses
 

@@ -44,3 +44,9 @@ def test_softmax_refuses_a_normalising_shift_beyond_the_shift_field():
                                          r"to 40 \+ recip_bits 24\) would exceed the 6-bit "
                                          r"shift \(63\)"):
         dataclasses.replace(spec, max_len=(1 << 16) + 1)
+
+
+def test_full_rate_length_is_only_stated_for_the_default_slots():
+    t = dataclasses.replace(SoftmaxSpec.from_config(TINY), exp_slots=4).timing
+    with pytest.raises(ValueError, match=r"holds for 2 score and 3 exp slots, not 2 and 4"):
+        _ = t.full_rate_beats
