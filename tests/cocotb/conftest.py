@@ -1,6 +1,7 @@
-"""Shared fixtures for the cocotb benches: one generated design per config, one build per
-(design, simulator) -- shared by pytest-xdist workers through a lock in
-cimforge.verif.runner -- and one private work directory per test id."""
+"""Fixtures of the cocotb benches: the simulators, one private work directory per test id, the
+checks of a non-linear unit's run. (Designs and the build cache: tests/conftest.py; one build
+per design and simulator, shared by pytest-xdist workers through a lock in
+cimforge.verif.runner.)"""
 
 from __future__ import annotations
 
@@ -8,45 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cimforge.config import load_config
-from cimforge.files import locked
-from cimforge.hw.generate import generate
 from cimforge.verif.simulators import SimulatorNotFound, find_simulator
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / "build" / "pytest-sim"
-
-
-def generated(config: str) -> Path:
-    """Generate ``config`` once (per digest) and return its manifest path."""
-    cfg = load_config(config)
-    out = CACHE / "designs" / f"{cfg.name}-{cfg.digest()[:12]}"
-    out.mkdir(parents=True, exist_ok=True)
-    with locked(out / ".lock"):
-        manifest = out / "manifest.json"
-        # always regenerate: it is cheap, and keeps the design current with hw/ edits; the
-        # simulator build is cached by the Verilog's content hash, so it still builds once
-        generate(cfg, out, source=config)
-    return manifest
-
-
-@pytest.fixture(scope="session")
-def tiny_manifest() -> Path:
-    return generated("tiny")
-
-
-DESIGNS = Path(__file__).resolve().parents[1] / "data" / "configs"
-
-
-@pytest.fixture(scope="session")
-def design_manifest():
-    """Generated design of a preset or of ``tests/data/configs/<name>.toml``."""
-
-    def get(name: str) -> Path:
-        path = DESIGNS / f"{name}.toml"
-        return generated(str(path) if path.exists() else name)
-
-    return get
+CACHE = Path(__file__).resolve().parents[2] / "build" / "pytest-sim"
 
 
 @pytest.fixture(params=["verilator", "icarus"])
@@ -65,11 +30,6 @@ def work_dir(request, simulator) -> Path:
     d = CACHE / "runs" / safe
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-@pytest.fixture(scope="session")
-def cache_root() -> Path:
-    return CACHE / "builds"
 
 
 @pytest.fixture(scope="session")

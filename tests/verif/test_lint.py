@@ -1,33 +1,17 @@
 """``verilator --lint-only -Wall`` on every generated top, with only the waivers of
 verif/lint.py."""
 
-from pathlib import Path
-
 import pytest
 
-from cimforge.config import load_config
-from cimforge.hw.generate import BLOCKS, generate
+from cimforge.hw.generate import BLOCKS
 from cimforge.verif.lint import BUILD_WAIVERS, LINT_WAIVERS, lint
 from cimforge.verif.simulators import find_verilator
-
-DESIGNS = Path(__file__).resolve().parents[1] / "data" / "configs"
-
-
-@pytest.fixture(scope="module")
-def designs(tmp_path_factory):
-    out = {}
-    for name in ("tiny", DESIGNS / "tile-flash-2x2.toml", DESIGNS / "tile-sar8-bpc4.toml"):
-        cfg = load_config(name)
-        d = tmp_path_factory.mktemp(cfg.name)
-        generate(cfg, d)
-        out[cfg.name] = d
-    return out
 
 
 @pytest.mark.parametrize("design", ["tiny", "tile-flash-2x2", "tile-sar8-bpc4"])
 @pytest.mark.parametrize("block", list(BLOCKS))
-def test_generated_top_is_lint_clean(designs, design, block):
-    messages = lint(find_verilator(), designs[design] / f"{block}.v", block)
+def test_generated_top_is_lint_clean(design_manifest, design, block):
+    messages = lint(find_verilator(), design_manifest(design).parent / f"{block}.v", block)
     assert messages == [], "\n".join(messages[:20])
 
 
@@ -47,13 +31,13 @@ def test_every_waiver_has_a_reason():
 
 
 @pytest.mark.parametrize("design", ["tiny", "tile-flash-2x2"])
-def test_shell_black_box_matches_the_tile_pins(designs, design):
+def test_shell_black_box_matches_the_tile_pins(design_manifest, design):
     # every pin of the macro's black box is an xbar__ port of the tile, same width, opposite
     # direction; the black box parses (its outputs are undriven: it has no body)
     import json
     import re
 
-    d = designs[design]
+    d = design_manifest(design).parent
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["blocks"]["analog_tile"]["extra_files"] == ["crossbar_shell.v"]
     stub = (d / "crossbar_shell.v").read_text()
