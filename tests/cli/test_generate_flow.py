@@ -9,7 +9,6 @@ from cimforge.cli import main
 from cimforge.config import load_config
 
 ROOT_CONFIG = "configs/tiny.toml"
-BUILD_CACHE = Path(__file__).resolve().parents[2] / "build" / "pytest-sim" / "builds"
 
 
 def test_generate_writes_verilog_and_manifest(tmp_path, capsys, monkeypatch):
@@ -51,11 +50,11 @@ def test_generate_refuses_bad_hardware_and_leaves_nothing(tmp_path, capsys, text
     assert not out.exists()
 
 
-def test_flow_passes_and_reports(tmp_path, capsys):
+def test_flow_passes_and_reports(tmp_path, capsys, cache_root):
     out = tmp_path / "flow"
     # the cocotb tests' build cache: the same design builds once (CI's `cimforge flow` and
     # those tests build from scratch)
-    assert main(["flow", "--out", str(out), "--build-cache", str(BUILD_CACHE)]) == 0
+    assert main(["flow", "--out", str(out), "--build-cache", str(cache_root)]) == 0
     captured = capsys.readouterr()
     assert "PASS" in captured.out and "[shift_add / verilator]" in captured.err
     report = json.loads((out / "report.json").read_text())

@@ -11,8 +11,6 @@ import pytest
 
 from cimforge.verif.simulators import SimulatorNotFound, find_simulator
 
-CACHE = Path(__file__).resolve().parents[2] / "build" / "pytest-sim"
-
 
 @pytest.fixture(params=["verilator", "icarus"])
 def simulator(request):
@@ -25,9 +23,9 @@ def simulator(request):
 
 
 @pytest.fixture
-def work_dir(request, simulator) -> Path:
+def work_dir(request, simulator, cache_root) -> Path:
     safe = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
-    d = CACHE / "runs" / safe
+    d = cache_root.parent / "runs" / safe
     d.mkdir(parents=True, exist_ok=True)
     return d
 
