@@ -24,6 +24,7 @@ TOML layout (all sections optional when ``base`` names a preset)::
     [nonlinear] exp_method exp_frac_bits exp_bits recip_bits recip_seed_bits recip_steps
                prob_bits softmax_lanes mult_bits ln_frac_bits residual_bits activation
                gelu_method gelu_in_bits
+    [accelerator] crossbars dcim_macros stream_bits max_unit_tiles
 
 Errors are :class:`ConfigError` (a ``ValueError``) whose message names the file, the key, the
 offending value and what is allowed.
@@ -47,6 +48,7 @@ __all__ = [
     "TileConfig",
     "AdcConfig",
     "DcimConfig",
+    "AcceleratorConfig",
     "DeviceConfig",
     "AnalogConfig",
     "NonlinearConfig",
@@ -402,6 +404,32 @@ class DcimConfig:
         _check_int("cols", self.cols, lo=1, hi=4096)
 
 
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """The accelerator top (``hw/accelerator.py``, mapped by :mod:`cimforge.golden.mapping`).
+
+    ``crossbars`` and ``dcim_macros`` are what the chip declares: the mapper refuses a model
+    that needs more (0: as many as the mapping needs). ``stream_bits`` is the AXI4-Stream data
+    width of the token ports (a multiple of 8). ``max_unit_tiles`` caps the row and column
+    tiles of one analog tile unit (a matrix wider than that many column tiles is split over
+    several units side by side).
+    """
+
+    crossbars: int = 0
+    dcim_macros: int = 0
+    stream_bits: int = 32
+    max_unit_tiles: int = 16
+
+    def __post_init__(self):
+        _check_int("crossbars", self.crossbars, lo=0, hi=1 << 20)
+        _check_int("dcim_macros", self.dcim_macros, lo=0, hi=1 << 16)
+        _check_int("stream_bits", self.stream_bits, lo=8, hi=1024)
+        if self.stream_bits % 8:
+            raise ConfigError("stream_bits", f"{self.stream_bits} is not a multiple of 8: "
+                              "an AXI4-Stream data width is whole bytes")
+        _check_int("max_unit_tiles", self.max_unit_tiles, lo=1, hi=16)
+
+
 EXP_METHODS = ("lut", "poly")
 GELU_METHODS = ("lut", "poly")
 ACTIVATIONS = ("gelu", "relu")
@@ -632,6 +660,7 @@ _SECTIONS: dict[str, type] = {
     "device": DeviceConfig,
     "analog": AnalogConfig,
     "nonlinear": NonlinearConfig,
+    "accelerator": AcceleratorConfig,
 }
 
 # Sections whose named entry starts from a known set of values: section -> (key, known).
@@ -655,6 +684,7 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     analog: AnalogConfig = field(default_factory=AnalogConfig)
     nonlinear: NonlinearConfig = field(default_factory=NonlinearConfig)
+    accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig)
 
     def __post_init__(self):
         _check_str("name", self.name)
@@ -755,6 +785,12 @@ class Config:
     def row_tiles(self, k: int) -> int:
         """Row tiles a matrix of ``k`` input rows occupies."""
         return math.ceil(k / self.tile.rows)
+
+    def with_sections(self, **sections: dict[str, Any]) -> Config:
+        """This config with fields of some sections replaced and validated again:
+        ``cfg.with_sections(analog={"drift": True})``."""
+        return dataclasses.replace(self, **{
+            k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items()})
 
     # -- identity ------------------------------------------------------------------------------
 

@@ -249,7 +249,8 @@ class CimMatrix:
                    "ref_prog", "ref_drift", "ref_flicker", "ref_faults")
         seeds = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(key,)).spawn(len(streams))
         seeds = dict(zip(streams, seeds))
-        self._rng = {name: np.random.default_rng(seeds.pop(name)) for name in ("adc", "read")}
+        self._rng = {"adc": np.random.default_rng(seeds.pop("adc"))}
+        self._read_seed = seeds.pop("read")
         self._streams = {name: _Stream(seed) for name, seed in seeds.items()}
         self.level_map = self._levels(w)
         # top level and conductance step of every slice
@@ -589,18 +590,27 @@ class CimMatrix:
             out += sigma * noise
         return out
 
-    def _read_noise(self, rows: int) -> np.ndarray | None:
-        """Standard normals for the per-read fluctuation of ``rows`` planes, (rows, G, C), drawn
-        in read order so they do not depend on how a matmul is cut into chunks."""
+    def _read_noise(self, first: int, n: int) -> np.ndarray | None:
+        """Standard normals for the per-read fluctuation of vectors ``first .. first + n - 1``
+        of a sequence, (n * D, G, C) in read order.
+
+        Vector ``p`` draws from its own stream, child ``p`` of the matrix's read seed: a
+        vector's noise is a function of the seed, the matrix and its position in the sequence
+        (the argument of :meth:`matmul` or :meth:`convert`), whatever else is computed with it
+        or how a matmul is cut into chunks."""
         if self._read_var is None:
             return None
-        shape = (rows, self.row_tiles * self.groups, self._u.shape[1])
-        return _normal(self._rng["read"], shape)
+        shape = (self.digits, self.row_tiles * self.groups, self._u.shape[1])
+        seed = self._read_seed
+        return np.concatenate([
+            _normal(np.random.default_rng(np.random.SeedSequence(
+                seed.entropy, spawn_key=(*seed.spawn_key, p))), shape)
+            for p in range(first, first + n)]) if n else np.empty((0, *shape[1:]), np.float32)
 
     def _reads(self, x: np.ndarray) -> np.ndarray:
         """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32."""
         planes = self._planes(x)
-        noise = self._read_noise(len(planes))
+        noise = self._read_noise(0, len(x))
         groups = self.row_tiles * self.groups
         return np.stack([self._group_reads(planes, g, None if noise is None else noise[:, g])
                          for g in range(groups)], axis=1)
@@ -614,7 +624,8 @@ class CimMatrix:
 
     def convert(self, x: np.ndarray) -> Conversion:
         """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
-        in read order (the per-read entry point)."""
+        in read order (the per-read entry point); row ``p`` of ``x`` is vector ``p`` of a
+        sequence (its read noise, :meth:`_read_noise`)."""
         x = self._check_x(x)
         analog = self._reads(x)
         codes = self._convert(analog.copy())
@@ -627,6 +638,7 @@ class CimMatrix:
     def matmul(self, x: np.ndarray, *, all_channels: bool = False) -> np.ndarray:
         """Shift-add results (n, N) in units of ``out_lsb`` levels (drift-compensated when
         on): exactly ``x @ W`` when every effect is off and the ADC resolves every read.
+        Row ``p`` of ``x`` is vector ``p`` of a sequence (its read noise, :meth:`_read_noise`).
         ``all_channels``: every channel of every column tile, (n, col_tiles *
         channels_per_tile), as the RTL tile computes them (unused ones read only noise)."""
         cfg = self.cfg
@@ -637,7 +649,7 @@ class CimMatrix:
         for i in range(0, len(x), CHUNK_VECTORS):
             xs = x[i : i + CHUNK_VECTORS]
             planes = self._planes(xs)
-            noise = self._read_noise(len(planes))
+            noise = self._read_noise(i, len(xs))
             total = np.zeros((len(xs), n_pad))
             bound = np.zeros((len(xs), n_pad))
             if self._compiled_sar:  # the same conversion and sums, compiled

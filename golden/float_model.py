@@ -51,6 +51,7 @@ __all__ = [
     "Probe",
     "EncoderLayer",
     "EncoderWeights",
+    "Sequences",
     "Encoder",
     "load_minilm",
     "DecoderLayer",
@@ -281,6 +282,26 @@ def _attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray) ->
     return softmax(scores) @ v
 
 
+@dataclass(frozen=True)
+class Sequences:
+    """Where each sequence of a batch lies among the computed rows.
+
+    ``slices[b]``: the rows of sequence ``b`` among the rows where ``rows`` is True (row-major
+    order, so each sequence's rows are contiguous); ``keys[b]``: the indices, within that
+    slice, of the rows its attention reads (those ``mask`` keeps)."""
+
+    slices: tuple[slice, ...]
+    keys: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, rows: np.ndarray, mask: np.ndarray) -> Sequences:
+        counts = rows.sum(axis=1)
+        ends = np.cumsum(counts)
+        slices = tuple(slice(int(e - c), int(e)) for c, e in zip(counts, ends, strict=True))
+        keys = tuple(np.nonzero(mask[b][rows[b]] != 0)[0] for b in range(len(rows)))
+        return cls(slices, keys)
+
+
 # --------------------------------------------------------------------------------------------
 # encoder
 
@@ -313,6 +334,51 @@ class EncoderWeights:
     ln_g: np.ndarray
     ln_b: np.ndarray
     layers: tuple[EncoderLayer, ...]
+
+    @classmethod
+    def random(cls, model: ModelConfig, seed: int) -> EncoderWeights:
+        """Seeded random weights of the shape of ``model`` (an encoder), for models that ship
+        no checkpoint (``tiny``).
+
+        Drawn so that every unit sees the value ranges a trained BERT gives it rather than
+        an initialisation's: linear weights N(0, 1/fan_in) (a unit-variance input gives
+        unit-variance outputs, so the scores of a head spread over several units of
+        ``sqrt(d_head)`` and the softmax is peaked, as in a trained model), with one weight
+        in a thousand five times larger (the heavy tails of trained weights); biases and
+        LayerNorm shifts N(0, 0.1); LayerNorm gains 1 + N(0, 0.1); embeddings N(0, 1) with
+        position rows N(0, 0.5).
+        """
+        if model.kind != "encoder":
+            raise ValueError(f"model.kind must be 'encoder', not {model.kind!r}")
+        rng = np.random.default_rng(seed)
+        d, ff = model.d_model, model.d_ff
+
+        def normal(shape: tuple[int, ...], s: float) -> np.ndarray:
+            return rng.standard_normal(shape, dtype=F32) * F32(s)
+
+        def weight(k: int, n: int) -> np.ndarray:
+            w = normal((k, n), 1.0 / np.sqrt(k))
+            w[rng.random((k, n)) < 1e-3] *= F32(5.0)
+            return w
+
+        def gain() -> np.ndarray:
+            return F32(1.0) + normal((d,), 0.1)
+
+        layers = tuple(
+            EncoderLayer(
+                w_qkv=weight(d, 3 * d), b_qkv=normal((3 * d,), 0.1),
+                w_o=weight(d, d), b_o=normal((d,), 0.1),
+                ln1_g=gain(), ln1_b=normal((d,), 0.1),
+                w_ff1=weight(d, ff), b_ff1=normal((ff,), 0.1),
+                w_ff2=weight(ff, d), b_ff2=normal((d,), 0.1),
+                ln2_g=gain(), ln2_b=normal((d,), 0.1),
+            )
+            for _ in range(model.n_layers)
+        )
+        return cls(word=normal((model.vocab_size, d), 1.0),
+                   position=normal((model.max_seq, d), 0.5),
+                   token_type=normal((2, d), 0.1), ln_g=gain(), ln_b=normal((d,), 0.1),
+                   layers=layers)
 
 
 class Encoder:
@@ -454,10 +520,13 @@ class Encoder:
         """Hidden states of the positions where ``rows`` is True, as ``(n_rows, d)`` in
         row-major (batch, position) order.
 
-        Row-wise work (linear layers, LayerNorm, GELU) is done on those rows only; attention
-        scatters them into ``(B, T)``, the other positions' keys and values left at zero.  With
-        ``rows == mask`` the padding costs nothing outside attention, and the result for the
-        real tokens is the same as with every row: their attention never reads a masked key.
+        Element-wise and row-wise work (embeddings, LayerNorm, GELU) is done on those rows of
+        the whole batch at once. Everything that mixes rows -- the linear layers (a GEMM adds
+        in an order that depends on its shapes, so a row's float32 result depends on how many
+        rows share the call) and attention -- is done sequence by sequence, on that sequence's
+        rows, its keys the rows ``mask`` keeps: a sequence's result is a function of the
+        sequence alone, never of the batch or its padding. With ``rows == mask`` the padding
+        costs nothing.
         """
         w = self._w
         x = w.word[ids[rows]]
@@ -466,35 +535,40 @@ class Encoder:
         self._probe(-1, "emb", x)
         x = layer_norm(x, w.ln_g, w.ln_b, self._eps)
         self._probe(-1, "x", x)
-        bias = np.where(mask[:, None, None, :] != 0, F32(0.0), MASK_VALUE)
+        seqs = Sequences.of(rows, mask)
         for index, layer in enumerate(w.layers):
-            x = self._block(x, rows, bias, layer, index)
+            x = self._block(x, seqs, layer, index)
         return x
 
-    def _block(
-        self, x: np.ndarray, rows: np.ndarray, bias: np.ndarray, p: EncoderLayer, index: int
-    ) -> np.ndarray:
-        b, t = rows.shape
-        lin = self._linear
-        qkv = np.zeros((b, t, p.w_qkv.shape[1]), dtype=F32)
-        qkv[rows] = lin(index, "qkv", x, p.w_qkv) + p.b_qkv
+    def _linear_rows(self, index: int, name: str, x: np.ndarray, w: np.ndarray,
+                     seqs: Sequences) -> np.ndarray:
+        """``linear`` on each sequence's rows of ``x`` alone."""
+        return np.concatenate([self._linear(index, name, x[s], w) for s in seqs.slices])
+
+    def _block(self, x: np.ndarray, seqs: Sequences, p: EncoderLayer, index: int) -> np.ndarray:
+        qkv = self._linear_rows(index, "qkv", x, p.w_qkv, seqs)
+        qkv += p.b_qkv
         probe = self._probe
-        probe(index, "qkv", qkv[rows])
-        q, k, v = _split_heads(qkv, self._model.n_heads)
-        ctx = _merge_heads(_attention(q, k, v, bias))[rows]
+        probe(index, "qkv", qkv)
+        d = self._model.d_model
+        ctx = np.empty((len(x), d), dtype=F32)
+        for s, keys in zip(seqs.slices, seqs.keys, strict=True):
+            q, k, v = _split_heads(qkv[s][None], self._model.n_heads)
+            k, v = k[:, :, keys], v[:, :, keys]
+            ctx[s] = _merge_heads(_attention(q, k, v, F32(0.0)))[0]
         probe(index, "ctx", ctx)
-        h = lin(index, "o", ctx, p.w_o)
+        h = self._linear_rows(index, "o", ctx, p.w_o, seqs)
         h += p.b_o
         h += x
         probe(index, "h1", h)
         x = layer_norm(h, p.ln1_g, p.ln1_b, self._eps)
         probe(index, "x1", x)
-        f = lin(index, "ff1", x, p.w_ff1)
+        f = self._linear_rows(index, "ff1", x, p.w_ff1, seqs)
         f += p.b_ff1
         probe(index, "ff1", f)
         a = gelu_erf(f)
         probe(index, "act", a)
-        h = lin(index, "ff2", a, p.w_ff2)
+        h = self._linear_rows(index, "ff2", a, p.w_ff2, seqs)
         h += p.b_ff2
         h += x
         probe(index, "h2", h)
@@ -507,7 +581,8 @@ class Encoder:
 
         Sentences are grouped by token count so that batches carry little padding, and only
         the real tokens go through the row-wise layers (see ``_encode``); the rows come back
-        in input order.  The result equals pooling :meth:`forward` to float32 rounding.
+        in input order. A sentence's embedding does not depend on ``batch_size`` or on the
+        other sentences, to the bit; it equals pooling :meth:`forward` to float32 rounding.
 
         Parameters
         ----------
@@ -529,9 +604,10 @@ class Encoder:
             rows = order[start : start + batch_size]
             input_ids, mask = self._pad([ids[i] for i in rows])
             real = mask.astype(bool)
-            hidden = np.zeros((*mask.shape, self._model.d_model), dtype=F32)
-            hidden[real] = self._encode(input_ids, mask, real)  # padding left out
-            out[rows] = l2_normalize(mean_pool(hidden, mask))
+            hidden = self._encode(input_ids, mask, real)  # padding left out
+            out[rows] = l2_normalize(np.stack([
+                hidden[s].sum(axis=0, dtype=F32) / F32(s.stop - s.start)
+                for s in Sequences.of(real, mask).slices]))
         return out
 
 

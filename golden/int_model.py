@@ -78,9 +78,12 @@ Ranges = dict[tuple[int, str], float]
 Observer = Callable[[str, int, dict], None]
 
 
-def calibrate(encoder: Encoder, sentences: Sequence[str], batch_size: int = 32) -> Ranges:
+def calibrate(encoder: Encoder, sentences: Sequence[str] | Sequence[Sequence[int]],
+              batch_size: int = 32) -> Ranges:
     """Largest magnitude at every probe point of the float model over ``sentences`` (the
-    ``qkv`` point split into ``q``, ``k`` and ``v``)."""
+    ``qkv`` point split into ``q``, ``k`` and ``v``): strings, or sequences of token ids for a
+    model without a tokenizer. The float model's result for a sentence does not depend on the
+    batch it is computed in, so neither do the ranges."""
     ranges: Ranges = {}
     d = encoder.model.d_model
 
@@ -90,7 +93,12 @@ def calibrate(encoder: Encoder, sentences: Sequence[str], batch_size: int = 32) 
         for name, v in parts.items():
             ranges[layer, name] = max(ranges.get((layer, name), 0.0), float(np.max(np.abs(v))))
 
-    encoder.with_probe(probe).embed(sentences, batch_size=batch_size)
+    probed = encoder.with_probe(probe)
+    if sentences and not isinstance(sentences[0], str):
+        for ids in sentences:
+            probed.forward(np.asarray([ids]), np.ones((1, len(ids)), dtype=np.int64))
+    else:
+        probed.embed(sentences, batch_size=batch_size)
     return ranges
 
 
@@ -175,8 +183,10 @@ class IntOnlyEncoder(Encoder):
 
     # -- parameters -------------------------------------------------------------------------
 
-    def _int_linear(self, w: np.ndarray, b: np.ndarray, in_step: float, out_step: float,
-                ) -> _Linear:
+    def _int_linear(self, layer: int, name: str, w: np.ndarray, b: np.ndarray, in_step: float,
+                    out_step: float) -> _Linear:
+        """Matrix ``name`` of ``layer`` (:data:`cimforge.golden.mapping.MATRICES`) as an int8
+        matrix with its bias and requantiser from ``in_step`` to ``out_step``."""
         n = self.cfg.numerics
         qw = quantize_weight(w, n.weight_bits, n.rounding)
         acc_step = in_step * qw.scale[0]
@@ -190,8 +200,9 @@ class IntOnlyEncoder(Encoder):
         steps = {name: _step(r[i, name], a8) for name in ("q", "k", "v")}
         steps.update({name: _step(r[i, name], self.x_bits) for name in ("ctx", "x1", "act")})
         h1, h2 = (_step(r[i, name], sp.residual_bits) for name in ("h1", "h2"))
-        qkv = [self._int_linear(p.w_qkv[:, j * d:(j + 1) * d], p.b_qkv[j * d:(j + 1) * d], x_step,
-                            steps[name]) for j, name in enumerate("qkv")]
+        qkv = [self._int_linear(i, name, p.w_qkv[:, j * d:(j + 1) * d],
+                                p.b_qkv[j * d:(j + 1) * d], x_step, steps[name])
+               for j, name in enumerate("qkv")]
         score_step = steps["q"] * steps["k"] / math.sqrt(self.model.d_head)
         ctx = multiplier(steps["v"] / sp.prob_one / steps["ctx"], sp.mult_bits)
         act: object = None
@@ -205,12 +216,12 @@ class IntOnlyEncoder(Encoder):
             q=qkv[0], k=qkv[1], v=qkv[2],
             scores=softmax_multiplier(score_step, sp),
             ctx=ctx,
-            o=self._int_linear(p.w_o, p.b_o, steps["ctx"], h1),
+            o=self._int_linear(i, "o", p.w_o, p.b_o, steps["ctx"], h1),
             res1=multiplier(x_step / h1, sp.mult_bits),
             ln1=layer_norm_params(p.ln1_g, p.ln1_b, steps["x1"], sp),
-            ff1=self._int_linear(p.w_ff1, p.b_ff1, steps["x1"], act_in),
+            ff1=self._int_linear(i, "ff1", p.w_ff1, p.b_ff1, steps["x1"], act_in),
             act=act,
-            ff2=self._int_linear(p.w_ff2, p.b_ff2, steps["act"], h2),
+            ff2=self._int_linear(i, "ff2", p.w_ff2, p.b_ff2, steps["act"], h2),
             res2=multiplier(steps["x1"] / h2, sp.mult_bits),
             ln2=layer_norm_params(p.ln2_g, p.ln2_b, _step(r[i, "x2"], self.x_bits), sp),
             steps={**steps, "scores": score_step, "h1": h1, "h2": h2, "ff1": act_in,
@@ -225,11 +236,22 @@ class IntOnlyEncoder(Encoder):
     def encode_codes(self, ids: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The last LayerNorm's integer output for the positions where ``rows`` is True
         (signed ``x_bits`` codes of step ``x_steps[-1]``)."""
+        return self.codes_from_embeddings(self.embedding_codes(ids, rows), mask, rows)
+
+    def embedding_codes(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The embeddings (word + position + token type 0, summed in float) of the positions
+        where ``rows`` is True, quantised to signed ``residual_bits`` codes of step
+        ``emb_step``: what the host computes and streams to the accelerator."""
         w, sp = self._w, self.spec
         e = w.word[ids[rows]] + w.position[np.nonzero(rows)[1]] + w.token_type[0]
-        h = np.clip(np.rint(e / self.emb_step), -(1 << (sp.residual_bits - 1)) + 1,
-                    (1 << (sp.residual_bits - 1)) - 1).astype(np.int64)
-        x = layer_norm(h, self.ln0, sp, self.x_bits)
+        return np.clip(np.rint(e / self.emb_step), -(1 << (sp.residual_bits - 1)) + 1,
+                       (1 << (sp.residual_bits - 1)) - 1).astype(np.int64)
+
+    def codes_from_embeddings(self, h: np.ndarray, mask: np.ndarray, rows: np.ndarray
+                              ) -> np.ndarray:
+        """The embedding LayerNorm and every block on embedding codes ``h`` (the rows of
+        :meth:`embedding_codes`)."""
+        x = layer_norm(h, self.ln0, self.spec, self.x_bits)
         keep = (mask[:, None, None, :] != 0)
         for layer, block in enumerate(self.blocks):
             self._layer = layer

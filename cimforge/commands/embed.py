@@ -55,19 +55,38 @@ def _embed_cim(model: str, sentences: list[str], batch_size: int, cfg) -> np.nda
     return load_model(model).with_linear(CimLinear(cfg)).embed(sentences, batch_size=batch_size)
 
 
+def _integer_model(cls, model: str, cfg):
+    """``cls`` (an integer encoder) of ``model`` with ``cfg``, its scales calibrated on the
+    packaged reference sentences; a config it refuses is a CliError."""
+    from cimforge.data import reference_sentences
+    from cimforge.golden.int_model import calibrate
+
+    enc = load_model(model)
+    ranges = calibrate(enc, reference_sentences())
+    try:
+        return cls(enc, cfg, ranges)
+    except ValueError as e:
+        raise CliError(f"--config {cfg.name}: {e}") from None
+
+
 def _embed_int_only(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
     """Every operation through the golden integer units (golden/int_model.py), with scales
     calibrated on the packaged reference sentences."""
-    from cimforge.data import reference_sentences
-    from cimforge.golden.int_model import IntOnlyEncoder, calibrate
+    from cimforge.golden.int_model import IntOnlyEncoder
 
-    enc = load_model(model)
-    ranges = calibrate(enc, reference_sentences(), batch_size=batch_size)
+    return _integer_model(IntOnlyEncoder, model, cfg).embed(sentences, batch_size=batch_size)
+
+
+def _embed_accel(model: str, sentences: list[str], batch_size: int, cfg) -> np.ndarray:
+    """The golden accelerator (golden/accelerator.py): the integer units, with every linear
+    layer on the analog tile units the mapper places it on, one sentence at a time."""
+    from cimforge.golden.accelerator import AcceleratorModel, KvCapacityError
+
+    accel = _integer_model(AcceleratorModel, model, cfg)
     try:
-        int_model = IntOnlyEncoder(enc, cfg, ranges)
-    except ValueError as e:
-        raise CliError(f"--config {cfg.name}: {e}") from None
-    return int_model.embed(sentences, batch_size=batch_size)
+        return accel.embed(sentences, batch_size=batch_size)
+    except KvCapacityError as e:
+        raise CliError(f"--input: {e}") from None
 
 
 MODES: dict[str, Callable[[str, list[str], int, object], np.ndarray]] = {
@@ -75,6 +94,7 @@ MODES: dict[str, Callable[[str, list[str], int, object], np.ndarray]] = {
     "int": _embed_int,
     "int-only": _embed_int_only,
     "cim": _embed_cim,
+    "accel": _embed_accel,
 }
 
 
@@ -92,11 +112,13 @@ def add_parser(sub):
         choices=tuple(MODES),
         help="numerics: float = float32 reference (default), int = int8 linear layers, "
         "int-only = every operation through the integer units (softmax, LayerNorm, GELU, "
-        "requantisers), cim = linear layers through the analog crossbar model of --config",
+        "requantisers), cim = linear layers through the analog crossbar model of --config, "
+        "accel = the golden accelerator: int-only with every linear layer on the analog tile "
+        "units --config maps it to (cimforge map)",
     )
     p.add_argument(
         "--config", default="minilm", metavar="PRESET|FILE",
-        help="hardware config for --mode int, int-only and cim (default: minilm)",
+        help="hardware config for --mode int, int-only, cim and accel (default: minilm)",
     )
     p.add_argument("--input", required=True, type=Path, help="UTF-8 text, one sentence per line")
     p.add_argument("--output", required=True, type=Path, help=".npy file to write")

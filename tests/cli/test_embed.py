@@ -188,3 +188,27 @@ def test_int_only_refuses_widths_it_cannot_compute(tmp_path, capsys):
             "--output", str(out)], capsys,
            "--config wide: the requantiser's product would be 74 bits wide")
     assert not out.exists()
+
+
+def test_embed_accel_keeps_cosine(tmp_path, capsys, reference):
+    # the golden accelerator with 8-bit ADCs and every device effect off: the target is a mean
+    # cosine of 0.99 to the float model
+    out = tmp_path / "emb.npy"
+    argv = ["embed", "--mode", "accel", "--config", "minilm-adc8", "--input", str(SENTENCES),
+            "--output", str(out)]
+    assert main(argv) == 0
+    cos = np.einsum("nd,nd->n", np.load(out), reference["embeddings"])
+    assert cos.mean() >= 0.99, cos.mean()
+    assert "embedded 30 sentences with minilm (accel) in " in capsys.readouterr().err
+
+
+def test_embed_accel_refuses_a_model_that_does_not_fit(tmp_path, capsys):
+    cfg = tmp_path / "small.toml"
+    cfg.write_text('base = "minilm"\n[accelerator]\ncrossbars = 1000\n')
+    out = tmp_path / "emb.npy"
+    argv = ["embed", "--mode", "accel", "--config", str(cfg), "--input", str(SENTENCES),
+            "--output", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "needs 1584 crossbars" in err and "accelerator.crossbars declares 1000" in err
+    assert not out.exists()

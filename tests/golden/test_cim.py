@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from cimforge.config import KNOWN_DEVICES, load_config
 from cimforge.golden._kernels import sar_shift_add
 from cimforge.golden.cim import (
+    CHUNK_VECTORS,
     PCM,
     CimMatrix,
     _Targets,
@@ -23,11 +24,6 @@ from cimforge.golden.shift_add import ShiftAddSpec, dot_product_beats, shift_add
 
 TINY = load_config("tiny")
 
-
-def with_(cfg, **sections):
-    """Replace fields of config sections: with_(cfg, analog={"drift": True})."""
-    return dataclasses.replace(
-        cfg, **{k: dataclasses.replace(getattr(cfg, k), **v) for k, v in sections.items()})
 
 
 def operands(seed, k=70, n=9, scale=40):
@@ -53,8 +49,7 @@ def test_ideal_equals_integer_matmul(seed, bpc, rows, rpr_div, channels, k, n, d
     slices = 8 // bpc
     rpr = rows // rpr_div
     largest_read = rpr * ((1 << bpc) - 1) * ((1 << dac) - 1)
-    cfg = with_(
-        TINY,
+    cfg = TINY.with_sections(
         tile={"rows": rows, "cols": channels * 2 * slices, "bits_per_cell": bpc,
               "rows_per_read": rpr, "dac_bits": dac},
         adc={"bits": max(bpc, largest_read.bit_length()), "cols_per_adc": 1},
@@ -67,7 +62,7 @@ def test_ideal_equals_integer_matmul(seed, bpc, rows, rpr_div, channels, k, n, d
 @pytest.mark.parametrize("dac, reads", [(1, 8), (2, 5), (3, 4), (4, 3)])
 def test_multi_bit_dac_reads(dac, reads):
     # 7 bits below the sign in dac-bit digits, then the sign bit: fewer reads, larger drives
-    cfg = with_(TINY, tile={"dac_bits": dac}, adc={"bits": 10})
+    cfg = TINY.with_sections(tile={"dac_bits": dac}, adc={"bits": 10})
     x, w = operands(3, k=40, n=5)
     m = CimMatrix(w, cfg)
     conv = m.convert(x)
@@ -87,7 +82,7 @@ def test_tiling_counts():
 def test_finite_on_off_offset_is_cancelled():
     # ReRAM's on/off of 10 puts 0.1 level of current in every G_min cell; the reference
     # column removes it, so the ideal array is still exact
-    cfg = with_(TINY, device={"preset": "reram"})
+    cfg = TINY.with_sections(device={"preset": "reram"})
     cfg = dataclasses.replace(cfg, device=KNOWN_DEVICES["reram"])
     assert cfg.device.g_min_us == 10.0
     x, w = operands(1)
@@ -115,17 +110,17 @@ def test_each_effect_changes_results_only_when_on(effect):
     x, w = operands(2)
     ideal = CimMatrix(w, TINY).matmul(x)
     assert (ideal == x @ w).all()
-    on = CimMatrix(w, with_(TINY, **EFFECTS[effect])).matmul(x)
+    on = CimMatrix(w, TINY.with_sections(**EFFECTS[effect])).matmul(x)
     assert (on != ideal).any(), effect
 
 
 def test_zero_strength_effects_are_ideal():
     x, w = operands(3)
-    cfg = with_(TINY, analog={"stuck_on_rate": 0.0, "stuck_off_rate": 0.0},
+    cfg = TINY.with_sections(analog={"stuck_on_rate": 0.0, "stuck_off_rate": 0.0},
                 adc={"offset_sigma_lsb": 0.0, "kind": "flash"})
     assert (CimMatrix(w, cfg).matmul(x) == x @ w).all()
     # drift at t <= t0 changes nothing
-    cfg = with_(TINY, analog={"drift": True, "t_inference": 10.0})
+    cfg = TINY.with_sections(analog={"drift": True, "t_inference": 10.0})
     assert (CimMatrix(w, cfg).matmul(x) == x @ w).all()
 
 
@@ -137,7 +132,7 @@ ALL_PCM = {"analog": {"prog_noise": True, "read_noise": True, "drift": True,
 
 def test_seeds():
     x, w = operands(4)
-    cfg = with_(TINY, **ALL_PCM)
+    cfg = TINY.with_sections(**ALL_PCM)
     a = CimMatrix(w, cfg).matmul(x)
     assert (a == CimMatrix(w, cfg).matmul(x)).all()
     assert (a != CimMatrix(w, dataclasses.replace(cfg, seed=cfg.seed + 1)).matmul(x)).any()
@@ -146,28 +141,31 @@ def test_seeds():
 
 def test_per_read_noise_is_fresh_every_read():
     x, w = operands(10)
-    cfg = with_(TINY, analog={"read_noise": True}, device={"pcm_model": False,
+    x[1:] = x[0]  # one vector at every position of the sequence
+    cfg = TINY.with_sections(analog={"read_noise": True}, device={"pcm_model": False,
                                                            "read_sigma": 0.02})
     m = CimMatrix(w, cfg)
     a = m.convert(x).analog
-    b = m.convert(x).analog
-    assert not np.allclose(a, b)  # the same reads again: new noise
-    assert (CimMatrix(w, cfg).convert(x).analog == a).all()  # the same seed: the same noise
+    assert not np.allclose(a[0], a[1])  # the same reads at the next position: new noise
+    # the noise is a function of the seed, the matrix and the position alone
+    assert (m.convert(x).analog == a).all()
+    assert (CimMatrix(w, cfg).convert(x[:3]).analog == a[:3]).all()
+    assert (m.matmul(x[:4]) == m.matmul(x)[:4]).all()
     ideal = CimMatrix(w, TINY).convert(x).analog
     assert 0.01 < np.std(a - ideal) < 1.0  # levels
 
 
 def test_one_effect_does_not_reshuffle_another():
     _, w = operands(5)
-    prog = CimMatrix(w, with_(TINY, analog={"prog_noise": True}))
-    both = CimMatrix(w, with_(TINY, analog={"prog_noise": True, "stuck_off_rate": 0.05}))
+    prog = CimMatrix(w, TINY.with_sections(analog={"prog_noise": True}))
+    both = CimMatrix(w, TINY.with_sections(analog={"prog_noise": True, "stuck_off_rate": 0.05}))
     healthy = np.isclose(both.g_us, prog.g_us)
     assert healthy.mean() > 0.9  # only the stuck cells differ
     assert np.allclose(both.g_us[~healthy], TINY.device.g_min_us)
     # the reference column too: drift (a no-op before t0) must not reshuffle its 1/f noise
     noisy = {"prog_noise": True, "read_noise": True, "t_inference": 10.0}
-    plain = CimMatrix(w, with_(TINY, analog=noisy))
-    idle_drift = CimMatrix(w, with_(TINY, analog={**noisy, "drift": True}))
+    plain = CimMatrix(w, TINY.with_sections(analog=noisy))
+    idle_drift = CimMatrix(w, TINY.with_sections(analog={**noisy, "drift": True}))
     assert (idle_drift.g_ref_us == plain.g_ref_us).all()
     assert (idle_drift.g_us == plain.g_us).all()
 
@@ -188,7 +186,7 @@ def test_bad_operands():
 def test_saturation_follows_the_shift_add_spec():
     # a 20-bit accumulator cannot hold 16384 * 40; the result must be the shift-add unit's,
     # beat by beat, not the clamped exact sum
-    cfg = with_(TINY, numerics={"acc_bits": 20})
+    cfg = TINY.with_sections(numerics={"acc_bits": 20})
     k, n = 40, 8
     x = np.full((2, k), -128)
     w = np.full((k, n), -128)
@@ -213,7 +211,8 @@ def sar_reference(value, offset, bits):
 
 
 def test_sar_conversion_is_the_binary_search():
-    m = CimMatrix(np.zeros((4, 4), dtype=np.int64), with_(TINY, adc={"offset_sigma_lsb": 0.3}))
+    m = CimMatrix(np.zeros((4, 4), dtype=np.int64),
+                  TINY.with_sections(adc={"offset_sigma_lsb": 0.3}))
     rng = np.random.default_rng(7)
     analog = rng.uniform(-3, 70, size=(50, m.g_us.shape[1]))
     codes = m._convert(analog.copy())  # _convert works in place
@@ -225,7 +224,7 @@ def test_sar_conversion_is_the_binary_search():
 
 def test_flash_conversion_counts_thresholds():
     m = CimMatrix(np.zeros((4, 4), dtype=np.int64),
-                  with_(TINY, adc={"kind": "flash", "offset_sigma_lsb": 0.6}))
+                  TINY.with_sections(adc={"kind": "flash", "offset_sigma_lsb": 0.6}))
     rng = np.random.default_rng(8)
     analog = rng.uniform(-3, 70, size=(20, m.g_us.shape[1]))
     codes = m._convert(analog.copy())  # _convert works in place
@@ -241,7 +240,7 @@ def test_flash_conversion_counts_thresholds():
 def pcm_cells(target_us, **analog):
     """Cells programmed to ``target_us`` on a PCM tile with the given effects: (g at t0,
     g at inference time)."""
-    cfg = with_(load_config("minilm"), analog=analog)
+    cfg = load_config("minilm").with_sections(analog=analog)
     m = CimMatrix(np.zeros((256, 32), dtype=np.int64), cfg)
     return m._devices(_Targets.of(target_us), "")
 
@@ -308,9 +307,9 @@ def test_drift_compensation_tracks_the_mean_decay(t):
     w = np.clip(np.rint(rng.standard_normal((256, 32)) * 30), -128, 127).astype(np.int64)
     base = load_config("minilm")
     noisy = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": t}
-    m = CimMatrix(w, with_(base, analog={**noisy, "drift_compensation": True}))
-    fresh = CimMatrix(w, with_(base, analog={"prog_noise": True}))
-    aged = CimMatrix(w, with_(base, analog={"prog_noise": True, "drift": True,
+    m = CimMatrix(w, base.with_sections(analog={**noisy, "drift_compensation": True}))
+    fresh = CimMatrix(w, base.with_sections(analog={"prog_noise": True}))
+    aged = CimMatrix(w, base.with_sections(analog={"prog_noise": True, "drift": True,
                                             "t_inference": t}))
     decay = aged.g_us.mean() / fresh.g_us.mean()
     factor = m.drift_factor[0]
@@ -330,7 +329,7 @@ def test_calibrated_ranges_follow_each_slice():
     # (bits 4..7) rarely passes level 2, so its all-rows reads are small: a finer LSB
     x, w = operands(12, k=64, n=8, scale=20)
     w[:, 0] = w[:, 1]  # no -128 column: its magnitude 128 would put level 8 in every row
-    cfg = with_(TINY, tile={"bits_per_cell": 4, "cols": 32, "rows_per_read": 32},
+    cfg = TINY.with_sections(tile={"bits_per_cell": 4, "cols": 32, "rows_per_read": 32},
                 adc={"bits": 6, "range": "calibrated", "percentile": 100.0})
     m = CimMatrix(w, cfg)
     top_read = m._calibration_read(m._u)
@@ -344,13 +343,13 @@ def test_calibrated_ranges_follow_each_slice():
     if m.slice_exp.max() <= 0:
         assert (m.matmul(x) * m.out_lsb == x @ w).all()
     # percentile < 100 with range_scale < 1 makes the LSB finer, never coarser
-    finer = CimMatrix(w, with_(cfg, adc={"percentile": 50.0, "range_scale": 0.5}))
+    finer = CimMatrix(w, cfg.with_sections(adc={"percentile": 50.0, "range_scale": 0.5}))
     assert (finer.slice_exp <= m.slice_exp).all() and (finer.slice_exp < m.slice_exp).any()
 
 
 def test_calibrated_ranges_are_exact_when_ideal():
     x, w = operands(13, k=64, n=8, scale=30)
-    cfg = with_(TINY, tile={"rows_per_read": 8}, adc={"bits": 6, "range": "calibrated"})
+    cfg = TINY.with_sections(tile={"rows_per_read": 8}, adc={"bits": 6, "range": "calibrated"})
     m = CimMatrix(w, cfg)
     assert (m.slice_exp <= 0).all()  # 8 rows of 2-bit cells never pass 24 levels
     assert (m.matmul(x) * m.out_lsb == x @ w).all()
@@ -361,19 +360,19 @@ def test_calibrated_ranges_do_not_clip():
     # unit ranges clip; ranges calibrated on the all-rows read (percentile 100) cannot
     x, _ = operands(14, k=64, n=8)
     w = np.random.default_rng(14).integers(-127, 128, size=(64, 8))  # dense low slices
-    cfg = with_(TINY, adc={"bits": 5}, tile={"rows_per_read": 32})
+    cfg = TINY.with_sections(adc={"bits": 5}, tile={"rows_per_read": 32})
     assert (CimMatrix(w, cfg).convert(x).codes == 31).any()
-    m = CimMatrix(w, with_(cfg, adc={"range": "calibrated", "percentile": 100.0}))
+    m = CimMatrix(w, cfg.with_sections(adc={"range": "calibrated", "percentile": 100.0}))
     assert m.slice_exp[0] >= 1
     assert (m.convert(x).analog <= 31).all()  # nothing beyond full scale
-    full = CimMatrix(w, with_(cfg, adc={"range": "full"}))
+    full = CimMatrix(w, cfg.with_sections(adc={"range": "full"}))
     assert (full.slice_exp >= m.slice_exp).all()  # never coarser than the worst case
 
 
 def test_fitted_slice_ranges():
     x, w = operands(15, k=64, n=8, scale=20)
     w = np.clip(w, -127, 127)  # magnitudes of 7 bits: the top 2-bit slice holds level <= 1
-    cfg = with_(TINY, tile={"slice_range": "fitted"})
+    cfg = TINY.with_sections(tile={"slice_range": "fitted"})
     m = CimMatrix(w, cfg)
     mags = np.abs(w)
     want = [max(1, int(((mags >> (2 * k)) & 3).max())) for k in range(4)]
@@ -383,8 +382,8 @@ def test_fitted_slice_ranges():
     # programming noise is fixed in siemens: a wider level step hides more of it (a fine ADC,
     # so the reads' own noise shows, not how rounding to whole levels hides it)
     noisy = {"analog": {"prog_noise": True}, "adc": {"bits": 12, "range": "full"}}
-    fixed = rel_error(CimMatrix(w, with_(TINY, **noisy)), x, w)
-    fitted = rel_error(CimMatrix(w, with_(cfg, **noisy)), x, w)
+    fixed = rel_error(CimMatrix(w, TINY.with_sections(**noisy)), x, w)
+    fitted = rel_error(CimMatrix(w, cfg.with_sections(**noisy)), x, w)
     assert fitted < 0.8 * fixed, (fitted, fixed)
 
 
@@ -392,10 +391,10 @@ def test_adc_gain_calibration_restores_whole_levels():
     # after a day every read has shrunk by ~1/4: rounded at one level per LSB, a digital factor
     # after the ADC cannot undo the rounding; trimming the ADC gain first can
     x, w = operands(16, k=64, n=8, scale=30)
-    aged = with_(TINY, analog={"drift": True, "t_inference": 86400.0,
+    aged = TINY.with_sections(analog={"drift": True, "t_inference": 86400.0,
                                "drift_compensation": True}, adc={"bits": 8})
     digital = CimMatrix(w, aged)
-    trimmed = CimMatrix(w, with_(aged, adc={"gain_calibration": True}))
+    trimmed = CimMatrix(w, aged.with_sections(adc={"gain_calibration": True}))
     assert (digital.adc_gain == 1).all()
     assert trimmed.adc_gain == pytest.approx(digital.drift_factor, rel=0.01)
     # nothing left to correct but the calibration read's own rounding (about 1 % on 16 rows;
@@ -405,17 +404,19 @@ def test_adc_gain_calibration_restores_whole_levels():
 
 
 def test_chunking_does_not_show():
-    # a matmul is computed in chunks of vectors; per-read noise is drawn in read order, so any
-    # split of the same vectors gives the same result
+    # a matmul is computed in chunks of CHUNK_VECTORS vectors; per-read noise is drawn per
+    # vector position, so the chunks never show: a prefix of a sequence gives the same rows
     rng = np.random.default_rng(17)
     w = rng.integers(-127, 128, size=(40, 6))
     x = rng.integers(-128, 128, size=(300, 40))
     assert (CimMatrix(w, TINY).matmul(x) == x @ w).all()
-    cfg = with_(TINY, analog={"read_noise": True}, device={"pcm_model": False,
+    cfg = TINY.with_sections(analog={"read_noise": True}, device={"pcm_model": False,
                                                            "read_sigma": 0.05})
     whole = CimMatrix(w, cfg).matmul(x)
     m = CimMatrix(w, cfg)
-    assert (np.vstack([m.matmul(x[:200]), m.matmul(x[200:])]) == whole).all()
+    for n in (1, CHUNK_VECTORS - 1, CHUNK_VECTORS + 2, 200):
+        assert (m.matmul(x[:n]) == whole[:n]).all()
+    assert (m.matmul(x[200:]) != whole[200:]).any()  # other positions, other noise
 
 
 @settings(max_examples=25, deadline=None)
@@ -423,7 +424,7 @@ def test_chunking_does_not_show():
 def test_compiled_sar_path_equals_the_numpy_spec(seed, offsets, bpc):
     # the fused kernel must convert and sum exactly as _convert + _shift_add_group do,
     # including reads that sit on a rounding boundary and reads beyond both ends
-    cfg = with_(TINY, tile={"bits_per_cell": bpc, "cols": 16 * 2 * (8 // bpc) // 4},
+    cfg = TINY.with_sections(tile={"bits_per_cell": bpc, "cols": 16 * 2 * (8 // bpc) // 4},
                 adc={"offset_sigma_lsb": 0.3 if offsets else 0.0, "range": "calibrated"})
     rng = np.random.default_rng(seed)
     m = CimMatrix(rng.integers(-128, 128, size=(32, 8)), cfg)
@@ -454,7 +455,7 @@ def test_matmul_is_the_shift_add_of_the_per_read_codes(seed, monkeypatch):
     # the compiled and the numpy conversion paths
     monkeypatch.setattr("cimforge.golden.cim.COLUMN_BLOCK", 2 * TINY.tile.cols)  # 3 blocks, uneven
     x, w = operands(seed, k=70, n=19)
-    m = CimMatrix(w, with_(TINY, **STATIC_EFFECTS))
+    m = CimMatrix(w, TINY.with_sections(**STATIC_EFFECTS))
     assert m.col_tiles == 5 and m._compiled_sar
     got = m.matmul(x)
     conv = m.convert(x)
@@ -472,7 +473,7 @@ def test_reads_do_not_depend_on_how_blas_splits_them():
     # all give the same bits
     x, w = operands(3, k=128, n=256, scale=40)
     x = np.vstack([x] * 22)  # 132 vectors: 1056 bit planes
-    m = CimMatrix(w, with_(load_config("minilm-pcm"), **STATIC_EFFECTS))
+    m = CimMatrix(w, load_config("minilm-pcm").with_sections(**STATIC_EFFECTS))
     planes = m._planes(x)
     whole = m._group_reads(planes, 1, None)
     with threadpool_limits(1, user_api="blas"):
@@ -484,8 +485,8 @@ def test_reads_do_not_depend_on_how_blas_splits_them():
 def test_ir_drop_approximation_follows_the_exact_solve():
     x, w = operands(20, k=70, n=8, scale=40)
     wires = {"ir_drop": "exact", "r_wire_ohm": 5.0}
-    exact = CimMatrix(w, with_(TINY, analog=wires))
-    approx = CimMatrix(w, with_(TINY, analog={**wires, "ir_drop": "approx"}))
+    exact = CimMatrix(w, TINY.with_sections(analog=wires))
+    approx = CimMatrix(w, TINY.with_sections(analog={**wires, "ir_drop": "approx"}))
     assert np.abs(approx._u - exact._u).max() < 0.1 * np.abs(exact._u - CimMatrix(w, TINY)._u).max()
     assert rel_error(approx, x, w) == pytest.approx(rel_error(exact, x, w), rel=0.2)
     assert rel_error(exact, x, w) > 0.01  # the drop shows
@@ -526,7 +527,7 @@ def in_step_order(m, codes, cfg, cpa=None):
 def test_saturating_order_is_the_tiles_conversion_order(cpa):
     # with a 20-bit accumulator the order of the beats matters; it must be the RTL tile's:
     # conversion steps, a channel's terms of one step summed before saturating
-    cfg = with_(TINY, numerics={"acc_bits": 20}, adc={"cols_per_adc": cpa})
+    cfg = TINY.with_sections(numerics={"acc_bits": 20}, adc={"cols_per_adc": cpa})
     m = CimMatrix(operands(0, k=60, n=9)[1], cfg)
     rng = np.random.default_rng(cpa)
     shape = (5, m.row_tiles, m.groups, m.digits, m.col_tiles * cfg.tile.cols)
@@ -535,7 +536,7 @@ def test_saturating_order_is_the_tiles_conversion_order(cpa):
         codes.transpose(0, 3, 1, 2, 4).reshape(5, m.digits, -1, 2 * m.slices))
     assert (got == in_step_order(m, codes, cfg).astype(np.int64)).all()
     # other orders give other results: column by column, or no saturation at all
-    exact = in_step_order(m, codes, with_(cfg, numerics={"acc_bits": 48}))
+    exact = in_step_order(m, codes, cfg.with_sections(numerics={"acc_bits": 48}))
     assert (got != exact).any()
     column_by_column = in_step_order(m, codes, cfg, cpa=2 * m.slices).astype(np.int64)
     # an ADC of 2 S or more columns converts a channel column by column
@@ -543,7 +544,7 @@ def test_saturating_order_is_the_tiles_conversion_order(cpa):
 
 
 def test_matmul_saturates_in_the_tiles_order():
-    cfg = with_(TINY, numerics={"acc_bits": 20}, adc={"cols_per_adc": 2},
+    cfg = TINY.with_sections(numerics={"acc_bits": 20}, adc={"cols_per_adc": 2},
                 analog={"prog_noise": True})
     x, w = operands(4, k=64, n=8, scale=200)
     got = CimMatrix(w, cfg).matmul(x)
@@ -553,11 +554,11 @@ def test_matmul_saturates_in_the_tiles_order():
 
 def test_offset_calibration_trims_the_offsets():
     # each SAR ADC's trim register cancels its comparator offset to 1/32 LSB
-    cfg = with_(TINY, adc={"bits": 7, "offset_sigma_lsb": 1.5})
+    cfg = TINY.with_sections(adc={"bits": 7, "offset_sigma_lsb": 1.5})
     x, w = operands(5, k=64, n=8)
-    exact = CimMatrix(w, with_(cfg, adc={"offset_sigma_lsb": 0.0})).convert(x).codes
+    exact = CimMatrix(w, cfg.with_sections(adc={"offset_sigma_lsb": 0.0})).convert(x).codes
     raw = CimMatrix(w, cfg)
-    trimmed = CimMatrix(w, with_(cfg, adc={"offset_calibration": True}))
+    trimmed = CimMatrix(w, cfg.with_sections(adc={"offset_calibration": True}))
     assert not raw.adc_trim_q.any()
     assert np.abs(trimmed.adc_trim - trimmed.adc_offsets[:, 0]).max() <= 1 / 32
     assert (trimmed.adc_offsets == raw.adc_offsets).all()  # the same devices

@@ -2,7 +2,6 @@
 """Analog tile unit in Amaranth's simulator against golden (fast; the cocotb bench covers the
 generated Verilog in Verilator and Icarus)."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -17,10 +16,6 @@ from cimforge.verif.tile_case import EFFECTS, TileCase, random_matrix
 TINY = load_config("tiny")
 ALL_EFFECTS = EFFECTS
 
-
-def with_(cfg, **sections):
-    return dataclasses.replace(
-        cfg, **{k: dataclasses.replace(getattr(cfg, k), **v) for k, v in sections.items()})
 
 
 def case_for(cfg, seed, vectors=3, scale=40.0):
@@ -79,13 +74,13 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_configuration_against_golden(name):
-    cfg = with_(TINY, **CONFIGS[name])
+    cfg = TINY.with_sections(**CONFIGS[name])
     check(case_for(cfg, 2))
 
 
 @pytest.mark.parametrize("idle, stall", [(0.3, 0.0), (0.0, 0.6), (0.3, 0.6), (0.0, 0.99)])
 def test_flow_control(idle, stall):
-    cfg = with_(TINY, adc={"kind": "flash", "cols_per_adc": 1})  # short reads: stalls bite
+    cfg = TINY.with_sections(adc={"kind": "flash", "cols_per_adc": 1})  # short reads: stalls bite
     case = case_for(cfg, 3, vectors=8)
     check(case, seed=5, idle=idle, stall=stall)
 
@@ -95,7 +90,7 @@ def test_flow_control(idle, stall):
 def test_accumulator_limits_and_rounding(saturate, rounding):
     # a 20-bit accumulator overflows on extreme inputs (32 x 128 x 128 = 2^19), and a year's
     # drift compensation (a factor near 2) rounds and overflows again
-    cfg = with_(TINY, numerics={"acc_bits": 20, "saturate": saturate, "rounding": rounding},
+    cfg = TINY.with_sections(numerics={"acc_bits": 20, "saturate": saturate, "rounding": rounding},
                 analog={"drift": True, "t_inference": 3.0e7, "drift_compensation": True})
     rng = np.random.default_rng(4)
     w = rng.integers(-128, 128, size=(32, 4))
@@ -103,7 +98,7 @@ def test_accumulator_limits_and_rounding(saturate, rounding):
     x = rng.integers(-128, 128, size=(4, 32))
     x[1:3] = -128
     case = TileCase(cfg, w, x)
-    exact = TileCase(with_(cfg, numerics={"acc_bits": 48}), case.w, case.x).expected
+    exact = TileCase(cfg.with_sections(numerics={"acc_bits": 48}), case.w, case.x).expected
     assert (case.expected != exact).any()  # the limits matter in this case
     check(case)
 
