@@ -5,8 +5,9 @@ computes, on the stored array ``M`` (rows x cols):
 
 * ``SCORES``: ``M @ q`` for an input ``q`` of ``cols`` elements -- attention scores
   ``q . K^T`` with the keys stored, one result per row;
-* ``WEIGHTED``: ``a @ M`` for an input ``a`` of ``rows`` elements -- ``a . V`` with the values
-  stored, one result per column.
+* ``WEIGHTED``: ``a @ M`` for an input ``a`` of ``rows`` *unsigned* ``bits``-bit elements --
+  ``P . V`` with the values stored and the attention probabilities (never negative, and
+  ``2^prob_bits - 1`` means 1) as input, one result per column.
 
 Writes: ``WRITE`` puts a vector into row ``addr``; ``APPEND`` puts it into row ``tokens mod
 rows`` and counts a token (``tokens`` stops at ``rows``: a full cache wraps and overwrites its
@@ -16,9 +17,10 @@ yet written.
 Arithmetic, as the hardware does it: the input is applied bit-serially, most significant bit
 first; in each bit cycle every stored element is ANDed with its input bit and an adder tree
 sums them per output (the *partial*); the accumulator doubles and adds the partial, the
-first (sign) bit's partial subtracted: ``acc = -p_(B-1)``, then ``acc = 2 acc + p_d``. That is
-the two's-complement product exactly, so results are the exact integer products, sign-extended
-to ``acc_bits`` (the spec refuses an ``acc_bits`` that could not hold them).
+first bit's partial subtracted for a signed input (SCORES: ``acc = -p_(B-1)``) and added for
+an unsigned one (WEIGHTED: ``acc = p_(B-1)``), then ``acc = 2 acc + p_d``. That is the product
+exactly, so results are the exact integer products, sign-extended to ``acc_bits`` (the spec
+refuses an ``acc_bits`` that could not hold them).
 
 Timing (:class:`DcimTiming`): one command per cycle for writes, ``bits`` cycles per compute,
 a result ``bits + 2`` cycles after its command was accepted.
@@ -81,9 +83,12 @@ class DcimSpec:
 
     @property
     def exact_bits(self) -> int:
-        """Signed width that holds every exact result: the largest magnitude is ``width *
-        2^(bits-1) * 2^(bits-1)`` (both operands at their minimum)."""
-        return (self.width << (2 * self.bits - 2)).bit_length() + 1
+        """Signed width that holds every exact result: the largest magnitude is ``rows *
+        (2^bits - 1) * 2^(bits-1)`` for WEIGHTED (unsigned inputs at their maximum, stored
+        elements at their minimum), ``cols * 2^(bits-1) * 2^(bits-1)`` for SCORES."""
+        weighted = self.rows * ((1 << self.bits) - 1) << (self.bits - 1)
+        scores = self.cols << (2 * self.bits - 2)
+        return max(weighted, scores).bit_length() + 1
 
     @property
     def addr_bits(self) -> int:
@@ -93,8 +98,9 @@ class DcimSpec:
 @dataclass(frozen=True)
 class DcimCommand:
     """One command: ``op`` (WRITE, APPEND, SCORES, WEIGHTED), ``addr`` (WRITE's row) and
-    ``data`` (``width`` signed values; a row to store uses the first ``cols``, a SCORES input
-    the first ``cols``, a WEIGHTED input the first ``rows``; the rest must be 0)."""
+    ``data`` (``width`` values; a row to store uses the first ``cols``, a SCORES input the
+    first ``cols``, all signed ``bits``-bit; a WEIGHTED input the first ``rows``, unsigned
+    ``bits``-bit; the rest must be 0)."""
 
     op: int
     data: tuple[int, ...]
@@ -104,18 +110,31 @@ class DcimCommand:
     def computes(self) -> bool:
         return self.op in (SCORES, WEIGHTED)
 
+    def wire_data(self, bits: int) -> list[int]:
+        """``data`` as the payload's signed ``bits``-bit elements carry it: a WEIGHTED input's
+        unsigned values by their bit patterns."""
+        if self.op != WEIGHTED:
+            return list(self.data)
+        top = 1 << (bits - 1)
+        return [v - (top << 1) if v >= top else v for v in self.data]
 
-def bit_serial(m: np.ndarray, x: np.ndarray, bits: int, axis: int) -> np.ndarray:
+
+def bit_serial(m: np.ndarray, x: np.ndarray, bits: int, axis: int, *,
+               signed_input: bool = True) -> np.ndarray:
     """The macro's arithmetic: ``x`` applied bit-serially, MSB first, each bit ANDed with the
     stored elements and summed along ``axis`` of ``m`` (0: ``x @ m``; 1: ``m @ x``); the
-    accumulator doubles and adds each partial, the sign bit's subtracted."""
+    accumulator doubles and adds each partial, the first one subtracted for a signed input
+    (two's complement) and added for an unsigned one."""
     m = np.asarray(m, dtype=np.int64)
     xu = np.asarray(x, dtype=np.int64) & ((1 << bits) - 1)
     acc = None
     for d in reversed(range(bits)):
         b = (xu >> d) & 1
         partial = (b @ m) if axis == 0 else (m @ b)
-        acc = -partial if acc is None else 2 * acc + partial
+        if acc is None:
+            acc = -partial if signed_input else partial
+        else:
+            acc = 2 * acc + partial
     return acc
 
 
@@ -135,7 +154,10 @@ class DcimModel:
             raise ValueError(f"op must be one of {sorted(OPS.values())}, not {cmd.op}")
         if len(cmd.data) != s.width:
             raise ValueError(f"data must have {s.width} elements, not {len(cmd.data)}")
-        if min(cmd.data) < lo or max(cmd.data) > hi:
+        if cmd.op == WEIGHTED:
+            if min(cmd.data) < 0 or max(cmd.data) > (1 << s.bits) - 1:
+                raise ValueError(f"a WEIGHTED input must be unsigned {s.bits}-bit")
+        elif min(cmd.data) < lo or max(cmd.data) > hi:
             raise ValueError(f"data must be signed {s.bits}-bit")
         used = s.rows if cmd.op == WEIGHTED else s.cols
         if any(cmd.data[used:]):

@@ -46,7 +46,6 @@ from amaranth.lib.wiring import In, Out
 
 from cimforge.golden.analog_tile import AnalogTileSpec
 from cimforge.golden.cim import OFFSET_TRIM_BITS, RANGE_EXP_BITS, SCALE_BITS
-from cimforge.hw.numerics import select
 
 __all__ = ["shell_signature", "analog_value_bits", "blackbox_verilog", "CrossbarModel"]
 
@@ -127,18 +126,21 @@ class CrossbarModel(wiring.Component):
         x = self.xbar
         width = analog_value_bits(spec)
         columns = spec.col_tiles * spec.cols
-        banks = [[Signal(width, name=f"bank{b}_col{c}") for c in range(columns)]
-                 for b in range(2)]
+        # each bank one wide register (column c at bits [c width +: width]): the Verilog
+        # stays a few lines whatever the column count
+        flat = self.a_value.as_value()
+        banks = [Signal(width * columns, name=f"bank{b}") for b in range(2)]
         with m.If(x.sample):
             for b in range(2):
                 with m.If(x.sample_bank == b):
-                    m.d.sync += [banks[b][c].eq(self.a_value[c]) for c in range(columns)]
+                    m.d.sync += banks[b].eq(flat)
+        run = width * spec.cols_per_adc  # the columns of one ADC
         for tile in range(spec.col_tiles):
             for a in range(spec.adcs_per_tile):
                 adc = tile * spec.adcs_per_tile + a
-                first = tile * spec.cols + a * spec.cols_per_adc
+                first = (tile * spec.cols + a * spec.cols_per_adc) * width
                 held = Signal(width, name=f"held{adc}")
-                choices = [select(x.col_sel, banks[b][first : first + spec.cols_per_adc])
+                choices = [banks[b][first : first + run].word_select(x.col_sel, width)
                            for b in range(2)]
                 m.d.comb += held.eq(Mux(x.conv_bank, choices[1], choices[0]))
                 if spec.adc_kind == "sar":

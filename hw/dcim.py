@@ -37,11 +37,12 @@ class DigitalCim(wiring.Component):
     """A ``rows x cols`` array of signed ``bits``-bit registers with bit-serial compute.
 
     Commands arrive on ``i_stream``: WRITE and APPEND store a row in the cycle they are
-    accepted; SCORES (``array @ q``) and WEIGHTED (``a @ array``) apply their input one bit per
-    cycle, MSB first: every stored element is ANDed with its bit, an adder tree per output
-    sums them (registered), and the accumulator doubles and adds (the sign bit's partial
-    subtracted). Results are exact, sign-extended to ``acc_bits``, on ``o_stream`` through a
-    two-entry buffer.
+    accepted; SCORES (``array @ q``, ``q`` signed) and WEIGHTED (``a @ array``, ``a``
+    unsigned: its elements' bit patterns in the payload's signed fields) apply their input one
+    bit per cycle, MSB first: every stored element is ANDed with its bit, an adder tree per
+    output sums them (registered), and the accumulator doubles and adds (the first partial
+    subtracted for SCORES, added for WEIGHTED). Results are exact, sign-extended to
+    ``acc_bits``, on ``o_stream`` through a two-entry buffer.
 
     Timing: :class:`cimforge.golden.dcim.DcimTiming` -- a write per cycle, a compute per ``bits``
     cycles, results ``bits + 2`` cycles after acceptance.
@@ -137,12 +138,13 @@ class DigitalCim(wiring.Component):
                       if j < cols else 0)
             m.d.sync += partial[j].eq(Mux(weighted, column, score))
 
-        # stage 2: accumulate, MSB first; the first (sign) bit's partial is subtracted
+        # stage 2: accumulate, MSB first; the first bit's partial is subtracted for SCORES
+        # (a signed input: its sign bit) and added for WEIGHTED (an unsigned input)
         accs = [Signal(signed(spec.exact_bits), name=f"acc{j}") for j in range(spec.width)]
         nexts = []
         for j, (acc, p) in enumerate(zip(accs, partial, strict=True)):
             nxt = Signal(signed(spec.exact_bits), name=f"next{j}")
-            m.d.comb += nxt.eq(Mux(p_first, -p, (acc << 1) + p))
+            m.d.comb += nxt.eq(Mux(p_first, Mux(p_weighted, p, -p), (acc << 1) + p))
             with m.If(p_valid):
                 m.d.sync += acc.eq(nxt)
             nexts.append(nxt)

@@ -17,7 +17,7 @@ TINY = DcimSpec.from_config(load_config("tiny"))
 
 def simulate(spec, commands, *, idle=0.0, stall=0.0, seed=0):
     """Drive ``commands``; the run's results and every transfer's cycle."""
-    items = [{"op": c.op, "addr": c.addr, "data": list(c.data)} for c in commands]
+    items = [{"op": c.op, "addr": c.addr, "data": c.wire_data(spec.bits)} for c in commands]
     return run_stream(DigitalCim(spec), items, sum(c.computes for c in commands), idle=idle,
                       stall=stall, seed=seed,
                       unpack=lambda p: {"data": [int(v) for v in p.data],
@@ -52,6 +52,9 @@ def test_bit_serial_is_the_integer_product(seed):
     q[0] = a[0] = -128
     assert (bit_serial(m, q, 8, axis=1) == m @ q).all()
     assert (bit_serial(m, a, 8, axis=0) == a @ m).all()
+    p = rng.integers(0, 256, 5)  # unsigned (WEIGHTED's probabilities)
+    p[0] = 255
+    assert (bit_serial(m, p, 8, axis=0, signed_input=False) == p @ m).all()
 
 
 def test_attention_uses_and_kv_append():

@@ -30,7 +30,7 @@ class DcimTB(StreamBench):
     async def run(self, commands: list[DcimCommand]) -> None:
         """Send ``commands``, wait for every result (or a timeout), then check everything."""
         expected = expected_results(self.spec, commands)
-        self.source.send(self.in_codec.pack(op=c.op, addr=c.addr, data=list(c.data))
+        self.source.send(self.in_codec.pack(op=c.op, addr=c.addr, data=c.wire_data(self.spec.bits))
                          for c in commands)
         await self.drain(len(expected), self.budget(len(commands), self.spec.bits),
                          self.timing.latency + 4)
