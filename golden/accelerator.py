@@ -28,7 +28,7 @@ not part of the accelerator: like the integer model, it quantises every weight t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,10 +57,14 @@ class TileLinear:
     matrices: tuple[CimMatrix, ...]
     bias: np.ndarray
     out: Multiplier
+    inputs: list[np.ndarray] = field(default_factory=list, compare=False)
+    """Every sequence's input vectors, in the order they were computed (the benches' record
+    of what each unit must see)."""
 
     def accumulate(self, x: np.ndarray) -> np.ndarray:
         """The units' results for the vectors ``x`` (one sequence, (n, K) signed int8):
         (n, N) signed ``acc_bits`` in each channel's unit LSB."""
+        self.inputs.append(np.array(x, dtype=np.int64))
         return np.concatenate([m.matmul(x) for m in self.matrices], axis=1)
 
     def __call__(self, x: np.ndarray, e: np.ndarray | int, bits: int, rounding: str

@@ -1,0 +1,204 @@
+"""The attention engine of one layer: ``softmax(q . K^T) . V`` per query token and head, on the
+layer's digital-CIM macros (docs/hw-accelerator.md, "Engines").
+
+Once every token's K and V are in the macros (``kv_ready``), for each query token ``t`` and
+head ``h`` in order, one pass at a time: read ``q_(t,h)`` (``d_head`` int8 values) from the
+Q buffer into a command; SCORES on head ``h``'s key macro; the ``n`` scores through the softmax
+unit (a keep bit of 1 each, ``last`` on the ``n``-th); the ``n`` probabilities into a command
+(zero beyond ``n``: rows a longer earlier sequence left in the macro weigh nothing); WEIGHTED
+on head ``h``'s value macro (probabilities as unsigned inputs); the ``d_head`` sums through the
+requantiser (the layer's context multiplier) to the context buffer. A pass ends when its last
+context value is out.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from cimforge.config import SHIFT_BITS
+from cimforge.golden.accel_regmap import ATTENTION_REGS
+from cimforge.golden.dcim import SCORES, WEIGHTED, DcimSpec
+from cimforge.golden.requant import RequantSpec
+from cimforge.golden.softmax import SoftmaxSpec
+from cimforge.hw.dcim import command_layout, result_layout
+from cimforge.hw.requant import Requantizer
+from cimforge.hw.scratchpad import row_read_signature
+from cimforge.hw.softmax import Softmax
+from cimforge.hw.tile_drainer import param_signature
+
+__all__ = ["AttentionEngine"]
+
+
+class AttentionEngine(wiring.Component):
+    """Attention of one layer over ``heads`` heads of ``d_head`` on its macros.
+
+    Parameters
+    ----------
+    tokens : int
+        The KV capacity (``dcim.rows``).
+    d, heads : int
+    dcim : DcimSpec
+    sm : SoftmaxSpec
+        ``lanes == 1``, ``max_len == tokens``.
+    rq : RequantSpec
+    narrow : bool
+        The context requantised to ``act_bits`` (else ``residual_bits``).
+    addr_bits : int
+
+    Members
+    -------
+    run : In(1); n : In(range(tokens + 1)); kv_ready : In(1)
+    q_src : Out(row_read_signature(tokens, d, act_bits))
+    k0, v0, k1, v1, ... : Out(stream.Signature(command_layout(dcim)))
+    kr0, vr0, ... : In(stream.Signature(result_layout(dcim)))
+    o_stream : Out(stream.Signature(signed(residual_bits)))
+        Context values, token by token, head by head.
+    param : In(param_signature(addr_bits))
+    """
+
+    def __init__(self, tokens: int, d: int, heads: int, dcim: DcimSpec, sm: SoftmaxSpec,
+                 rq: RequantSpec, narrow: bool, addr_bits: int):
+        if sm.lanes != 1:
+            raise ValueError(f"the accelerator's softmax takes one score per beat, not "
+                             f"nonlinear.softmax_lanes = {sm.lanes}")
+        self.tokens, self.d, self.heads, self.dh = tokens, d, heads, d // heads
+        self.dcim, self.sm, self.rq, self.narrow = dcim, sm, rq, narrow
+        members = {
+            "run": In(1),
+            "n": In(range(tokens + 1)),
+            "kv_ready": In(1),
+            "q_src": Out(row_read_signature(tokens, d, dcim.bits)),
+            "o_stream": Out(stream.Signature(signed(rq.residual_bits))),
+            "param": In(param_signature(addr_bits)),
+        }
+        for h in range(heads):
+            members[f"k{h}"] = Out(stream.Signature(command_layout(dcim)))
+            members[f"v{h}"] = Out(stream.Signature(command_layout(dcim)))
+            members[f"kr{h}"] = In(stream.Signature(result_layout(dcim)))
+            members[f"vr{h}"] = In(stream.Signature(result_layout(dcim)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        dc, dh, bits = self.dcim, self.dh, self.dcim.bits
+        p = self.param
+        regs = {name: Signal(SHIFT_BITS if "shift" in name else self.sm.mult_bits, name=name)
+                for name in ATTENTION_REGS}
+        for name, reg in regs.items():
+            with m.If(p.we & (p.addr == ATTENTION_REGS[name])):
+                m.d.sync += reg.eq(p.data[: len(reg)])
+
+        m.submodules.softmax = sm = Softmax(self.sm)
+        m.submodules.rq = rq = Requantizer(self.rq)
+        m.d.comb += [sm.mult.eq(regs["score_mult"]), sm.shift.eq(regs["score_shift"])]
+
+        t = Signal(range(self.tokens + 1))
+        h = Signal(range(max(self.heads, 2)))
+        count = Signal(range(dc.width + 1))  # elements moved in the current step
+        qvec = Signal(dh * bits)
+        scores = Signal(dc.rows * dc.acc_bits)
+        probs = [Signal(bits, name=f"prob{r}") for r in range(dc.rows)]
+        ctx = Signal(dh * dc.acc_bits)
+        n = self.n
+
+        issued = Signal(range(dh + 1))  # context items into the requantiser
+        cmd = Signal(command_layout(dc))
+        cmd_valid = Signal()
+        weighting = Signal()  # the command is WEIGHTED (else SCORES)
+        # every field driven by one expression (a field left at its default would be a
+        # constant `always @*`, which Icarus never evaluates)
+        m.d.comb += cmd.eq(Cat(Mux(weighting, WEIGHTED, SCORES), Const(0, dc.addr_bits),
+                               Mux(weighting, Cat(*probs), qvec)))
+        k_ready, v_ready = Signal(), Signal()
+        k_result, v_result = Signal(result_layout(dc)), Signal(result_layout(dc))
+        k_done, v_done = Signal(), Signal()  # a result is offered by head h's macro
+        for i in range(self.heads):
+            kp, vp = getattr(self, f"k{i}"), getattr(self, f"v{i}")
+            kr, vr = getattr(self, f"kr{i}"), getattr(self, f"vr{i}")
+            m.d.comb += [kp.payload.eq(cmd), vp.payload.eq(cmd)]
+            with m.If(h == i):
+                m.d.comb += [kp.valid.eq(cmd_valid & ~weighting),
+                             vp.valid.eq(cmd_valid & weighting),
+                             k_ready.eq(kp.ready), v_ready.eq(vp.ready),
+                             k_result.eq(kr.payload), v_result.eq(vr.payload),
+                             k_done.eq(kr.valid), v_done.eq(vr.valid)]
+        take_k, take_v = Signal(), Signal()
+        for i in range(self.heads):
+            m.d.comb += [getattr(self, f"kr{i}").ready.eq(take_k & (h == i)),
+                         getattr(self, f"vr{i}").ready.eq(take_v & (h == i))]
+
+        q = self.q_src
+        m.d.comb += [q.token.eq(t), q.first.eq(h * dh), q.count.eq(dh)]
+        si, so, ri = sm.i_stream, sm.o_stream, rq.i_stream
+        with m.FSM(name="attention"):
+            with m.State("IDLE"):
+                with m.If(self.run & self.kv_ready & (t < n)):
+                    m.d.comb += q.start.eq(1)
+                    m.d.sync += count.eq(0)
+                    m.next = "Q"
+            with m.State("Q"):
+                m.d.comb += q.data.ready.eq(1)
+                with m.If(q.data.valid):
+                    m.d.sync += [qvec.eq(Cat(qvec[bits:], q.data.payload)), count.eq(count + 1)]
+                    with m.If(count == dh - 1):
+                        m.next = "SCORES"
+            with m.State("SCORES"):
+                m.d.comb += cmd_valid.eq(1)
+                with m.If(k_ready):
+                    m.next = "SCORES_WAIT"
+            with m.State("SCORES_WAIT"):
+                m.d.comb += take_k.eq(1)
+                with m.If(k_done):
+                    m.d.sync += [scores.eq(k_result.data.as_value()[: dc.rows * dc.acc_bits]),
+                                 count.eq(0), Cat(*probs).eq(0)]
+                    m.next = "SOFTMAX"
+            with m.State("SOFTMAX"):
+                # scores in, one per cycle; probabilities collected as they come out
+                sent = Signal(range(dc.rows + 1))
+                m.d.comb += [si.valid.eq(sent < n), si.payload.scores[0].eq(scores[: dc.acc_bits]),
+                             si.payload.keep.eq(1), si.payload.last.eq(sent == n - 1),
+                             so.ready.eq(1)]
+                with m.If(si.valid & si.ready):
+                    m.d.sync += [scores.eq(scores >> dc.acc_bits), sent.eq(sent + 1)]
+                with m.If(so.valid):
+                    for r in range(dc.rows):
+                        with m.If(count == r):
+                            m.d.sync += probs[r].eq(so.payload.probs[0])
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(so.payload.last):
+                        m.d.sync += sent.eq(0)
+                        m.next = "WEIGHTED"
+            with m.State("WEIGHTED"):
+                m.d.comb += [cmd_valid.eq(1), weighting.eq(1)]
+                with m.If(v_ready):
+                    m.next = "WEIGHTED_WAIT"
+            with m.State("WEIGHTED_WAIT"):
+                m.d.comb += take_v.eq(1)
+                with m.If(v_done):
+                    m.d.sync += [ctx.eq(v_result.data.as_value()[: dh * dc.acc_bits]),
+                                 count.eq(0)]
+                    m.next = "CONTEXT"
+            with m.State("CONTEXT"):
+                m.d.comb += ri.valid.eq(issued < dh)
+                with m.If(ri.valid & ri.ready):
+                    m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1)]
+                with m.If(self.o_stream.valid & self.o_stream.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == dh - 1):
+                        m.d.sync += issued.eq(0)
+                        with m.If(h == self.heads - 1):
+                            m.d.sync += [h.eq(0), t.eq(t + 1)]
+                        with m.Else():
+                            m.d.sync += h.eq(h + 1)
+                        m.next = "IDLE"
+        r = self.rq
+        m.d.comb += ri.payload.eq(Cat(ctx[: dc.acc_bits], Const(0, r.exp_field_bits),
+                                      Const(0, r.bias_bits), regs["ctx_mult"],
+                                      regs["ctx_shift"], Const(0, r.residual_bits),
+                                      Const(int(self.narrow), 1)))
+        wiring.connect(m, rq.o_stream, wiring.flipped(self.o_stream))
+        with m.If(~self.run):
+            m.d.sync += [t.eq(0), h.eq(0)]
+        return m

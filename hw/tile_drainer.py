@@ -1,0 +1,181 @@
+"""The drainer of a matrix's tile units: each token's results, channel by channel, through the
+requantiser -- with its per-channel multiplier and bias, the token's exponent and, for the
+blocks that end in a residual sum, the block input requantised alongside
+(docs/hw-accelerator.md, "Engines").
+
+For token ``t = 0, 1, ...`` in order: once every unit offers its result and the previous
+token's row is done downstream (``row_done``: the consumer at the end of the chain finished
+it), the drainer takes the results (the units' used channels in order, into a shift register)
+and issues one requantiser item per channel per cycle while the requantiser takes them. With a
+residual, it starts reading row ``t`` of the residual buffer at the same time, requantises it
+by the block's residual multiplier (a second requantiser) and joins the two streams.
+
+Parameters live in the drainer: a memory of multipliers with their shifts (a matrix's
+channels share a shift, but q, k and v, drained together, each have their own), one of biases
+(``bias_bits`` wide, written as two 32-bit halves), and the residual multiplier and shift.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from cimforge.config import SHIFT_BITS
+from cimforge.golden.accel_regmap import DRAINER_REGS, MULT_BASE, MULT_SHIFT_LSB, bias_base
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.golden.requant import RequantSpec
+from cimforge.hw.analog_tile import result_layout
+from cimforge.hw.requant import Requantizer
+from cimforge.hw.scratchpad import row_read_signature
+
+__all__ = ["TileDrainer", "param_signature"]
+
+def param_signature(addr_bits: int) -> wiring.Signature:
+    """A parameter write port, from the writer's side: 32-bit ``data`` to word ``addr`` of
+    the block's region in a cycle with ``we`` high."""
+    return wiring.Signature({"addr": Out(addr_bits), "data": Out(32), "we": Out(1)})
+
+
+class TileDrainer(wiring.Component):
+    """Drains the tile units of one matrix through a requantiser.
+
+    Parameters
+    ----------
+    tokens : int
+        The KV capacity.
+    units : list of (AnalogTileSpec, int)
+        Each unit and how many of its channels the matrix uses (the first ones).
+    rq : RequantSpec
+    narrow : bool
+        Requantise to ``act_bits`` (else ``residual_bits``).
+    residual : int or None
+        The row width of the residual buffer (the block input), or None for no residual.
+    addr_bits : int
+        Width of the parameter port's word address.
+
+    Members
+    -------
+    run : In(1)
+        A sequence is in progress; low: back to token 0.
+    u0, u1, ... : In(stream.Signature(result_layout(unit)))
+    token : Out(range(tokens)); exp : In(...)
+        The token being drained and its exponent (from the feeder).
+    res_src : Out(row_read_signature(...))
+        The residual buffer's read port (with ``residual``).
+    o_stream : Out(stream.Signature(signed(residual_bits)))
+        The requantised channels, in order.
+    row_done : In(1)
+        The consumer finished the row being drained.
+    drained : Out(range(tokens + 1))
+        Rows finished.
+    param : In(param_signature(addr_bits))
+    """
+
+    def __init__(self, tokens: int, units: list[tuple[AnalogTileSpec, int]], rq: RequantSpec,
+                 narrow: bool, residual: int | None, addr_bits: int):
+        self.tokens, self.units, self.rq = tokens, list(units), rq
+        self.narrow, self.residual, self.addr_bits = narrow, residual, addr_bits
+        self.channels = sum(n for _, n in self.units)
+        members = {
+            "run": In(1),
+            "token": Out(range(max(tokens, 2))),
+            "exp": In(unsigned(rq.exp_field_bits)),
+            "o_stream": Out(stream.Signature(signed(rq.residual_bits))),
+            "row_done": In(1),
+            "drained": Out(range(tokens + 1)),
+            "param": In(param_signature(addr_bits)),
+        }
+        if residual is not None:
+            members["res_src"] = Out(row_read_signature(tokens, residual, rq.residual_bits))
+        for i, (u, _) in enumerate(self.units):
+            members[f"u{i}"] = In(stream.Signature(result_layout(u)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        rq, n = self.rq, self.channels
+        acc_bits = rq.acc_bits
+
+        # -- parameters -------------------------------------------------------------------------
+        p = self.param
+        res_mult = Signal(rq.mult_bits)
+        res_shift = Signal(SHIFT_BITS)
+        for name, reg in (("res_mult", res_mult), ("res_shift", res_shift)):
+            with m.If(p.we & (p.addr == DRAINER_REGS[name])):
+                m.d.sync += reg.eq(p.data[: len(reg)])
+        m.submodules.mults = mults = Memory(shape=unsigned(32), depth=n, init=[])
+        m.submodules.biases = biases = Memory(shape=unsigned(64), depth=n, init=[])
+        mw = mults.write_port()
+        bw = biases.write_port(granularity=32)
+        b0 = bias_base(n)
+        m.d.comb += [mw.addr.eq(p.addr - MULT_BASE), mw.data.eq(p.data),
+                     mw.en.eq(p.we & (p.addr >= MULT_BASE) & (p.addr < MULT_BASE + n)),
+                     bw.addr.eq((p.addr - b0) >> 1), bw.data.eq(Cat(p.data, p.data))]
+        with m.If(p.we & (p.addr >= b0) & (p.addr < b0 + 2 * n)):
+            m.d.comb += bw.en.eq(Mux(p.addr[0], 0b10, 0b01))  # high or low half
+        mr = mults.read_port()
+        br = biases.read_port()
+
+        # -- take a token's results -----------------------------------------------------------
+        taken = Signal(range(self.tokens + 1))
+        busy = Signal()  # a row is being drained (until row_done)
+        ports = [getattr(self, f"u{i}") for i in range(len(self.units))]
+        ready_all = Cat(*(q.valid for q in ports)).all()
+        take = self.run & ready_all & ~busy
+        for q in ports:
+            m.d.comb += q.ready.eq(take)
+        used = Cat(*(q.payload.as_value()[: k * acc_bits]
+                     for q, (_, k) in zip(ports, self.units, strict=True)))
+        results = Signal(n * acc_bits)
+        left = Signal(range(n + 1))
+        index = Signal(range(max(n, 2)))
+        m.d.comb += self.token.eq(taken - busy)  # the token in the drain
+        with m.If(take):
+            m.d.sync += [results.eq(used), left.eq(n), index.eq(0), busy.eq(1),
+                         taken.eq(taken + 1)]
+        with m.If(self.row_done):
+            m.d.sync += [busy.eq(0), self.drained.eq(self.drained + 1)]
+
+        # -- items: one channel per cycle -------------------------------------------------------
+        m.submodules.rq = main = Requantizer(rq)
+        valid = Signal()
+        acc = Signal(signed(acc_bits))
+        res_ok = Const(1)
+        residual = Const(0, rq.residual_bits)
+        if self.residual is not None:
+            m.submodules.res_rq = res_rq = Requantizer(rq)
+            src = self.res_src
+            m.d.comb += [src.start.eq(take), src.token.eq(taken), src.first.eq(0),
+                         src.count.eq(self.residual)]
+            ri = res_rq.i_stream
+            x = Signal(signed(rq.acc_bits))  # the residual code, sign-extended
+            m.d.comb += [x.eq(src.data.payload), ri.valid.eq(src.data.valid),
+                         src.data.ready.eq(ri.ready),
+                         ri.payload.eq(Cat(x, Const(0, rq.exp_field_bits),
+                                           Const(0, rq.bias_bits), res_mult, res_shift,
+                                           Const(0, rq.residual_bits), Const(0, 1)))]
+            res_ok = res_rq.o_stream.valid
+            residual = res_rq.o_stream.payload
+            m.d.comb += res_rq.o_stream.ready.eq(valid & main.i_stream.ready)
+        advance = ~valid | (main.i_stream.ready & res_ok)
+        issue = advance & (left != 0) & ~take
+        m.d.comb += [mr.addr.eq(index), br.addr.eq(index), mr.en.eq(issue), br.en.eq(issue)]
+        with m.If(advance):
+            m.d.sync += valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [acc.eq(results[:acc_bits]), results.eq(results >> acc_bits),
+                         left.eq(left - 1), index.eq(index + 1)]
+        mi = main.i_stream
+        # one expression for a whole item (a field left at its default would be a constant
+        # `always @*`, which Icarus never evaluates)
+        m.d.comb += [mi.valid.eq(valid & res_ok),
+                     mi.payload.eq(Cat(acc, self.exp, br.data[: rq.bias_bits],
+                                       mr.data[: rq.mult_bits],
+                                       mr.data[MULT_SHIFT_LSB: MULT_SHIFT_LSB + SHIFT_BITS],
+                                       residual, Const(int(self.narrow), 1)))]
+        wiring.connect(m, main.o_stream, wiring.flipped(self.o_stream))
+        with m.If(~self.run):
+            m.d.sync += [taken.eq(0), busy.eq(0), left.eq(0), valid.eq(0), self.drained.eq(0)]
+        return m

@@ -1,0 +1,167 @@
+"""What a bench of the accelerator needs from golden for one sequence: the parameter and
+register writes (word address, value) that set it up, the input beats, every tile unit's read
+sequence (word-line drives to expect, analog values to load) and the expected output beats
+(:mod:`cimforge.golden.accelerator`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cimforge.config import Config
+from cimforge.golden.accel_regmap import (
+    ATTENTION_REGS,
+    DRAINER_REGS,
+    LN_ELEMENT_BASE,
+    MULT_BASE,
+    MULT_SHIFT_LSB,
+    RegisterMap,
+    bias_base,
+)
+from cimforge.golden.accelerator import AcceleratorModel, TileLinear
+from cimforge.golden.nonlinear import LayerNormParams, Multiplier
+from cimforge.hw.encoder_layer import unit_spec
+from cimforge.verif.tile_case import TileCase
+
+__all__ = ["AccelCase", "pack_beats", "unpack_beats", "parameter_writes"]
+
+WORD = (1 << 32) - 1
+
+
+def _words64(value: int) -> tuple[int, int]:
+    v = int(value) & ((1 << 64) - 1)
+    return v & WORD, v >> 32
+
+
+def _scalar(m: Multiplier) -> tuple[int, int]:
+    return int(np.asarray(m.mult).reshape(-1)[0]), int(m.shift)
+
+
+def _layernorm_writes(region, p: LayerNormParams) -> list[tuple[int, int]]:
+    writes = [(region.address(0), int(p.shift))]
+    for i, (g, b) in enumerate(zip(np.asarray(p.gamma).tolist(), np.asarray(p.beta).tolist(),
+                                   strict=True)):
+        lo, hi = _words64(b)
+        at = LN_ELEMENT_BASE + 4 * i
+        writes += [(region.address(at), int(g) & WORD), (region.address(at + 1), lo),
+                   (region.address(at + 2), hi)]
+    return writes
+
+
+def _drainer_writes(region, linears: list[TileLinear], res: Multiplier | None
+                    ) -> list[tuple[int, int]]:
+    writes = []
+    if res is not None:
+        mult, shift = _scalar(res)
+        writes += [(region.address(DRAINER_REGS["res_mult"]), mult),
+                   (region.address(DRAINER_REGS["res_shift"]), shift)]
+    mults = np.concatenate([np.broadcast_to(np.asarray(lin.out.mult), lin.bias.shape)
+                            for lin in linears])
+    shifts = np.concatenate([np.full(lin.bias.shape, lin.out.shift) for lin in linears])
+    biases = np.concatenate([lin.bias for lin in linears])
+    n = len(biases)
+    for c in range(n):
+        writes.append((region.address(MULT_BASE + c),
+                       int(mults[c]) | int(shifts[c]) << MULT_SHIFT_LSB))
+        lo, hi = _words64(biases[c])
+        writes += [(region.address(bias_base(n) + 2 * c), lo),
+                   (region.address(bias_base(n) + 2 * c + 1), hi)]
+    return writes
+
+
+def parameter_writes(model: AcceleratorModel, regmap: RegisterMap) -> list[tuple[int, int]]:
+    """Every parameter write of ``model``: the embedding LayerNorm and, per layer, the
+    drainers' multipliers and biases, the attention multipliers, the LayerNorms and the GELU
+    table."""
+    writes = _layernorm_writes(regmap.region("ln0"), model.ln0)
+    for i, b in enumerate(model.blocks):
+        r = lambda name, i=i: regmap.region(f"l{i}.{name}")  # noqa: E731
+        writes += _drainer_writes(r("qkv"), [b.q, b.k, b.v], None)
+        for name, m in (("score", b.scores), ("ctx", b.ctx)):
+            mult, shift = _scalar(m)
+            writes += [(r("attn").address(ATTENTION_REGS[f"{name}_mult"]), mult),
+                       (r("attn").address(ATTENTION_REGS[f"{name}_shift"]), shift)]
+        writes += _drainer_writes(r("o"), [b.o], b.res1)
+        writes += _layernorm_writes(r("ln1"), b.ln1)
+        writes += _drainer_writes(r("ff1"), [b.ff1], None)
+        writes += [(r("act").address(k), int(v) & WORD)
+                   for k, v in enumerate(np.asarray(b.act).tolist())]
+        writes += _drainer_writes(r("ff2"), [b.ff2], b.res2)
+        writes += _layernorm_writes(r("ln2"), b.ln2)
+    return writes
+
+
+def pack_beats(codes: np.ndarray, bits: int, per_beat: int) -> list[tuple[int, int]]:
+    """Rows of codes as stream beats (data, last): ``per_beat`` codes a beat, element 0 in the
+    low bits, a row's last beat padded with zeros, ``last`` on the final beat."""
+    beats = []
+    mask = (1 << bits) - 1
+    for row in np.asarray(codes).tolist():
+        for start in range(0, len(row), per_beat):
+            word = 0
+            for j, v in enumerate(row[start:start + per_beat]):
+                word |= (int(v) & mask) << (j * bits)
+            beats.append((word, 0))
+    if beats:
+        beats[-1] = (beats[-1][0], 1)
+    return beats
+
+
+def unpack_beats(beats: list[int], d: int, bits: int, per_beat: int) -> np.ndarray:
+    """The rows of codes output beats carry (the inverse of :func:`pack_beats`)."""
+    rows, row = [], []
+    mask, top = (1 << bits) - 1, 1 << (bits - 1)
+    for word in beats:
+        for j in range(min(per_beat, d - len(row))):
+            v = (word >> (j * bits)) & mask
+            row.append(v - (top << 1) if v & top else v)
+        if len(row) == d:
+            rows.append(row)
+            row = []
+    return np.array(rows, dtype=np.int64)
+
+
+@dataclass
+class AccelCase:
+    """Golden side of one sequence on the accelerator.
+
+    ``model`` is the golden accelerator; ``h`` the embedding codes (n, d) the host streams.
+
+    Attributes
+    ----------
+    writes : list of (word address, value)
+        Parameter and tile register writes.
+    beats : list of (data, last)
+    units : dict of unit index -> TileCase
+        Each tile unit's reads (``drives``, ``values``) and registers.
+    expected : int64 (n, d)
+        The last LayerNorm's codes.
+    """
+
+    cfg: Config
+    model: AcceleratorModel
+    regmap: RegisterMap
+    h: np.ndarray
+    per_beat: int
+
+    def __post_init__(self):
+        model, cfg = self.model, self.cfg
+        lins = [getattr(b, name) for b in model.blocks
+                for name in ("q", "k", "v", "o", "ff1", "ff2")]
+        for lin in lins:
+            lin.inputs.clear()
+        self.expected = model.run(self.h)
+        self.writes = parameter_writes(model, self.regmap)
+        self.units: dict[int, TileCase] = {}
+        for lin in lins:
+            x = lin.inputs[-1]
+            for u in lin.units:
+                tc = TileCase(cfg.with_sections(tile={"row_tiles": u.row_tiles,
+                                                      "col_tiles": u.col_tiles}),
+                              lin.w[:, u.first:u.first + u.channels], x, key=u.index)
+                assert tc.spec == unit_spec(cfg, u)
+                self.units[u.index] = tc
+                region = self.regmap.region(f"tile{u.index}")
+                self.writes += [(region.address(a), v) for a, v in tc.registers]
+        self.beats = pack_beats(self.h, model.spec.residual_bits, self.per_beat)
