@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
+from cimforge.golden.accel_timing import AcceleratorTiming
 from cimforge.golden.accelerator import AcceleratorModel
 from cimforge.golden.float_model import Encoder, EncoderWeights
 from cimforge.golden.int_model import calibrate
@@ -42,3 +43,7 @@ def test_sequence_through_the_layer(model):
     got = unpack_beats(run.out, TINY.model.d_model, 16, top.core.per_beat)
     assert (got == case.expected).all()
     assert run.lasts == [0] * (len(run.lasts) - 1) + [1]
+    # every input beat taken and every output beat offered in the cycle the model predicts
+    predicted = AcceleratorTiming(TINY).schedule(len(h))
+    assert run.accepted == predicted.accepted
+    assert run.taken == predicted.taken

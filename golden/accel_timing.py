@@ -1,0 +1,249 @@
+"""Cycle model of the accelerator core (``hw/accelerator.py``): the cycle of every input beat's
+acceptance and every output beat, from the config, the sequence length and the host's stream
+behaviour; and the lower bounds on a sequence's latency (docs/hw-accelerator.md, "Timing").
+
+The core's engines take tokens in order and meet only at the scratchpad buffers, whose row
+counts say when a token's row is there; no buffer ever fills (each holds a whole sequence), so
+no engine waits on another except for data. The model follows each engine token by token with
+the rules its RTL follows, and the units' own cycle models for what happens inside them:
+
+* a *single pass* (a row through a unit that is idle when it starts: the embedding LayerNorm,
+  a feeder's per-token scaling, a drainer's requantiser, LayerNorm and GELU, every step of an
+  attention pass) is the unit model's schedule of that one row, shifted to its start;
+* a tile unit runs vectors back to back: its model is run on every vector offered so far,
+  with the drainer's readiness as its sink (the drainer takes a result once the previous
+  token's row is finished downstream).
+
+Cycles are counted as in :mod:`cimforge.verif.streams`: cycle 0 is the first cycle the host
+may offer a beat, with the core idle and its parameters written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cimforge.config import Config
+from cimforge.golden.analog_tile import AnalogTileSpec, AnalogTileTiming
+from cimforge.golden.dcim import DcimTiming
+from cimforge.golden.mapping import Mapping, map_model
+from cimforge.golden.stream_timing import PipelineTiming
+
+__all__ = ["AcceleratorTiming", "AccelSchedule"]
+
+READ_LATENCY = 2  # a buffer read port: first element two cycles after its start
+
+
+@dataclass
+class AccelSchedule:
+    """A predicted run: input beats' acceptance, output beats' first offer and transfer, and
+    per engine the cycle each token's row was complete (``rows[name][t]``: from this cycle on
+    the row is in the engine's output buffer)."""
+
+    accepted: list[int] = field(default_factory=list)
+    offered: list[int] = field(default_factory=list)
+    taken: list[int] = field(default_factory=list)
+    rows: dict[str, list[int]] = field(default_factory=dict)
+    busy: dict[str, int] = field(default_factory=dict)  # cycles each resource works
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the first input beat's acceptance to the last output beat's transfer."""
+        return self.taken[-1] - self.accepted[0] + 1
+
+
+def _shifted(schedule_fn, count: int, start: int, first: int = READ_LATENCY) -> list[int]:
+    """Cycles a unit's results are taken for a row of ``count`` items offered back to back
+    from ``start + first`` into the idle unit, its sink always ready."""
+    s = schedule_fn([first] + [None] * (count - 1))
+    return [start + c for c in s.taken]
+
+
+class AcceleratorTiming:
+    """Cycle model of :class:`cimforge.hw.accelerator.AcceleratorCore` for ``cfg``."""
+
+    def __init__(self, cfg: Config, mapping: Mapping | None = None):
+        from cimforge.hw.encoder_layer import LayerSpecs, unit_spec
+
+        self.cfg = cfg
+        self.mapping = mapping or map_model(cfg)
+        self.specs = s = LayerSpecs.from_config(cfg)
+        self.d, self.f = cfg.model.d_model, cfg.model.d_ff
+        self.heads = cfg.model.n_heads
+        self.dh = self.d // self.heads
+        self.per_beat = cfg.accelerator.stream_bits // s.x_bits
+        self.tiles: dict[str, AnalogTileTiming] = {}
+        for name in ("q", "k", "v", "o", "ff1", "ff2"):
+            timings = {self._tile_key(unit_spec(cfg, u))
+                       for u in self.mapping.units_of(0, name)}
+            assert len(timings) == 1, f"the units of {name} must share their timing"
+            self.tiles[name] = AnalogTileTiming(unit_spec(cfg, self.mapping.units_of(0, name)[0]))
+        self.rq = PipelineTiming(3)
+        self.act = s.act.timing
+        self.dcim = DcimTiming(s.dcim)
+        # single-row passes, relative to their start (a reader's start)
+        self._ln = _shifted(s.ln.timing.schedule, self.d, 0)
+        self._tq_d = _shifted(s.tq_d.timing.schedule, self.d, 0)
+        self._tq_ff = _shifted(s.tq_ff.timing.schedule, self.f, 0)
+
+    @staticmethod
+    def _tile_key(spec: AnalogTileSpec) -> tuple:
+        return (spec.reads_per_vector, spec.read_cycles)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def schedule(self, n: int, offered: Sequence[int | None] | None = None,
+                 sink_ready: Callable[[int], bool] | None = None) -> AccelSchedule:
+        """Predict one sequence of ``n`` tokens: input beat ``i`` offered from cycle
+        ``offered[i]`` (``None``: the cycle after beat ``i - 1`` was accepted; default: every
+        beat so) and held until taken; the host ready for output beats in cycle ``c`` when
+        ``sink_ready(c)`` (always by default)."""
+        d, epb = self.d, self.per_beat
+        beats_per_token = -(-d // epb)
+        beats = n * beats_per_token
+        offered = list(offered) if offered is not None else [0] + [None] * (beats - 1)
+        if len(offered) != beats:
+            raise ValueError(f"{n} tokens take {beats} beats, not {len(offered)}")
+        ready = sink_ready or (lambda c: True)
+        out = AccelSchedule()
+
+        # input: a beat, then its codes one per cycle; a row is there the cycle after its last
+        rows_h0, acc, col, last = [], [], 0, -1
+        for o in offered:
+            start = (acc[-1] + 1) if (o is None and acc) else (0 if o is None else o)
+            a = max(start, last + 1)
+            acc.append(a)
+            codes = min(epb, d - col)
+            last = a + codes  # the cycle its last code is written; ready again after it
+            col = (col + codes) % d
+            if col == 0:
+                rows_h0.append(last + 1)
+        out.accepted = acc
+        out.rows["h0"] = rows_h0
+
+        # the embedding LayerNorm, a row at a time
+        rows_x = self._passes(rows_h0, lambda g: g + self._ln[-1] + 1)
+        out.rows["x0"] = rows_x
+        for layer in range(self.cfg.model.n_layers):
+            rows_x = self._layer(layer, n, rows_x, out)
+            out.rows[f"x{layer + 1}"] = rows_x
+        self._output(rows_x, n, ready, out)
+        return out
+
+    @staticmethod
+    def _passes(avail: list[int], done_after: Callable[[int], int]) -> list[int]:
+        """Rows through a one-row-at-a-time engine: row ``t`` starts once it is there and the
+        previous pass is over; ``done_after(start)`` is when its row is complete downstream
+        (the engine is free again from that cycle)."""
+        rows, free = [], 0
+        for a in avail:
+            g = max(a, free)
+            rows.append(done_after(g))
+            free = rows[-1]
+        return rows
+
+    def _feed_and_drain(self, units: str, avail: list[int], tq: list[int],
+                        drain: Callable[[int, int], tuple[int, int]]) -> list[int]:
+        """A feeder, a matrix's tile units and their drainer over every token: ``avail[t]``
+        the cycle row ``t`` is in the source buffer; ``tq`` the scaling pass (cycles its
+        outputs are taken, relative to the read's start); ``drain(t, take)`` -> (cycle the
+        row is in the destination, cycle the drainer is free again)."""
+        tile = self.tiles[units]
+        offers: list[int] = []
+        busy: list[tuple[int, int]] = []  # [from, until) the drainer is busy
+        done: list[int] = []
+        free_feeder = 0
+        for t, a in enumerate(avail):
+            start = max(a, free_feeder)
+            offers.append(start + tq[-1] + 1)  # the collector is full the cycle after
+
+            def sink(c: int, busy=tuple(busy)) -> bool:
+                return not any(lo <= c < hi for lo, hi in busy)
+
+            sched = tile.schedule(offers, sink)
+            free_feeder = sched.accepted[t] + 1
+            take = sched.offered[t]
+            while not sink(take):
+                take += 1
+            row, free = drain(t, take)
+            busy.append((take + 1, free))
+            done.append(row)
+        return done
+
+    def _attention_pass(self, n: int) -> tuple[int, int]:
+        """One (token, head) pass from its first cycle: (cycles to its last context value
+        written, cycles until the engine may start the next pass)."""
+        dh = self.dh
+        scores = dh + 2  # q read (first value at +2), SCORES from the cycle after the last
+        result = scores + self.dcim.latency  # the scores are taken
+        lasts = [False] * (n - 1) + [True]
+        sm = self.specs.sm.timing.schedule(lasts, [0] + [None] * (n - 1))
+        probs = result + 1 + sm.taken[-1]  # the last probability
+        context = probs + 1 + self.dcim.latency + 1  # WEIGHTED, its result, then CONTEXT
+        last = context + dh + 2  # the last context value out of the requantiser
+        return last, last + 1
+
+    def _layer(self, layer: int, n: int, rows_x: list[int], out: AccelSchedule) -> list[int]:
+        d, f, heads = self.d, self.f, self.heads
+        ln_last = self._ln[-1]  # a LayerNorm row's last output, relative to a read's start
+
+        # QKV: q, k and v channels through one requantiser (outputs from take + 5, one a
+        # cycle); each full k or v head is written to its macro the cycle after, stalling the
+        # next k or v value one cycle (2 heads x 2 - 1 stalls); the row is done the cycle
+        # after the last WRITE, the drainer free the cycle after that
+        q_rows: list[int] = []
+
+        def drain_qkv(t: int, take: int) -> tuple[int, int]:
+            q_rows.append(take + 5 + d)
+            last = take + 5 + 3 * d - 1 + 2 * heads - 1
+            return last + 2, last + 2
+
+        kv = self._feed_and_drain("q", rows_x, self._tq_d, drain_qkv)
+        out.rows[f"l{layer}.q"] = q_rows
+        out.rows[f"l{layer}.kv"] = kv
+        # attention: from the cycle every K and V is written, (token, head) passes back to back
+        last, step = self._attention_pass(n)
+        first = kv[-1]
+        ctx = [first + (t * heads + heads - 1) * step + last + 1 for t in range(n)]
+        out.rows[f"l{layer}.ctx"] = ctx
+
+        # a drainer whose requantiser adds a residual: outputs from take + 8; a LayerNorm after
+        def drain_ln(t: int, take: int) -> tuple[int, int]:
+            w = take + 6 + ln_last  # the LayerNorm's last output, written
+            return w + 1, w + 2
+
+        x1 = self._feed_and_drain("o", ctx, self._tq_d, drain_ln)
+        out.rows[f"l{layer}.x1"] = x1
+
+        # FFN1: outputs from take + 5, GELU (a stall pipeline) after
+        act_depth = self.act.depth
+
+        def drain_act(t: int, take: int) -> tuple[int, int]:
+            w = take + 5 + act_depth + f - 1
+            return w + 1, w + 2
+
+        a = self._feed_and_drain("ff1", x1, self._tq_d, drain_act)
+        out.rows[f"l{layer}.a"] = a
+        return self._feed_and_drain("ff2", a, self._tq_ff, drain_ln)
+
+    def _output(self, rows: list[int], n: int, ready, out: AccelSchedule) -> None:
+        """Token rows of the last buffer into beats: a row read from the cycle it is there
+        and the previous token's beats are all out; ``per_beat`` codes, one a cycle, then the
+        beat waits for the host."""
+        d, epb = self.d, self.per_beat
+        free = 0
+        for t in range(n):
+            g = max(rows[t], free)
+            c = g + READ_LATENCY  # the first code is taken
+            col = 0
+            while col < d:
+                codes = min(epb, d - col)
+                offered = c + codes  # full the cycle after the beat's last code
+                taken = offered
+                while not ready(taken):
+                    taken += 1
+                out.offered.append(offered)
+                out.taken.append(taken)
+                col += codes
+                c = taken + 1  # the next code, held by the reader, is taken
+            free = out.taken[-1] + 1
