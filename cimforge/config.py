@@ -24,7 +24,7 @@ TOML layout (all sections optional when ``base`` names a preset)::
     [nonlinear] exp_method exp_frac_bits exp_bits recip_bits recip_seed_bits recip_steps
                prob_bits softmax_lanes mult_bits ln_frac_bits residual_bits activation
                gelu_method gelu_in_bits
-    [accelerator] crossbars dcim_macros stream_bits max_unit_tiles
+    [accelerator] crossbars dcim_macros stream_bits max_unit_tiles rtl
 
 Errors are :class:`ConfigError` (a ``ValueError``) whose message names the file, the key, the
 offending value and what is allowed.
@@ -412,13 +412,16 @@ class AcceleratorConfig:
     that needs more (0: as many as the mapping needs). ``stream_bits`` is the AXI4-Stream data
     width of the token ports (a multiple of 8). ``max_unit_tiles`` caps the row and column
     tiles of one analog tile unit (a matrix wider than that many column tiles is split over
-    several units side by side).
+    several units side by side). ``rtl``: ``cimforge generate`` (and so the flow) builds the
+    accelerator top's Verilog; off for models whose whole-accelerator RTL is too large to
+    simulate (``minilm``: 1584 crossbars), which the golden model and the estimates still cover.
     """
 
     crossbars: int = 0
     dcim_macros: int = 0
     stream_bits: int = 32
     max_unit_tiles: int = 16
+    rtl: bool = False
 
     def __post_init__(self):
         _check_int("crossbars", self.crossbars, lo=0, hi=1 << 20)
@@ -428,6 +431,7 @@ class AcceleratorConfig:
             raise ConfigError("stream_bits", f"{self.stream_bits} is not a multiple of 8: "
                               "an AXI4-Stream data width is whole bytes")
         _check_int("max_unit_tiles", self.max_unit_tiles, lo=1, hi=16)
+        _check_bool("rtl", self.rtl)
 
 
 EXP_METHODS = ("lut", "poly")

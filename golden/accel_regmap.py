@@ -34,21 +34,29 @@ from cimforge.config import Config
 from cimforge.golden.analog_tile import CSR_ADDR_BITS
 from cimforge.golden.mapping import Mapping
 
-__all__ = ["Region", "RegisterMap", "register_map", "CONTROL", "LN_ELEMENT_BASE", "DRAINER_REGS",
+__all__ = ["Region", "RegisterMap", "register_map", "to_markdown", "to_c_header", "to_python",
+           "doc_block",
+           "CONTROL", "ERROR_BITS", "ID",
+           "LN_ELEMENT_BASE", "DRAINER_REGS",
            "MULT_BASE", "MULT_SHIFT_LSB", "bias_base", "ATTENTION_REGS"]
 
 # The control region's registers: name -> (word, access, meaning).
 CONTROL = {
     "id": (0, "ro", "0x43494D46 ('CIMF')"),
     "config": (1, "ro", "the low 32 bits of the config's SHA-256 digest"),
-    "ctrl": (2, "rw", "bit 0: soft reset (self-clearing)"),
-    "status": (3, "ro", "bit 0 busy, 1 receiving, 2 computing, 3 sending, 4 error"),
-    "error": (4, "w1c", "sticky errors: bit 0 KV overflow, 1 misplaced tlast, "
-                        "2 write while busy, 3 bad address"),
-    "tokens": (5, "ro", "tokens of the current (or last) sequence"),
-    "cycles": (6, "ro", "cycles from the sequence's first input beat to its last output beat"),
+    "status": (2, "ro", "bit 0: busy (a sequence is in progress); bit 1: an error is set"),
+    "error": (3, "w1c", "sticky error bits (ERROR_BITS); write 1 to clear"),
+    "tokens": (4, "ro", "tokens of the current (or last) sequence received so far"),
+    "cycles": (5, "ro", "cycles from the sequence's first input beat to its last output beat"),
 }
 ID = 0x43494D46
+# The ERROR register's bits: name -> (bit, meaning).
+ERROR_BITS = {
+    "kv_overflow": 0,  # tokens beyond the KV capacity arrived (and were dropped)
+    "tlast": 1,  # tlast on a beat that does not end a token (the partial token was dropped)
+    "busy_write": 2,  # a parameter or tile register write while busy (dropped, SLVERR)
+    "bad_address": 3,  # a write where nothing is (SLVERR)
+}
 LN_ELEMENT_BASE = 4  # a layernorm region: element i at LN_ELEMENT_BASE + 4 i
 DRAINER_REGS = {"res_mult": 0, "res_shift": 1}  # a drainer's residual multiplier and shift
 MULT_BASE = 4  # a drainer's first multiplier word
@@ -136,3 +144,106 @@ def register_map(cfg: Config, mapping: Mapping) -> RegisterMap:
         placed[i] = Region(name, kind, base, size)
         base += size
     return RegisterMap(tuple(placed[i] for i in range(len(wanted))))
+
+
+# What a region of each kind holds, word by word (the documents' words).
+KIND_LAYOUT = {
+    "control": "the registers of the control table",
+    "layernorm": f"word 0: output shift; element i: gamma at {LN_ELEMENT_BASE} + 4i, beta low "
+                 f"32 bits at +1, beta high bits at +2 (this write commits the element)",
+    "drainer": f"word {DRAINER_REGS['res_mult']}: residual multiplier, word "
+               f"{DRAINER_REGS['res_shift']}: residual shift (o and ff2); channel c: multiplier "
+               f"(bits 0-23) and shift (bits {MULT_SHIFT_LSB}-{MULT_SHIFT_LSB + 5}) at "
+               f"{MULT_BASE} + c; bias (64-bit two's complement) at bias_base + 2c (low), "
+               f"+1 (high)",
+    "attention": ", ".join(f"word {w}: {n}" for n, w in ATTENTION_REGS.items()),
+    "activation": "entry k of the GELU table (the input code's bits read as unsigned) at word k",
+    "tile": "the tile unit's registers (docs/hw-analog-tile.md): register address a at word a",
+}
+
+
+def _bias_base_of(region: Region, cfg: Config) -> int | None:
+    if region.kind != "drainer":
+        return None
+    m = cfg.model
+    channels = {"qkv": 3 * m.d_model, "o": m.d_model, "ff1": m.d_ff, "ff2": m.d_model}
+    return bias_base(channels[region.name.split(".")[1]])
+
+
+def to_markdown(regmap: RegisterMap, cfg: Config) -> str:
+    """The register map as a Markdown page."""
+    lines = [f"# Register map: {cfg.name}", "",
+             "AXI4-Lite, 32-bit words; byte address = 4 x word address.", "",
+             "## Control region", "",
+             "| byte address | register | access | meaning |", "|---|---|---|---|"]
+    base = regmap.region("control").base
+    for name, (word, access, meaning) in CONTROL.items():
+        lines.append(f"| 0x{4 * (base + word):06X} | {name.upper()} | {access} | {meaning} |")
+    lines += ["", "ERROR bits: " + ", ".join(f"{b} `{n}`" for n, b in ERROR_BITS.items()) + ".",
+              "", "## Regions", "",
+              "| region | kind | byte base | bytes | bias_base |", "|---|---|---|---|---|"]
+    for r in regmap.regions:
+        bb = _bias_base_of(r, cfg)
+        lines.append(f"| {r.name} | {r.kind} | 0x{4 * r.base:06X} | {4 * r.words} | "
+                     f"{'' if bb is None else bb} |")
+    lines += ["", "## Region layouts (word offsets within the region)", ""]
+    lines += [f"* `{kind}`: {text}." for kind, text in KIND_LAYOUT.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _c_name(name: str) -> str:
+    return name.upper().replace(".", "_")
+
+
+def to_c_header(regmap: RegisterMap, cfg: Config) -> str:
+    """The register map as a C header of byte addresses and field constants."""
+    guard = f"CIMFORGE_{_c_name(cfg.name).replace('-', '_')}_REGS_H"
+    out = [f"/* Register map of the cimforge accelerator, config {cfg.name}: generated by "
+           "cimforge generate. Byte addresses. */", f"#ifndef {guard}", f"#define {guard}", "",
+           f"#define CIMFORGE_ID_VALUE 0x{ID:08X}u"]
+    base = regmap.region("control").base
+    for name, (word, _, _) in CONTROL.items():
+        out.append(f"#define CIMFORGE_REG_{name.upper()} 0x{4 * (base + word):06X}u")
+    for name, bit in ERROR_BITS.items():
+        out.append(f"#define CIMFORGE_ERROR_{name.upper()} (1u << {bit})")
+    for r in regmap.regions:
+        c = _c_name(r.name).replace("-", "_")
+        out.append(f"#define CIMFORGE_{c}_BASE 0x{4 * r.base:06X}u")
+        bb = _bias_base_of(r, cfg)
+        if bb is not None:
+            out.append(f"#define CIMFORGE_{c}_BIAS_WORD {bb}u")
+    out += [f"#define CIMFORGE_LN_ELEMENT_WORD {LN_ELEMENT_BASE}u",
+            f"#define CIMFORGE_MULT_WORD {MULT_BASE}u",
+            f"#define CIMFORGE_MULT_SHIFT_LSB {MULT_SHIFT_LSB}u"]
+    out += [f"#define CIMFORGE_{n.upper()}_WORD {w}u" for n, w in
+            {**DRAINER_REGS, **ATTENTION_REGS}.items()]
+    out += ["", f"#endif /* {guard} */", ""]
+    return "\n".join(out)
+
+
+def to_python(regmap: RegisterMap, cfg: Config) -> str:
+    """The register map as a Python module of constants (byte addresses)."""
+    control = regmap.region("control").base
+    registers = {n: 4 * (control + w) for n, (w, _, _) in CONTROL.items()}
+    regions = {r.name: {"kind": r.kind, "base": 4 * r.base, "bytes": 4 * r.words,
+                        **({"bias_word": _bias_base_of(r, cfg)} if r.kind == "drainer" else {})}
+               for r in regmap.regions}
+    lines = [f'"""Register map of the cimforge accelerator, config {cfg.name}: generated by '
+             'cimforge generate. Byte addresses."""', "",
+             f"ID = 0x{ID:08X}",
+             f"CONTROL = {registers!r}",
+             f"ERROR_BITS = {dict(ERROR_BITS)!r}",
+             f"REGIONS = {regions!r}",
+             f"LN_ELEMENT_WORD = {LN_ELEMENT_BASE}",
+             f"MULT_WORD = {MULT_BASE}",
+             f"MULT_SHIFT_LSB = {MULT_SHIFT_LSB}",
+             f"DRAINER_WORDS = {dict(DRAINER_REGS)!r}",
+             f"ATTENTION_WORDS = {dict(ATTENTION_REGS)!r}", ""]
+    return "\n".join(lines)
+
+
+def doc_block(regmap: RegisterMap, cfg: Config) -> str:
+    """:func:`to_markdown` as a section of docs/hw-accelerator.md (its headings two levels
+    down, no title)."""
+    lines = to_markdown(regmap, cfg).split("\n")[2:]
+    return "\n".join("##" + line if line.startswith("#") else line for line in lines)

@@ -29,7 +29,7 @@ from cimforge.golden.dcim import DcimTiming
 from cimforge.golden.mapping import Mapping, map_model
 from cimforge.golden.stream_timing import PipelineTiming
 
-__all__ = ["AcceleratorTiming", "AccelSchedule"]
+__all__ = ["AcceleratorTiming", "AccelSchedule", "Bounds"]
 
 READ_LATENCY = 2  # a buffer read port: first element two cycles after its start
 
@@ -89,6 +89,19 @@ class AcceleratorTiming:
     @staticmethod
     def _tile_key(spec: AnalogTileSpec) -> tuple:
         return (spec.reads_per_vector, spec.read_cycles)
+
+    def bounds(self, n: int) -> Bounds:
+        """Lower bounds on the latency of an ``n``-token sequence at full rate.
+
+        ``bound`` is the larger of the busiest resource's work (a matrix's tile units do
+        ``n`` vectors) and the critical path of the data dependencies (the last token in, its
+        embedding LayerNorm, every layer's chain for one token -- q/k/v, one attention pass,
+        o, FFN -- and its output beats). ``tight`` is a resource-constrained bound: a matrix's
+        units cannot start before the first token's context exists, which needs every
+        token's K and V (no sooner than the k units' ``n`` vectors), then do their ``n``
+        vectors, and the last one still has the rest of its chain after it. Any schedule of
+        this hardware takes at least ``tight`` cycles."""
+        return _bounds(self, n)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -247,3 +260,80 @@ class AcceleratorTiming:
                 col += codes
                 c = taken + 1  # the next code, held by the reader, is taken
             free = out.taken[-1] + 1
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Lower bounds on a sequence's latency (first input beat accepted to last output beat
+    taken), with what they are made of."""
+
+    work: dict[str, int]  # cycles each resource must work
+    critical_path: int  # the data dependencies' longest chain
+    bound: int  # max(busiest resource's work, critical path)
+    tight: int  # max over resources of (earliest start + work + shortest tail)
+    tight_resource: str  # the resource that sets ``tight``
+
+    @property
+    def busiest(self) -> str:
+        return max(self.work, key=self.work.get)
+
+
+def _bounds(tm: AcceleratorTiming, n: int) -> Bounds:
+    """See :meth:`AcceleratorTiming.bounds`."""
+    d, f, epb, heads = tm.d, tm.f, tm.per_beat, tm.heads
+    beats = n * -(-d // epb)
+    vec = {name: t.spec.reads_per_vector * t.spec.read_cycles for name, t in tm.tiles.items()}
+    work = {"input stream": beats * (epb + 1) - 1, "output stream": beats}
+    layers = tm.cfg.model.n_layers
+    for name, v in vec.items():
+        work[f"{name} units (each layer)"] = n * v
+    work["digital-CIM macros (each)"] = n * tm.dcim.latency
+    work["softmax (each layer)"] = n * n
+    work["LayerNorm (each)"] = n * d
+    # one token through a matrix: feed (read, scale, collect), its vector, the drain
+    feed = {"d": tm._tq_d[-1] + 1, "ff": tm._tq_ff[-1] + 1}
+    ln = tm._ln[-1]
+    first_beat = 0
+    row_in = -(-d // epb) * (epb + 1)  # a token's beats, each taken after its codes
+    ln0 = ln + 1
+    drain_qkv = 5 + 3 * d + 2 * heads
+    drain_ln = 6 + ln + 1
+    drain_act = 5 + tm.act.depth + f
+    pass_last, pass_step = tm._attention_pass(n)
+    out_token = READ_LATENCY + -(-d // epb) * 2  # a token's beats at full rate
+    one_layer_tail_from_ctx = (feed["d"] + vec["o"] + drain_ln + feed["d"] + vec["ff1"]
+                               + drain_act + feed["ff"] + vec["ff2"] + drain_ln)
+    # per layer: every K and V exists no sooner than the k units' work after the first token
+    # is in, nor than the last token's own chain
+    t = first_beat
+    arrive_first, arrive_last = row_in, n * row_in
+    tight, tight_at = 0, ""
+    for _layer in range(layers):
+        kv = max(arrive_first + ln0 * (t == 0) + feed["d"] + n * vec["k"] + drain_qkv,
+                 arrive_last + ln0 * (t == 0) + feed["d"] + vec["k"] + drain_qkv)
+        first_ctx = kv + pass_last + (heads - 1) * pass_step
+        # the o units cannot start before the first context row, must do n vectors, and the
+        # last one still has the rest of the layer (and the output) after it
+        heads_tails = {
+            "o units": (first_ctx + feed["d"], n * vec["o"],
+                        drain_ln + feed["d"] + vec["ff1"] + drain_act + feed["ff"]
+                        + vec["ff2"] + drain_ln),
+            "ff1 units": (first_ctx + feed["d"] + vec["o"] + drain_ln + feed["d"],
+                          n * vec["ff1"], drain_act + feed["ff"] + vec["ff2"] + drain_ln),
+            "ff2 units": (first_ctx + feed["d"] + vec["o"] + drain_ln + feed["d"] + vec["ff1"]
+                          + drain_act + feed["ff"], n * vec["ff2"], drain_ln),
+        }
+        later = (layers - 1 - _layer) * (feed["d"] + vec["k"] + drain_qkv + pass_last
+                                          + one_layer_tail_from_ctx)
+        for name, (head, w, tail) in heads_tails.items():
+            total = head + w + tail + later + out_token
+            if total > tight:
+                tight, tight_at = total, name
+        arrive_first = first_ctx + one_layer_tail_from_ctx
+        arrive_last = arrive_first  # a lower bound: the next layer's rows come no sooner
+        t += 1
+    critical = (row_in * n + ln0 + layers * (feed["d"] + vec["k"] + drain_qkv + pass_last
+                                              + one_layer_tail_from_ctx) + out_token)
+    busiest = max(work.values())
+    return Bounds(work, critical, max(busiest, critical), max(tight, busiest, critical),
+                  tight_at)

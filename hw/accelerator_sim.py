@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimforge.config import Config
 from cimforge.hw.accelerator import AcceleratorCore
+from cimforge.hw.accelerator_axi import Accelerator
 from cimforge.hw.analog_tile_sim import PROBED
 from cimforge.hw.crossbar_shell import CrossbarModel, shell_signature
 from cimforge.hw.encoder_layer import unit_spec
@@ -18,12 +19,14 @@ __all__ = ["AcceleratorSim"]
 
 
 class AcceleratorSim(wiring.Component):
-    """:class:`AcceleratorCore` with a crossbar model per tile unit ``u``: ports ``a_value<u>``
-    (the model's analog side) and ``probe<u>_<pin>`` (copies of the shell inputs the analog
-    adapter reads), besides the core's streams and parameter port."""
+    """The accelerator -- :class:`~cimforge.hw.accelerator_axi.Accelerator` with its AXI ports,
+    or with ``axi=False`` the bare :class:`~cimforge.hw.accelerator.AcceleratorCore` -- with a
+    crossbar model per tile unit ``u``: ports ``a_value<u>`` (the model's analog side) and
+    ``probe<u>_<pin>`` (copies of the shell inputs the analog adapter reads), besides the
+    top's own ports."""
 
-    def __init__(self, cfg: Config):
-        self._core = core = AcceleratorCore(cfg)
+    def __init__(self, cfg: Config, *, axi: bool = False, digest: int = 0):
+        self._core = core = Accelerator(cfg, digest) if axi else AcceleratorCore(cfg)
         self.mapping, self.regmap = core.mapping, core.regmap
         members = {name: member for name, member in core.signature.members.items()
                    if not name.startswith("xbar")}

@@ -132,67 +132,76 @@ class AttentionEngine(wiring.Component):
         q = self.q_src
         m.d.comb += [q.token.eq(t), q.first.eq(h * dh), q.count.eq(dh)]
         si, so, ri = sm.i_stream, sm.o_stream, rq.i_stream
-        with m.FSM(name="attention"):
-            with m.State("IDLE"):
-                with m.If(self.run & self.kv_ready & (t < n)):
-                    m.d.comb += q.start.eq(1)
-                    m.d.sync += count.eq(0)
-                    m.next = "Q"
-            with m.State("Q"):
-                m.d.comb += q.data.ready.eq(1)
-                with m.If(q.data.valid):
-                    m.d.sync += [qvec.eq(Cat(qvec[bits:], q.data.payload)), count.eq(count + 1)]
-                    with m.If(count == dh - 1):
-                        m.next = "SCORES"
-            with m.State("SCORES"):
-                m.d.comb += cmd_valid.eq(1)
-                with m.If(k_ready):
-                    m.next = "SCORES_WAIT"
-            with m.State("SCORES_WAIT"):
-                m.d.comb += take_k.eq(1)
-                with m.If(k_done):
-                    m.d.sync += [scores.eq(k_result.data.as_value()[: dc.rows * dc.acc_bits]),
-                                 count.eq(0), Cat(*probs).eq(0)]
-                    m.next = "SOFTMAX"
-            with m.State("SOFTMAX"):
-                # scores in, one per cycle; probabilities collected as they come out
-                sent = Signal(range(dc.rows + 1))
-                m.d.comb += [si.valid.eq(sent < n), si.payload.scores[0].eq(scores[: dc.acc_bits]),
-                             si.payload.keep.eq(1), si.payload.last.eq(sent == n - 1),
-                             so.ready.eq(1)]
-                with m.If(si.valid & si.ready):
-                    m.d.sync += [scores.eq(scores >> dc.acc_bits), sent.eq(sent + 1)]
-                with m.If(so.valid):
-                    for r in range(dc.rows):
-                        with m.If(count == r):
-                            m.d.sync += probs[r].eq(so.payload.probs[0])
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(so.payload.last):
-                        m.d.sync += sent.eq(0)
-                        m.next = "WEIGHTED"
-            with m.State("WEIGHTED"):
-                m.d.comb += [cmd_valid.eq(1), weighting.eq(1)]
-                with m.If(v_ready):
-                    m.next = "WEIGHTED_WAIT"
-            with m.State("WEIGHTED_WAIT"):
-                m.d.comb += take_v.eq(1)
-                with m.If(v_done):
-                    m.d.sync += [ctx.eq(v_result.data.as_value()[: dh * dc.acc_bits]),
-                                 count.eq(0)]
-                    m.next = "CONTEXT"
-            with m.State("CONTEXT"):
-                m.d.comb += ri.valid.eq(issued < dh)
-                with m.If(ri.valid & ri.ready):
-                    m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1)]
-                with m.If(self.o_stream.valid & self.o_stream.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == dh - 1):
-                        m.d.sync += issued.eq(0)
-                        with m.If(h == self.heads - 1):
-                            m.d.sync += [h.eq(0), t.eq(t + 1)]
-                        with m.Else():
-                            m.d.sync += h.eq(h + 1)
-                        m.next = "IDLE"
+        # the pass's steps, as an explicit state register and an If chain (a state machine's
+        # per-signal case statements are incomplete in Verilog, which Verilator flags)
+        steps = ("IDLE", "Q", "SCORES", "SCORES_WAIT", "SOFTMAX", "WEIGHTED", "WEIGHTED_WAIT",
+                 "CONTEXT")
+        state = Signal(range(len(steps)))
+        code = {name: i for i, name in enumerate(steps)}
+
+        def goto(name):
+            m.d.sync += state.eq(code[name])
+
+        with m.If(state == code["IDLE"]):
+            with m.If(self.run & self.kv_ready & (t < n)):
+                m.d.comb += q.start.eq(1)
+                m.d.sync += count.eq(0)
+                goto("Q")
+        with m.Elif(state == code["Q"]):
+            m.d.comb += q.data.ready.eq(1)
+            with m.If(q.data.valid):
+                m.d.sync += [qvec.eq(Cat(qvec[bits:], q.data.payload)), count.eq(count + 1)]
+                with m.If(count == dh - 1):
+                    goto("SCORES")
+        with m.Elif(state == code["SCORES"]):
+            m.d.comb += cmd_valid.eq(1)
+            with m.If(k_ready):
+                goto("SCORES_WAIT")
+        with m.Elif(state == code["SCORES_WAIT"]):
+            m.d.comb += take_k.eq(1)
+            with m.If(k_done):
+                m.d.sync += [scores.eq(k_result.data.as_value()[: dc.rows * dc.acc_bits]),
+                             count.eq(0), Cat(*probs).eq(0)]
+                goto("SOFTMAX")
+        with m.Elif(state == code["SOFTMAX"]):
+            # scores in, one per cycle; probabilities collected as they come out
+            sent = Signal(range(dc.rows + 1))
+            m.d.comb += [si.valid.eq(sent < n), si.payload.scores[0].eq(scores[: dc.acc_bits]),
+                         si.payload.keep.eq(1), si.payload.last.eq(sent == n - 1),
+                         so.ready.eq(1)]
+            with m.If(si.valid & si.ready):
+                m.d.sync += [scores.eq(scores >> dc.acc_bits), sent.eq(sent + 1)]
+            with m.If(so.valid):
+                for r in range(dc.rows):
+                    with m.If(count == r):
+                        m.d.sync += probs[r].eq(so.payload.probs[0])
+                m.d.sync += count.eq(count + 1)
+                with m.If(so.payload.last):
+                    m.d.sync += sent.eq(0)
+                    goto("WEIGHTED")
+        with m.Elif(state == code["WEIGHTED"]):
+            m.d.comb += [cmd_valid.eq(1), weighting.eq(1)]
+            with m.If(v_ready):
+                goto("WEIGHTED_WAIT")
+        with m.Elif(state == code["WEIGHTED_WAIT"]):
+            m.d.comb += take_v.eq(1)
+            with m.If(v_done):
+                m.d.sync += [ctx.eq(v_result.data.as_value()[: dh * dc.acc_bits]),
+                             count.eq(0)]
+                goto("CONTEXT")
+        with m.Else():  # CONTEXT
+            m.d.comb += ri.valid.eq(issued < dh)
+            with m.If(ri.valid & ri.ready):
+                m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1)]
+            with m.If(self.o_stream.valid & self.o_stream.ready):
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == dh - 1):
+                    m.d.sync += issued.eq(0)
+                    with m.If(h == self.heads - 1):
+                        m.d.sync += [h.eq(0), t.eq(t + 1)]
+                    with m.Else():
+                        m.d.sync += h.eq(h + 1)
+                    goto("IDLE")
         r = self.rq
         m.d.comb += ri.payload.eq(Cat(ctx[: dc.acc_bits], Const(0, r.exp_field_bits),
                                       Const(0, r.bias_bits), regs["ctx_mult"],
@@ -200,5 +209,5 @@ class AttentionEngine(wiring.Component):
                                       Const(int(self.narrow), 1)))
         wiring.connect(m, rq.o_stream, wiring.flipped(self.o_stream))
         with m.If(~self.run):
-            m.d.sync += [t.eq(0), h.eq(0)]
+            m.d.sync += [t.eq(0), h.eq(0), state.eq(code["IDLE"])]
         return m

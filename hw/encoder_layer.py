@@ -341,14 +341,14 @@ def connect_layernorm_params(m: Module, ln: LayerNorm, port) -> None:
     element = rel >> 2
     with m.If(port.we & (port.addr == 0)):
         m.d.sync += shift.eq(port.data)
+    # (an If chain: a Switch's case statement would be incomplete in Verilog)
     with m.If(port.we & (port.addr >= LN_ELEMENT_BASE)):
-        with m.Switch(rel[:2]):
-            with m.Case(0):
-                m.d.sync += gamma.eq(port.data)
-            with m.Case(1):
-                m.d.sync += beta_lo.eq(port.data)
-            with m.Case(2):
-                m.d.comb += [ln.param_we.eq(1), ln.param_addr.eq(element),
-                             ln.param_gamma.eq(gamma),
-                             ln.param_beta.eq(Cat(beta_lo, port.data).as_signed())]
+        with m.If(rel[:2] == 0):
+            m.d.sync += gamma.eq(port.data)
+        with m.Elif(rel[:2] == 1):
+            m.d.sync += beta_lo.eq(port.data)
+        with m.Elif(rel[:2] == 2):
+            m.d.comb += [ln.param_we.eq(1), ln.param_addr.eq(element),
+                         ln.param_gamma.eq(gamma),
+                         ln.param_beta.eq(Cat(beta_lo, port.data).as_signed())]
     m.d.comb += ln.shift.eq(shift)

@@ -51,7 +51,8 @@ from cimforge.hw.shift_add import ShiftAdd
 from cimforge.hw.softmax import Softmax
 from cimforge.hw.token_quant import TokenQuantizer
 
-__all__ = ["BLOCKS", "Block", "convert_block", "generate", "port_table", "layout_fields"]
+__all__ = ["BLOCKS", "ACCELERATOR_BLOCKS", "Block", "blocks_of", "convert_block", "generate",
+           "port_table", "layout_fields"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Block:
     latency: Callable[[wiring.Component], int]
     bench: str | None = None
     extra_files: Callable[[wiring.Component], dict[str, str]] | None = None
+    verilator_make_flags: str = ""
+    flow_simulators: tuple[str, ...] | None = None  # None: every simulator
 
 
 BLOCKS: dict[str, Block] = {
@@ -198,9 +201,52 @@ def port_table(component: wiring.Component) -> list[dict[str, Any]]:
     return ports
 
 
+def _accelerator_files(top) -> dict[str, str]:
+    from cimforge.golden.accel_regmap import to_c_header, to_markdown, to_python
+
+    cfg, regmap = top.core.cfg, top.regmap
+    return {"accelerator_regmap.md": to_markdown(regmap, cfg),
+            "accelerator_regs.h": to_c_header(regmap, cfg),
+            "accelerator_regs.py": to_python(regmap, cfg)}
+
+
+def _accelerator_sim(cfg: Config) -> wiring.Component:
+    from cimforge.hw.accelerator_sim import AcceleratorSim
+
+    return AcceleratorSim(cfg, axi=True, digest=int(cfg.digest()[:8], 16))
+
+
+# the whole accelerator, with configs that ask for it (accelerator.rtl): its simulation top
+# (AXI ports, a crossbar model on every tile unit), the register map beside it
+ACCELERATOR_BLOCKS: dict[str, Block] = {
+    "accelerator_sim": Block(
+        name="accelerator_sim",
+        make=_accelerator_sim,
+        parameters=lambda c: {"mapping": c.mapping.as_dict(),
+                              "regions": {r.name: [r.base, r.words] for r in c.regmap.regions}},
+        latency=lambda c: 0,
+        bench="cimforge.verif.benches.accelerator",
+        extra_files=_accelerator_files,
+        # its Verilator model is large (tiny: 6 MB of Verilog). Measured here (2 cores): the
+        # default -Os compiles in over 12 minutes; -O0 in 2.5 but simulates at 210 cycles/s;
+        # -O1 for the code run every cycle (-O0 for the initialisation) in 5 minutes, and
+        # simulates 5.5 times faster
+        verilator_make_flags="OPT_FAST=-O1 OPT_SLOW=-O0",
+        # Icarus takes over ten minutes for one tiny sequence: `pytest -m full` runs it
+        flow_simulators=("verilator",),
+    ),
+}
+
+
+def blocks_of(cfg: Config) -> dict[str, Block]:
+    """The blocks ``cfg`` generates: every block, and the accelerator's when
+    ``accelerator.rtl``."""
+    return {**BLOCKS, **(ACCELERATOR_BLOCKS if cfg.accelerator.rtl else {})}
+
+
 def convert_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
     """The component and its Verilog text for block ``name``."""
-    component = BLOCKS[name].make(cfg)
+    component = blocks_of(cfg)[name].make(cfg)
     text = verilog.convert(component, name=name, emit_src=False)
     return component, text
 
@@ -213,7 +259,8 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
     give raises :class:`~cimforge.config.ConfigError` naming the block, before anything is
     written.
     """
-    names = list(BLOCKS) if blocks is None else list(blocks)
+    available = blocks_of(cfg)
+    names = list(available) if blocks is None else list(blocks)
     converted = {}
     for name in names:
         try:
@@ -221,7 +268,7 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
         except ValueError as e:  # a block's parameter check: the config cannot be built
             raise ConfigError(None, f"cannot generate block {name!r}: {e}",
                               source or cfg.name) from None
-        block = BLOCKS[name]
+        block = available[name]
         extra = block.extra_files(component) if block.extra_files else {}
         converted[name] = (
             text,
@@ -234,6 +281,10 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
                 "latency": block.latency(component),
                 "bench": block.bench,
                 "extra_files": sorted(extra),
+                **({"verilator_make_flags": block.verilator_make_flags}
+                   if block.verilator_make_flags else {}),
+                **({"flow_simulators": list(block.flow_simulators)}
+                   if block.flow_simulators else {}),
                 "ports": port_table(component),
             },
         )

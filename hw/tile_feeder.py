@@ -11,7 +11,7 @@ is in the scaling unit at a time, so its timing is that of a single row into an 
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -114,10 +114,10 @@ class TileFeeder(wiring.Component):
                 port = getattr(self, f"u{i}")
                 with m.If(port.valid & port.ready):
                     m.d.sync += taken[i].eq(1)
-        with m.Switch(self.exp_token):
-            for t, reg in enumerate(exps):
-                with m.Case(t):
-                    m.d.comb += self.exp.eq(reg)
+        chosen = exps[0]
+        for t, reg in enumerate(exps[1:], start=1):
+            chosen = Mux(self.exp_token == t, reg, chosen)
+        m.d.comb += self.exp.eq(chosen)
         with m.If(start):
             m.d.sync += [started.eq(started + 1), collecting.eq(1)]
         with m.If(~self.run):

@@ -23,7 +23,8 @@ def write(tmp_path, text, name="cfg.toml"):
 
 
 def test_presets_load():
-    assert preset_names() == ["bert-base", "gpt2", "minilm", "minilm-adc8", "minilm-pcm", "tiny"]
+    assert preset_names() == ["bert-base", "gpt2", "minilm", "minilm-adc8", "minilm-pcm", "tiny",
+                              "tiny-2layer"]
     for name in preset_names():
         cfg = load_config(name)
         assert cfg.name == name

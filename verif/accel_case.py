@@ -165,3 +165,28 @@ class AccelCase:
                 region = self.regmap.region(f"tile{u.index}")
                 self.writes += [(region.address(a), v) for a, v in tc.registers]
         self.beats = pack_beats(self.h, model.spec.residual_bits, self.per_beat)
+
+
+def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
+    """The golden accelerator of ``cfg`` for the benches: a model without a checkpoint gets
+    seeded random weights (:meth:`~cimforge.golden.float_model.EncoderWeights.random`, seed
+    ``cfg.seed``) and ranges calibrated on 8 seeded random sequences; ``effects`` switches
+    every analog effect of the tile benches on (the hardware is the same)."""
+    from cimforge.golden.float_model import Encoder, EncoderWeights
+    from cimforge.golden.int_model import calibrate
+    from cimforge.verif.tile_case import EFFECTS
+
+    enc = Encoder(model=cfg.model, weights=EncoderWeights.random(cfg.model, cfg.seed))
+    rng = np.random.default_rng(cfg.seed)
+    seqs = [rng.integers(0, cfg.model.vocab_size, size=int(rng.integers(2, cfg.model.seq_len
+                                                                         + 1))).tolist()
+            for _ in range(8)]
+    if effects:
+        cfg = cfg.with_sections(analog=EFFECTS)
+    return AcceleratorModel(enc, cfg, calibrate(enc, seqs))
+
+
+def random_tokens(model: AcceleratorModel, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The embedding codes of ``n`` random tokens."""
+    ids = rng.integers(0, model.model.vocab_size, size=(1, n))
+    return model.embedding_codes(ids, np.ones_like(ids, dtype=bool))

@@ -20,9 +20,6 @@ BUILD_WAIVERS = {
                    "arithmetic line; widths are checked at the Amaranth level and bit-exactness "
                    "by the benches.",
     "WIDTHTRUNC": "the same, for implicit truncation to the declared width of a wire.",
-    "CASEINCOMPLETE": "Amaranth's Verilog back end emits a state machine's logic per "
-                      "signal: a default (hold) assignment, then a casez over the state "
-                      "register that need not list every code, the default covering the rest.",
 }
 
 # Waived in addition for ``--lint-only -Wall``.

@@ -105,15 +105,18 @@ def build_block(
     entry = manifest["blocks"][block]
     verilog = (manifest_path.parent / entry["file"]).resolve()
     args = VERILATOR_BUILD_ARGS if sim.name == "verilator" else ()
+    # a design may ask for other C++ optimisation of its Verilator model (make variables)
+    make_flags = entry.get("verilator_make_flags", "") if sim.name == "verilator" else ""
     waves = _waves()
-    build_dir = cache_root / sim.name / f"{block}-{_build_key(sim, verilog, args, waves)}"
+    key = _build_key(sim, verilog, (*args, make_flags), waves)
+    build_dir = cache_root / sim.name / f"{block}-{key}"
     stamp = build_dir / "cimforge.built"
     with locked(build_dir.with_suffix(".lock")):
         if stamp.exists():
             return build_dir, 0.0, True
         t0 = time.monotonic()
         log = build_dir.with_suffix(".build.log")
-        with sim.environment():
+        with sim.environment({"MAKEFLAGS": make_flags} if make_flags else None):
             runner = get_runner(sim.name)
             try:
                 runner.build(

@@ -74,8 +74,8 @@ class Simulator:
             if self.path_prepend:
                 os.environ["PATH"] = os.pathsep.join([*self.path_prepend, saved.get("PATH", "")])
             for key, value in self.env_set.items():
-                if key == "MAKEFLAGS" and saved.get("MAKEFLAGS"):
-                    value = f"{saved['MAKEFLAGS']} {value}"
+                if key == "MAKEFLAGS" and os.environ.get("MAKEFLAGS"):
+                    value = f"{os.environ['MAKEFLAGS']} {value}"
                 os.environ[key] = value
             yield
         finally:

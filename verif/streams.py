@@ -72,14 +72,18 @@ class _StreamDriver:
 
     def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random | None, rst):
         self._clk = dut.clk
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
+        self._valid, self._ready, self._payload = self._handles(dut, prefix)
         self._clock = clock
         self._rng = rng or random.Random(0)
         self._rst = rst
         self._task = None
         self.resets = 0
+
+    def _handles(self, dut, prefix: str):
+        """The ``valid``, ``ready`` and ``payload`` handles (an AXI driver names them its
+        own way: :mod:`cimforge.verif.axi`)."""
+        return (getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready"),
+                getattr(dut, f"{prefix}__payload"))
 
     def start(self) -> None:
         """Start driving (once, after the design's clock runs)."""

@@ -61,6 +61,35 @@ def _simulators(choice: str):
     return sims
 
 
+def _accelerator_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The accelerator's sequences (its full-rate runs): cycles measured and predicted, per
+    token, the lower bounds and the gap, each resource's busy share (docs/hw-accelerator.md,
+    "Timing")."""
+    runs = [(r["simulator"], rec) for r in rows if r["block"] == "accelerator_sim"
+            for rec in r.get("records", []) if rec.get("bound") is not None
+            and rec.get("pattern") == "full_rate"]
+    if not runs:
+        return []
+    lines = ["## Accelerator", "",
+             "| simulator | tokens | cycles (measured / predicted) | cycles per token | "
+             "bound (busiest, critical path) | latency / bound | tight bound | latency / tight |",
+             "|---|---|---|---|---|---|---|---|"]
+    for sim, r in runs:
+        lines.append(
+            f"| {sim} | {r['tokens']} | {r['cycles']:,} / {r['predicted_cycles']:,} | "
+            f"{r['cycles_per_token']:.0f} | {r['bound']:,} ({r['busiest']}, "
+            f"{r['critical_path']:,}) | {r['cycles'] / r['bound']:.2f} | "
+            f"{r['tight_bound']:,} | {r['cycles'] / r['tight_bound']:.3f} |")
+    use = runs[0][1]["busy_share"]
+    lines += ["", "Busy share of the sequence's cycles, by resource: "
+              + ", ".join(f"{k} {v:.0%}" for k, v in use.items()) + ".", "",
+              "*bound*: the larger of the busiest resource's work and the data dependencies' "
+              "critical path; *tight bound*: no matrix's units can start before every token's "
+              "K and V exist, then do every token's vector, and the last one still has the rest "
+              "of its layer after it (docs/hw-accelerator.md).", ""]
+    return lines
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: block, simulator, tests, cycles (measured / predicted), result."""
     header = ["block", "simulator", "tests", "full-rate cycles (measured / predicted)",
@@ -105,6 +134,11 @@ def run(args) -> int:
     for sim in sims:
         for block in blocks:
             tag = f"[{block} / {sim.name}]"
+            only = manifest["blocks"][block].get("flow_simulators")
+            if only and sim.name not in only:
+                _progress(f"{tag} not run: the flow runs this block in {', '.join(only)} "
+                          f"only (pytest -m full runs it in {sim.name})")
+                continue
             try:
                 _progress(f"{tag} building with {sim.describe()} ...")
                 _, seconds, cached = build_block(rtl / "manifest.json", block, sim,
@@ -171,6 +205,7 @@ def run(args) -> int:
         "(the lowest over the full-rate tests). (non-linear units): results per cycle from "
         "the first result to the last in the full-rate streaming tests (softmax and "
         "LayerNorm: rows of the maximum length), against one per cycle.", "",
+        *_accelerator_section(rows),
         f"**{'PASS' if passed else 'FAIL'}** in {report['seconds']} s", "",
     ]
     write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")

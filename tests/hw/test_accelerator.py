@@ -32,6 +32,7 @@ def test_beats_round_trip():
     assert (unpack_beats([w for w, _ in beats], 3, 16, 2) == rows).all()
 
 
+@pytest.mark.full  # 80 s in Amaranth's simulator; the cocotb bench runs the same by default
 def test_sequence_through_the_layer(model):
     rng = np.random.default_rng(11)
     ids = rng.integers(0, TINY.model.vocab_size, size=(1, 3))

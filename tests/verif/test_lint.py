@@ -3,13 +3,16 @@ verif/lint.py."""
 
 import pytest
 
-from cimforge.hw.generate import BLOCKS
+from cimforge.hw.generate import ACCELERATOR_BLOCKS, BLOCKS
 from cimforge.verif.lint import BUILD_WAIVERS, LINT_WAIVERS, lint
 from cimforge.verif.simulators import find_verilator
 
 
-@pytest.mark.parametrize("design", ["tiny", "tile-flash-2x2", "tile-sar8-bpc4"])
-@pytest.mark.parametrize("block", list(BLOCKS))
+@pytest.mark.parametrize("design, block", [
+    *((design, block) for design in ("tiny", "tile-flash-2x2", "tile-sar8-bpc4")
+      for block in BLOCKS),
+    *(("tiny", block) for block in ACCELERATOR_BLOCKS),
+])
 def test_generated_top_is_lint_clean(design_manifest, design, block):
     messages = lint(find_verilator(), design_manifest(design).parent / f"{block}.v", block)
     assert messages == [], "\n".join(messages[:20])

@@ -56,35 +56,43 @@ class AnalogAdapter:
     """The analog side of the crossbar shell, read by read."""
 
     def __init__(self, dut, clock: CycleClock, spec: AnalogTileSpec, board: Scoreboard,
-                 block: dict):
+                 block: dict, unit: int | None = None):
         self.dut, self.clock, self.spec, self.board = dut, clock, spec, board
         self.case: TileCase | None = None
         self.read = 0
         self.samples: list[int] = []
+        # the ports: probe_<pin> and a_value, or for tile unit u of a larger design
+        # probe<u>_<pin> and a_value<u>
+        tag = "" if unit is None else str(unit)
+        self._probe = lambda pin: f"probe{tag}_{pin}"
+        self._a_value = f"a_value{tag}"
+        self._sample = getattr(dut, self._probe("sample"))
         # the vector-valued ports (the manifest has their element layout)
         self.codec = {p["name"]: PayloadCodec(p["fields"]) for p in block["ports"]
-                      if "fields" in p and (p["name"] == "a_value"
-                                            or p["name"] in {f"probe_{q}" for q in PROBED})}
+                      if "fields" in p and (p["name"] == self._a_value
+                                            or p["name"] in {self._probe(q) for q in PROBED})}
 
     def serve(self, case: TileCase) -> None:
         """Serve ``case``'s reads from the next sample on."""
         self.case, self.read = case, 0
-        self._values = [self.codec["a_value"].pack(data=v) for v in case.values.tolist()]
+        self._values = [self.codec[self._a_value].pack(data=v) for v in case.values.tolist()]
 
     def probe(self, name: str) -> list[int]:
         """The values of shell input ``name`` now (empty if the design has no such pin)."""
-        port = f"probe_{name}"
+        port = self._probe(name)
         if port not in self.codec:
             return []
         return self.codec[port].unpack(int(getattr(self.dut, port).value))["data"]
 
     async def run(self) -> None:
         dut = self.dut
+        sample = self._sample
+        a_value = getattr(dut, self._a_value)
         while True:
-            if not int(dut.probe_sample.value):
-                await RisingEdge(dut.probe_sample)
+            if not int(sample.value):
+                await RisingEdge(sample)
             await ReadWrite()
-            if not int(dut.probe_sample.value):
+            if not int(sample.value):
                 continue
             self.samples.append(self.clock.now)
             if self.case is None:
@@ -96,7 +104,7 @@ class AnalogAdapter:
                 for e in errors:
                     self.board.error(f"cycle {self.clock.now}: {e}")
                 if self.read < len(self._values):
-                    dut.a_value.value = self._values[self.read]
+                    a_value.value = self._values[self.read]
                 self.read += 1
             await RisingEdge(dut.clk)
 

@@ -1,0 +1,154 @@
+"""The accelerator top: the core (``hw/accelerator.py``) behind AXI4-Lite and AXI4-Stream
+ports (docs/hw-accelerator.md, "Host interface").
+
+AXI4-Lite (32-bit data, byte addresses, ``4 x`` the register map's word addresses): one
+transaction at a time. A write needs its address and data (both held until taken); it is
+answered OKAY, or SLVERR when nothing is at the address (and ERROR bit ``bad_address`` is
+set) or when it targets a parameter or tile region while a sequence is in progress (the write
+is dropped, ERROR bit ``busy_write`` set). Reads answer the control region's registers;
+anything else reads 0 with SLVERR (the parameter regions are write-only). Byte strobes are
+ignored: every write writes the whole word.
+
+AXI4-Stream: ``s_axis`` (token codes in) and ``m_axis`` (hidden states out), ``tdata`` of
+``accelerator.stream_bits``, ``tlast`` on a sequence's last beat; no TKEEP, TSTRB, TID, TDEST
+or TUSER (every byte is data; a token's last beat is padded with zero codes).
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cimforge.config import Config
+from cimforge.golden.accel_regmap import CONTROL, ERROR_BITS, ID
+from cimforge.hw.accelerator import ERRORS, AcceleratorCore
+from cimforge.hw.crossbar_shell import shell_signature
+from cimforge.hw.encoder_layer import unit_spec
+
+__all__ = ["Accelerator"]
+
+
+class Accelerator(wiring.Component):
+    """The accelerator of ``cfg`` with its host ports (see the module docstring).
+
+    Members
+    -------
+    s_axil_* : the AXI4-Lite slave (``awaddr awvalid awready wdata wstrb wvalid wready bresp
+        bvalid bready araddr arvalid arready rdata rresp rvalid rready``)
+    s_axis_tdata, s_axis_tlast, s_axis_tvalid, s_axis_tready : token codes in
+    m_axis_tdata, m_axis_tlast, m_axis_tvalid, m_axis_tready : hidden states out
+    xbar<u> : Out(shell_signature(...))
+        The crossbar shell of every tile unit (the analog macros).
+    """
+
+    def __init__(self, cfg: Config, digest: int = 0):
+        self._core = core = AcceleratorCore(cfg)
+        self.cfg, self.mapping, self.regmap = cfg, core.mapping, core.regmap
+        self.digest = digest
+        self.addr_bits = self.regmap.addr_bits + 2
+        sb = cfg.accelerator.stream_bits
+        members = {
+            "s_axil_awaddr": In(self.addr_bits), "s_axil_awvalid": In(1),
+            "s_axil_awready": Out(1), "s_axil_wdata": In(32), "s_axil_wstrb": In(4),
+            "s_axil_wvalid": In(1), "s_axil_wready": Out(1), "s_axil_bresp": Out(2),
+            "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+            "s_axil_araddr": In(self.addr_bits), "s_axil_arvalid": In(1),
+            "s_axil_arready": Out(1), "s_axil_rdata": Out(32), "s_axil_rresp": Out(2),
+            "s_axil_rvalid": Out(1), "s_axil_rready": In(1),
+            "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1),
+            "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1),
+        }
+        for u in self.mapping.units:
+            members[f"xbar{u.index}"] = Out(shell_signature(unit_spec(cfg, u)))
+        super().__init__(members)
+
+    @property
+    def core(self) -> AcceleratorCore:
+        return self._core
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self._core
+        for u in self.mapping.units:
+            wiring.connect(m, getattr(core, f"xbar{u.index}"),
+                           wiring.flipped(getattr(self, f"xbar{u.index}")))
+
+        # -- streams -----------------------------------------------------------------------------
+        m.d.comb += [core.i_stream.valid.eq(self.s_axis_tvalid),
+                     core.i_stream.payload.data.eq(self.s_axis_tdata),
+                     core.i_stream.payload.last.eq(self.s_axis_tlast),
+                     self.s_axis_tready.eq(core.i_stream.ready),
+                     self.m_axis_tvalid.eq(core.o_stream.valid),
+                     self.m_axis_tdata.eq(core.o_stream.payload.data),
+                     self.m_axis_tlast.eq(core.o_stream.payload.last),
+                     core.o_stream.ready.eq(self.m_axis_tready)]
+
+        # -- performance counter: first beat in to last beat out --------------------------------
+        cycles = Signal(32)
+        counting = Signal()
+        first_in = self.s_axis_tvalid & self.s_axis_tready & ~core.busy & ~counting
+        last_out = self.m_axis_tvalid & self.m_axis_tready & self.m_axis_tlast
+        with m.If(first_in):
+            m.d.sync += [cycles.eq(1), counting.eq(1)]
+        with m.Elif(counting):
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(last_out):
+                m.d.sync += counting.eq(0)
+
+        # -- AXI4-Lite writes ---------------------------------------------------------------------
+        regmap = self.regmap
+        control = regmap.region("control")
+        error = Signal(len(ERROR_BITS))
+        bvalid, bresp = Signal(), Signal(2)
+        m.d.comb += [self.s_axil_bvalid.eq(bvalid), self.s_axil_bresp.eq(bresp)]
+        write = self.s_axil_awvalid & self.s_axil_wvalid & ~bvalid
+        m.d.comb += [self.s_axil_awready.eq(write), self.s_axil_wready.eq(write)]
+        word = self.s_axil_awaddr[2:]
+        mapped = Const(0)
+        for r in regmap.regions:
+            if r.kind != "control":
+                mapped |= (word >= r.base) & (word < r.end) if r.base else word < r.end
+        in_control = (word >= control.base) & (word < control.end)
+        error_word = control.base + CONTROL["error"][0]
+        busy = core.busy
+        accepted = write & mapped & ~busy
+        m.d.comb += [core.param.addr.eq(word), core.param.data.eq(self.s_axil_wdata),
+                     core.param.we.eq(accepted)]
+        events = Signal(len(ERROR_BITS))
+        m.d.comb += [events[ERROR_BITS["kv_overflow"]].eq(core.errors[ERRORS["kv_overflow"]]),
+                     events[ERROR_BITS["tlast"]].eq(core.errors[ERRORS["tlast"]])]
+        clear = Signal(len(ERROR_BITS))
+        with m.If(write):
+            m.d.sync += [bvalid.eq(1), bresp.eq(0)]
+            with m.If(in_control):
+                with m.If(word == error_word):
+                    m.d.comb += clear.eq(self.s_axil_wdata)
+            with m.Elif(mapped & busy):
+                m.d.sync += bresp.eq(0b10)
+                m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)
+            with m.Elif(~mapped):
+                m.d.sync += bresp.eq(0b10)
+                m.d.comb += events[ERROR_BITS["bad_address"]].eq(1)
+        with m.If(bvalid & self.s_axil_bready):
+            m.d.sync += bvalid.eq(0)
+        m.d.sync += error.eq((error & ~clear) | events)
+
+        # -- AXI4-Lite reads -----------------------------------------------------------------------
+        rvalid, rdata, rresp = Signal(), Signal(32), Signal(2)
+        m.d.comb += [self.s_axil_rvalid.eq(rvalid), self.s_axil_rdata.eq(rdata),
+                     self.s_axil_rresp.eq(rresp), self.s_axil_arready.eq(~rvalid)]
+        rword = self.s_axil_araddr[2:]
+        values = {"id": ID, "config": self.digest & 0xFFFFFFFF,
+                  "status": core.busy | (error.any() << 1),
+                  "error": error, "tokens": core.tokens, "cycles": cycles}
+        with m.If(self.s_axil_arvalid & ~rvalid):
+            m.d.sync += [rvalid.eq(1), rdata.eq(0), rresp.eq(0b10)]
+            for name, (offset, _, _) in CONTROL.items():
+                with m.If(rword == control.base + offset):
+                    m.d.sync += [rdata.eq(values[name]), rresp.eq(0)]
+        with m.If(rvalid & self.s_axil_rready):
+            m.d.sync += rvalid.eq(0)
+        return m

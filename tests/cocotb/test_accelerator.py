@@ -1,0 +1,30 @@
+"""The whole accelerator: the cocotb bench on the generated Verilog, driven through its AXI
+ports (``tiny``: every layer of its encoder).
+
+Verilator runs every test by default; Icarus runs them under ``-m full`` only: the event-driven
+simulator takes over ten minutes for one tiny sequence of the 6 MB design (docs/hw-accelerator.md,
+"Simulation speed")."""
+
+import pytest
+
+from cimforge.verif.runner import run_bench
+
+ALL = None
+IDEAL = "ideal_equals_integer_model"
+CASES = [
+    pytest.param("tiny", "verilator", ALL, id="tiny-verilator"),
+    pytest.param("tiny", "icarus", IDEAL, id="tiny-icarus-ideal", marks=pytest.mark.full),
+    # two layers chaining (a 10 MB design: 8 minutes to build)
+    pytest.param("tiny-2layer", "verilator", ALL, id="tiny-2layer-verilator",
+                 marks=pytest.mark.full),
+]
+
+
+@pytest.mark.parametrize("design, simulator, testcase", CASES, indirect=["simulator"])
+def test_accelerator_bench(design_manifest, design, simulator, testcase, work_dir, cache_root):
+    result = run_bench(design_manifest(design), "accelerator_sim", simulator,
+                       work_dir=work_dir, cache_root=cache_root, testcase=testcase)
+    names = {t.name for t in result.tests}
+    assert len(result.tests) >= (1 if testcase else 4), names
+    assert result.records and all(r["errors"] == 0 for r in result.records)
+    assert all(r["cycles"] == r["predicted_cycles"] for r in result.records)

@@ -1,0 +1,258 @@
+"""cocotb bench of the whole accelerator (``hw/accelerator_axi.py`` in
+``hw/accelerator_sim.py``), driven only through its AXI ports.
+
+Run through :func:`cimforge.verif.runner.run_bench` (pytest:
+``tests/cocotb/test_accelerator.py``; ``cimforge flow``). The golden side is
+:class:`cimforge.verif.accel_case.AccelCase`: the register writes (parameters of every layer,
+every tile unit's calibration registers), the input beats, every tile unit's reads and the
+expected output beats; the cycles come from :class:`cimforge.golden.accel_timing.
+AcceleratorTiming`. Each tile unit's crossbar model is served by its own analog adapter
+(:class:`cimforge.verif.benches.analog_tile.AnalogAdapter`), which also checks every read's
+word-line drive and registers against golden's.
+
+A sequence's test writes everything over AXI4-Lite, streams the tokens in, takes the hidden
+states out under a flow pattern, and checks every output beat bit-exact and every input and
+output beat at the predicted cycle, the CYCLES and TOKENS registers, and that nothing is
+left over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from cimforge.config import config_from_dict
+from cimforge.golden.accel_regmap import CONTROL, ERROR_BITS, ID, Region, RegisterMap
+from cimforge.golden.accel_timing import AcceleratorTiming
+from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.verif.accel_case import AccelCase, accelerator_model, pack_beats, random_tokens
+from cimforge.verif.axi import OKAY, SLVERR, AxiLiteMaster, AxisSink, AxisSource
+from cimforge.verif.benches.analog_tile import AnalogAdapter
+from cimforge.verif.records import write_record
+from cimforge.verif.scoreboard import Scoreboard
+from cimforge.verif.streams import FLOW_PATTERNS, PERIOD_PS, CycleClock
+
+ACCEL_PATTERNS = ("full_rate", "idle_backpressure")
+
+
+class AccelTB:
+    """Clock, reset, AXI drivers and one analog adapter per tile unit."""
+
+    def __init__(self, dut, name: str, pattern: str = "full_rate"):
+        self.dut = dut
+        self.seed = cocotb.RANDOM_SEED
+        self.rng = np.random.default_rng(self.seed)
+        manifest = json.loads(Path(os.environ["CIMFORGE_MANIFEST"]).read_text())
+        self.block = manifest["blocks"][os.environ.get("CIMFORGE_BLOCK", "accelerator_sim")]
+        self.cfg = config_from_dict(manifest["config"], source="manifest",
+                                    name=manifest["config_name"])
+        self.digest = int(manifest["config_digest"][:8], 16)
+        params = self.block["parameters"]
+        self.regmap = RegisterMap(tuple(Region(n, "", b, w)
+                                        for n, (b, w) in params["regions"].items()))
+        self.pattern = pattern
+        self.idle, self.stall = FLOW_PATTERNS[pattern]
+        self.board = Scoreboard(f"{name}[{pattern}]", dut._log)
+        self.clock = CycleClock()
+        self.axil = AxiLiteMaster(dut)
+        self.source = AxisSource(dut, "s_axis", self.clock, idle=self.idle,
+                                 rng=random.Random(f"{self.seed}-source"), rst=dut.rst)
+        self.sink = AxisSink(dut, "m_axis", self.clock, stall=self.stall,
+                             rng=random.Random(f"{self.seed}-sink"), rst=dut.rst)
+        self.adapters = {}
+        for u in params["mapping"]["units"]:
+            spec = AnalogTileSpec.from_config(self.cfg.with_sections(
+                tile={"row_tiles": u["row_tiles"], "col_tiles": u["col_tiles"]}))
+            self.adapters[u["index"]] = AnalogAdapter(dut, self.clock, spec, self.board,
+                                                      self.block, unit=u["index"])
+        self.timing = AcceleratorTiming(self.cfg)
+        self.per_beat = self.timing.per_beat
+
+    def control(self, name: str) -> int:
+        """Byte address of control register ``name``."""
+        return 4 * (self.regmap.region("control").base + CONTROL[name][0])
+
+    async def start(self) -> None:
+        dut = self.dut
+        Clock(dut.clk, PERIOD_PS, unit="ps").start()
+        for u in self.adapters:
+            getattr(dut, f"a_value{u}").value = 0
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, 2)
+        dut.rst.value = 0
+        await RisingEdge(dut.clk)
+        for adapter in self.adapters.values():
+            cocotb.start_soon(adapter.run())
+        self.source.start()
+        self.sink.start()
+
+    def case(self, n: int, effects: bool = False) -> AccelCase:
+        model = accelerator_model(self.cfg, effects)
+        h = random_tokens(model, n, self.rng)
+        return AccelCase(model.cfg, model, self.regmap, h, self.per_beat)
+
+    async def write_all(self, case: AccelCase) -> None:
+        for word, value in case.writes:
+            resp = await self.axil.write(4 * word, value)
+            if resp != OKAY:
+                self.board.error(f"write of word {word:#x}: response {resp}, expected OKAY")
+
+    async def run(self, case: AccelCase) -> None:
+        """Write everything, stream the sequence, take the output; check."""
+        b = self.board
+        start = time.perf_counter()
+        await self.write_all(case)
+        for u, adapter in self.adapters.items():
+            adapter.serve(case.units[u])
+        first_samples = {u: len(a.samples) for u, a in self.adapters.items()}
+        self.clock.start()
+        sent_before, received_before = len(self.source.sent), len(self.sink.received)
+        self.source.send(data | last << self.cfg.accelerator.stream_bits
+                         for data, last in case.beats)
+        n = len(case.h)
+        out_beats = len(case.beats)
+        budget = self.timing.schedule(n).taken[-1] * 4 + 2000
+        budget = int(budget / (1 - self.idle) / (1 - self.stall))
+        await self.sink.wait_for(received_before + out_beats, budget)
+        await ClockCycles(self.dut.clk, 50)  # anything extra shows now
+        self.wall_seconds = time.perf_counter() - start
+        sent = self.source.sent[sent_before:]
+        received = self.sink.received[received_before:]
+        b.compare("output beats", out_beats, len(received))
+        want = pack_beats(case.expected, case.model.spec.residual_bits, self.per_beat)
+        width = self.cfg.accelerator.stream_bits
+        for i, (w, got) in enumerate(zip(want, received)):
+            if got.payload is not None:
+                b.compare(f"output beat {i} (tdata, tlast)", w,
+                          (got.payload & ((1 << width) - 1), got.payload >> width))
+        for msg in self.sink.protocol_errors:
+            b.error(f"m_axis protocol: {msg}")
+        for u, adapter in self.adapters.items():
+            b.compare(f"unit {u} reads", len(case.units[u].drives),
+                      len(adapter.samples) - first_samples[u])
+        model = self.timing.schedule(n, [t.offered for t in sent], self.sink.ready_in)
+        for name, got in (("input accepted", [t.taken for t in sent]),
+                          ("output offered", [t.offered for t in received]),
+                          ("output taken", [t.taken for t in received])):
+            key = {"input accepted": "accepted", "output offered": "offered",
+                   "output taken": "taken"}[name]
+            b.compare(f"{name} cycles", getattr(model, key), got)
+        cycles, _ = await self.axil.read(self.control("cycles"))
+        if sent and received:
+            b.compare("CYCLES register", received[-1].taken - sent[0].taken + 1, cycles)
+        tokens, _ = await self.axil.read(self.control("tokens"))
+        bounds = self.timing.bounds(n)
+        latency = model.latency
+        write_record(test=b.name, pattern=self.pattern, seed=self.seed, tokens=n,
+                     cycles=cycles, predicted_cycles=latency,
+                     cycles_per_token=cycles / n, bound=bounds.bound, tight_bound=bounds.tight,
+                     busiest=bounds.busiest, critical_path=bounds.critical_path,
+                     busy_share={k: round(w / latency, 4) for k, w in bounds.work.items()},
+                     wall_seconds=self.wall_seconds, errors=len(b.errors))
+        b.assert_clean(f"test seed {self.seed}; rerun with "
+                       f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
+        del tokens
+
+
+@cocotb.test()
+async def ideal_equals_integer_model(dut):
+    """No device effect, ADCs resolving every read: the accelerator's hidden states are the
+    integer model's, bit for bit, through AXI; the ID and CONFIG registers read back."""
+    tb = AccelTB(dut, "ideal_equals_integer_model")
+    await tb.start()
+    case = tb.case(tb.cfg.model.seq_len)
+    from cimforge.golden.int_model import IntOnlyEncoder
+
+    ints = IntOnlyEncoder(case.model, case.model.cfg, case.model.ranges)
+    ones = np.ones((1, len(case.h)), dtype=bool)
+    tb.board.compare("golden accelerator equals the integer model",
+                     ints.codes_from_embeddings(case.h, ones, ones).tolist(),
+                     case.expected.tolist())
+    for name, want in (("id", ID), ("config", tb.digest)):
+        got, resp = await tb.axil.read(tb.control(name))
+        tb.board.compare(f"{name.upper()} register", (want, OKAY), (got, resp))
+    await tb.run(case)
+
+
+@cocotb.test()
+@cocotb.parametrize(pattern=list(ACCEL_PATTERNS))
+async def all_effects(dut, pattern: str):
+    """Every analog effect on (the tile benches' set: programming and read noise, drift,
+    faults, IR drop, drift compensation), random idle and back-pressure on the streams: two
+    sequences back to back, bit- and cycle-exact."""
+    tb = AccelTB(dut, "all_effects", pattern)
+    await tb.start()
+    await tb.run(tb.case(tb.cfg.model.seq_len, effects=True))
+    await tb.run(tb.case(max(1, tb.cfg.model.seq_len // 2), effects=True))
+
+
+@cocotb.test()
+async def bad_input(dut):
+    """A write where nothing is, a write while busy, a read of a write-only region: SLVERR and
+    their ERROR bits; a sequence longer than the KV capacity: ERROR.kv_overflow, the capacity's
+    tokens out; a misplaced tlast: ERROR.tlast. ERROR clears by writing 1s."""
+    tb = AccelTB(dut, "bad_input")
+    await tb.start()
+    b = tb.board
+    error = tb.control("error")
+    top = 4 * tb.regmap.words
+    b.compare("write beyond the map", SLVERR, await tb.axil.write(top, 1))
+    b.compare("ERROR after it", (1 << ERROR_BITS["bad_address"], OKAY),
+              await tb.axil.read(error))
+    b.compare("read of a parameter region", SLVERR,
+              (await tb.axil.read(4 * tb.regmap.region("ln0").base))[1])
+    await tb.axil.write(error, 0xF)
+    b.compare("ERROR cleared", (0, OKAY), await tb.axil.read(error))
+    # a sequence longer than the capacity: the first `capacity` tokens are computed
+    cap = tb.cfg.dcim.rows
+    case = tb.case(cap)
+    await tb.write_all(case)
+    extra = random_tokens(case.model, 2, tb.rng)
+    long_beats = pack_beats(np.vstack([case.h, extra]), case.model.spec.residual_bits,
+                            tb.per_beat)
+    for u, adapter in tb.adapters.items():
+        adapter.serve(case.units[u])
+    before = len(tb.sink.received)
+    tb.source.send(data | last << tb.cfg.accelerator.stream_bits for data, last in long_beats)
+    await RisingEdge(dut.s_axis_tready)
+    await ClockCycles(dut.clk, 4)
+    # a parameter write while the sequence runs is refused
+    b.compare("write while busy", SLVERR,
+              await tb.axil.write(4 * tb.regmap.region("ln0").base, 0))
+    await tb.sink.wait_for(before + len(case.beats), 400_000)
+    await ClockCycles(dut.clk, 50)
+    got = tb.sink.received[before:]
+    b.compare("tokens out of an overlong sequence", len(case.beats), len(got))
+    want = pack_beats(case.expected, case.model.spec.residual_bits, tb.per_beat)
+    width = tb.cfg.accelerator.stream_bits
+    b.compare("the capacity's tokens", [d for d, _ in want],
+              [t.payload & ((1 << width) - 1) for t in got])
+    flags = (1 << ERROR_BITS["kv_overflow"]) | (1 << ERROR_BITS["busy_write"])
+    b.compare("ERROR after it", (flags, OKAY), await tb.axil.read(error))
+    await tb.axil.write(error, flags)
+    # tlast on the first beat of the second token: one token computed, the rest dropped
+    one = tb.case(1)
+    await tb.write_all(one)
+    for u, adapter in tb.adapters.items():
+        adapter.serve(one.units[u])
+    second = pack_beats(random_tokens(one.model, 1, tb.rng), one.model.spec.residual_bits,
+                        tb.per_beat)
+    beats = [(d, 0) for d, _ in one.beats] + [(second[0][0], 1)]
+    before = len(tb.sink.received)
+    tb.source.send(data | last << width for data, last in beats)
+    await tb.sink.wait_for(before + len(one.beats), 200_000)
+    await ClockCycles(dut.clk, 50)
+    got = tb.sink.received[before:]
+    want = pack_beats(one.expected, one.model.spec.residual_bits, tb.per_beat)
+    b.compare("a misplaced tlast: the complete token out", want,
+              [(t.payload & ((1 << width) - 1), t.payload >> width) for t in got])
+    b.compare("ERROR after it", (1 << ERROR_BITS["tlast"], OKAY), await tb.axil.read(error))
+    b.assert_clean(f"test seed {tb.seed}")
