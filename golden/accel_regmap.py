@@ -46,7 +46,8 @@ CONTROL = {
     "config": (1, "ro", "the low 32 bits of the config's SHA-256 digest"),
     "status": (2, "ro", "bit 0: busy (a sequence is in progress); bit 1: an error is set"),
     "error": (3, "w1c", "sticky error bits (ERROR_BITS); write 1 to clear"),
-    "tokens": (4, "ro", "tokens of the current (or last) sequence received so far"),
+    "tokens": (4, "ro", "tokens of the sequence in progress received so far (0 between "
+                        "sequences)"),
     "cycles": (5, "ro", "cycles from the sequence's first input beat to its last output beat"),
 }
 ID = 0x43494D46

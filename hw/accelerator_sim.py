@@ -42,7 +42,7 @@ class AcceleratorSim(wiring.Component):
         super().__init__(members)
 
     @property
-    def core(self) -> AcceleratorCore:
+    def core(self) -> Accelerator | AcceleratorCore:
         return self._core
 
     def elaborate(self, platform):

@@ -148,7 +148,8 @@ class AccelTB:
         cycles, _ = await self.axil.read(self.control("cycles"))
         if sent and received:
             b.compare("CYCLES register", received[-1].taken - sent[0].taken + 1, cycles)
-        tokens, _ = await self.axil.read(self.control("tokens"))
+        b.compare("TOKENS after the sequence (cleared)", (0, OKAY),
+                  await self.axil.read(self.control("tokens")))
         bounds = self.timing.bounds(n)
         latency = model.latency
         write_record(test=b.name, pattern=self.pattern, seed=self.seed, tokens=n,
@@ -159,7 +160,6 @@ class AccelTB:
                      wall_seconds=self.wall_seconds, errors=len(b.errors))
         b.assert_clean(f"test seed {self.seed}; rerun with "
                        f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
-        del tokens
 
 
 @cocotb.test()
