@@ -38,7 +38,6 @@ def run_accel(case: AccelCase, top: AcceleratorSim | None = None, max_cycles: in
             ctx.set(top.param.we, 1)
             await ctx.tick()
         ctx.set(top.param.we, 0)
-        start = 0
         reads = {u: 0 for u in case.units}
         beats = list(case.beats)
         cycle = 0
@@ -76,7 +75,6 @@ def run_accel(case: AccelCase, top: AcceleratorSim | None = None, max_cycles: in
         if cycle >= max_cycles:
             run.errors.append(f"timeout after {cycle} cycles ({len(run.out)} of {n_out} "
                               f"beats out)")
-        del start
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
