@@ -421,6 +421,7 @@ class AcceleratorConfig:
     dcim_macros: int = 0
     stream_bits: int = 32
     max_unit_tiles: int = 16
+    clock_mhz: float = 100.0
     rtl: bool = False
 
     def __post_init__(self):
@@ -431,6 +432,7 @@ class AcceleratorConfig:
             raise ConfigError("stream_bits", f"{self.stream_bits} is not a multiple of 8: "
                               "an AXI4-Stream data width is whole bytes")
         _check_int("max_unit_tiles", self.max_unit_tiles, lo=1, hi=16)
+        _check_float("clock_mhz", self.clock_mhz, lo=0.0, lo_open=True, hi=10_000.0)
         _check_bool("rtl", self.rtl)
 
 
@@ -534,6 +536,9 @@ class DeviceConfig:
         Drift exponent of G(t) = G(t0) (t / t0)^-nu.
     drift_t0_s : float
         t0 of the drift law, seconds.
+    write_verify_iterations : int
+        Program-and-verify iterations a row write takes (each a write pulse of
+        ``write_latency_s`` and a verify read); the accelerator's programming time.
     pcm_model : bool
         Use the PCM statistical model (programming noise polynomial, conductance-dependent
         drift exponent, 1/f read noise) instead of the Gaussian terms above.
@@ -553,6 +558,7 @@ class DeviceConfig:
     drift_nu_std: float = 0.0
     drift_t0_s: float = 20.0
     pcm_model: bool = True
+    write_verify_iterations: int = 10
 
     def __post_init__(self):
         _check_choice("preset", self.preset, DEVICE_PRESETS)
@@ -567,6 +573,7 @@ class DeviceConfig:
         _check_float("drift_nu_std", self.drift_nu_std, lo=0.0, hi=1.0)
         _check_float("drift_t0_s", self.drift_t0_s, lo=0.0, lo_open=True)
         _check_bool("pcm_model", self.pcm_model)
+        _check_int("write_verify_iterations", self.write_verify_iterations, lo=1, hi=1000)
 
     @property
     def g_min_us(self) -> float:
@@ -579,15 +586,15 @@ KNOWN_DEVICES: dict[str, DeviceConfig] = {
         # preset, bits, g_max uS, on/off, F^2, write J, write s, endurance,
         # prog sigma, read sigma, nu mean, nu std
         DeviceConfig("sram", 1, 1.0, math.inf, 160.0, 0.1e-9, 1e-9, 1e16, 0.0, 0.0, 0.0, 0.0,
-                     pcm_model=False),
+                     pcm_model=False, write_verify_iterations=1),
         DeviceConfig("reram", 4, 100.0, 10.0, 16.0, 2e-9, 100e-9, 1e5, 0.03, 0.01, 0.005,
-                     0.002, pcm_model=False),
+                     0.002, pcm_model=False, write_verify_iterations=10),
         DeviceConfig("pcm", 4, 25.0, 100.0, 16.0, 6e-9, 150e-9, 1e7, 0.0, 0.0, 0.0, 0.0,
-                     pcm_model=True),
+                     pcm_model=True, write_verify_iterations=10),
         DeviceConfig("fefet", 4, 10.0, 1000.0, 16.0, 0.1, 175e-9, 1e10, 0.02, 0.005, 0.002,
-                     0.001, pcm_model=False),
+                     0.001, pcm_model=False, write_verify_iterations=5),
         DeviceConfig("mram", 1, 200.0, 2.5, 55.0, 1e-9, 1e-9, 1e15, 0.01, 0.005, 0.0, 0.0,
-                     pcm_model=False),
+                     pcm_model=False, write_verify_iterations=1),
     )
 }
 assert tuple(KNOWN_DEVICES) == DEVICE_PRESETS

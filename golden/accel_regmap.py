@@ -44,18 +44,24 @@ __all__ = ["Region", "RegisterMap", "register_map", "to_markdown", "to_c_header"
 CONTROL = {
     "id": (0, "ro", "0x43494D46 ('CIMF')"),
     "config": (1, "ro", "the low 32 bits of the config's SHA-256 digest"),
-    "status": (2, "ro", "bit 0: busy (a sequence is in progress); bit 1: an error is set"),
+    "status": (2, "ro", "bit 0: busy (a sequence is in progress); bit 1: an error is set; "
+                        "bit 2: programming (an image is being taken or a crossbar is still "
+                        "writing)"),
     "error": (3, "w1c", "sticky error bits (ERROR_BITS); write 1 to clear"),
     "tokens": (4, "ro", "tokens of the sequence in progress received so far (0 between "
                         "sequences)"),
     "cycles": (5, "ro", "cycles from the sequence's first input beat to its last output beat"),
+    "program": (6, "wo", "write 1: the input stream's next packet is the weight image "
+                         "(refused while busy or programming); reads 0"),
+    "prog_cycles": (7, "ro", "cycles from the weight image's first beat to the end of the "
+                             "last crossbar write"),
 }
 ID = 0x43494D46
 # The ERROR register's bits: name -> (bit, meaning).
 ERROR_BITS = {
     "kv_overflow": 0,  # tokens beyond the KV capacity arrived (and were dropped)
     "tlast": 1,  # tlast on a beat that does not end a token (the partial token was dropped)
-    "busy_write": 2,  # a parameter or tile register write while busy (dropped, SLVERR)
+    "busy_write": 2,  # a parameter, tile or PROGRAM write while busy (dropped, SLVERR)
     "bad_address": 3,  # a write where nothing is (SLVERR)
 }
 LN_ELEMENT_BASE = 4  # a layernorm region: element i at LN_ELEMENT_BASE + 4 i

@@ -215,6 +215,10 @@ class CimMatrix:
     key : int
         Identifies this matrix among others of the same config (e.g. a layer index), so each
         gets its own random draws.
+    levels : array (row_tiles * rows, col_tiles * cols) of int, optional
+        The level every cell was programmed to, when it is not the mapping of ``w`` (a
+        crossbar programmed by the accelerator's weight image: what its programming port was
+        sent). ``w`` then gives only the shape; the programming effects apply to these levels.
 
     Attributes
     ----------
@@ -224,7 +228,8 @@ class CimMatrix:
         The reference column of every tile.
     """
 
-    def __init__(self, w: np.ndarray, cfg: Config, *, key: int = 0):
+    def __init__(self, w: np.ndarray, cfg: Config, *, key: int = 0,
+                 levels: np.ndarray | None = None):
         w = np.asarray(w)
         if w.ndim != 2 or not np.issubdtype(w.dtype, np.integer):
             raise ValueError(f"w must be a 2-D integer array, not {w.dtype} {w.shape}")
@@ -253,12 +258,18 @@ class CimMatrix:
         self._read_seed = seeds.pop("read")
         self._streams = {name: _Stream(seed) for name, seed in seeds.items()}
         self.level_map = self._levels(w)
+        if levels is not None:
+            levels = np.asarray(levels)
+            if levels.shape != self.level_map.shape or levels.min(initial=0) < 0 \
+                    or levels.max(initial=0) >= self.levels:
+                raise ValueError(f"levels must be {self.level_map.shape} in 0 .. "
+                                 f"{self.levels - 1}, not {levels.shape}")
+            self.level_map = levels.astype(np.uint8)
         # top level and conductance step of every slice
         self.slice_top = np.full(self.slices, self.levels - 1, dtype=np.int64)
         if t.slice_range == "fitted":  # the largest level the slice holds (a magnitude's)
-            mag = np.abs(w.astype(np.int64))
-            used = [((mag >> (k * t.bits_per_cell)) & (self.levels - 1)).max(initial=0)
-                    for k in range(self.slices)]
+            of_slice = self._slice_of_column(self.level_map.shape[1])
+            used = [self.level_map[:, of_slice == k].max(initial=0) for k in range(self.slices)]
             self.slice_top = np.maximum(np.array(used, dtype=np.int64), 1)
         self.slice_dg = (self.g_max - self.g_min) / self.slice_top
         self._adc_offsets()

@@ -12,19 +12,28 @@ ignored: every write writes the whole word.
 AXI4-Stream: ``s_axis`` (token codes in) and ``m_axis`` (hidden states out), ``tdata`` of
 ``accelerator.stream_bits``, ``tlast`` on a sequence's last beat; no TKEEP, TSTRB, TID, TDEST
 or TUSER (every byte is data; a token's last beat is padded with zero codes).
+
+Weight programming: a write of 1 to ``PROGRAM`` (refused like a parameter write while a
+sequence is in progress, or while programming) makes the next ``s_axis`` packet the weight
+image, which the :class:`~cimforge.hw.weight_programmer.WeightProgrammer` writes into the
+crossbars through their ``prog<u>`` ports. While it does, and until every crossbar's last
+program-and-verify is over, ``STATUS`` bit 2 is set and ``s_axis`` takes no token.
+``PROG_CYCLES`` counts from the image's first beat to the last busy cycle.
 """
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.config import Config
+from cimforge.golden.accel_program import ProgramFormat
 from cimforge.golden.accel_regmap import CONTROL, ERROR_BITS, ID
 from cimforge.hw.accelerator import ERRORS, AcceleratorCore
-from cimforge.hw.crossbar_shell import shell_signature
+from cimforge.hw.crossbar_shell import prog_signature, shell_signature
 from cimforge.hw.encoder_layer import unit_spec
+from cimforge.hw.weight_programmer import WeightProgrammer
 
 __all__ = ["Accelerator"]
 
@@ -40,6 +49,8 @@ class Accelerator(wiring.Component):
     m_axis_tdata, m_axis_tlast, m_axis_tvalid, m_axis_tready : hidden states out
     xbar<u> : Out(shell_signature(...))
         The crossbar shell of every tile unit (the analog macros).
+    prog<u> : Out(prog_signature(...))
+        The programming port of every tile unit's macro.
     """
 
     def __init__(self, cfg: Config, digest: int = 0):
@@ -63,6 +74,9 @@ class Accelerator(wiring.Component):
         }
         for u in self.mapping.units:
             members[f"xbar{u.index}"] = Out(shell_signature(unit_spec(cfg, u)))
+        for u in self.mapping.units:
+            members[f"prog{u.index}"] = Out(prog_signature(unit_spec(cfg, u)))
+        self._programmer = WeightProgrammer(ProgramFormat(self.mapping))
         super().__init__(members)
 
     @property
@@ -76,11 +90,33 @@ class Accelerator(wiring.Component):
             wiring.connect(m, getattr(core, f"xbar{u.index}"),
                            wiring.flipped(getattr(self, f"xbar{u.index}")))
 
-        # -- streams -----------------------------------------------------------------------------
-        m.d.comb += [core.i_stream.valid.eq(self.s_axis_tvalid),
+        # -- weight programming -------------------------------------------------------------------
+        m.submodules.programmer = prog = self._programmer
+        xbars_busy = Const(0)
+        for u in self.mapping.units:
+            port = getattr(self, f"prog{u.index}")
+            wiring.connect(m, getattr(prog, f"prog{u.index}"), wiring.flipped(port))
+            xbars_busy |= port.busy.any()
+        programming = Signal()
+        m.d.comb += programming.eq(prog.active | xbars_busy)
+        prog_cycles = Signal(32)
+        prog_counting = Signal()
+        with m.If(prog.i_stream.valid & prog.i_stream.ready & ~prog_counting):
+            m.d.sync += [prog_cycles.eq(1), prog_counting.eq(1)]
+        with m.Elif(prog_counting & programming):
+            m.d.sync += prog_cycles.eq(prog_cycles + 1)
+        with m.Elif(~programming):
+            m.d.sync += prog_counting.eq(0)
+
+        # -- streams: the image to the programmer, tokens to the core ---------------------------
+        m.d.comb += [prog.i_stream.valid.eq(self.s_axis_tvalid & prog.active),
+                     prog.i_stream.payload.data.eq(self.s_axis_tdata),
+                     prog.i_stream.payload.last.eq(self.s_axis_tlast),
+                     core.i_stream.valid.eq(self.s_axis_tvalid & ~programming),
                      core.i_stream.payload.data.eq(self.s_axis_tdata),
                      core.i_stream.payload.last.eq(self.s_axis_tlast),
-                     self.s_axis_tready.eq(core.i_stream.ready),
+                     self.s_axis_tready.eq(Mux(prog.active, prog.i_stream.ready,
+                                               core.i_stream.ready & ~programming)),
                      self.m_axis_tvalid.eq(core.o_stream.valid),
                      self.m_axis_tdata.eq(core.o_stream.payload.data),
                      self.m_axis_tlast.eq(core.o_stream.payload.last),
@@ -89,7 +125,7 @@ class Accelerator(wiring.Component):
         # -- performance counter: first beat in to last beat out --------------------------------
         cycles = Signal(32)
         counting = Signal()
-        first_in = self.s_axis_tvalid & self.s_axis_tready & ~core.busy & ~counting
+        first_in = core.i_stream.valid & core.i_stream.ready & ~core.busy & ~counting
         last_out = self.m_axis_tvalid & self.m_axis_tready & self.m_axis_tlast
         with m.If(first_in):
             m.d.sync += [cycles.eq(1), counting.eq(1)]
@@ -119,13 +155,21 @@ class Accelerator(wiring.Component):
                      core.param.we.eq(accepted)]
         events = Signal(len(ERROR_BITS))
         m.d.comb += [events[ERROR_BITS["kv_overflow"]].eq(core.errors[ERRORS["kv_overflow"]]),
-                     events[ERROR_BITS["tlast"]].eq(core.errors[ERRORS["tlast"]])]
+                     events[ERROR_BITS["tlast"]].eq(core.errors[ERRORS["tlast"]]
+                                                    | prog.tlast_error)]
         clear = Signal(len(ERROR_BITS))
+        program_word = control.base + CONTROL["program"][0]
         with m.If(write):
             m.d.sync += [bvalid.eq(1), bresp.eq(0)]
             with m.If(in_control):
                 with m.If(word == error_word):
                     m.d.comb += clear.eq(self.s_axil_wdata)
+                with m.If(word == program_word):
+                    with m.If(busy | programming):
+                        m.d.sync += bresp.eq(0b10)
+                        m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)
+                    with m.Else():
+                        m.d.comb += prog.start.eq(self.s_axil_wdata[0])
             with m.Elif(mapped & busy):
                 m.d.sync += bresp.eq(0b10)
                 m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)
@@ -142,8 +186,9 @@ class Accelerator(wiring.Component):
                      self.s_axil_rresp.eq(rresp), self.s_axil_arready.eq(~rvalid)]
         rword = self.s_axil_araddr[2:]
         values = {"id": ID, "config": self.digest & 0xFFFFFFFF,
-                  "status": core.busy | (error.any() << 1),
-                  "error": error, "tokens": core.tokens, "cycles": cycles}
+                  "status": core.busy | (error.any() << 1) | (programming << 2),
+                  "error": error, "tokens": core.tokens, "cycles": cycles, "program": 0,
+                  "prog_cycles": prog_cycles}
         with m.If(self.s_axil_arvalid & ~rvalid):
             m.d.sync += [rvalid.eq(1), rdata.eq(0), rresp.eq(0b10)]
             for name, (offset, _, _) in CONTROL.items():

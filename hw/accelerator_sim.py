@@ -9,10 +9,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.config import Config
+from cimforge.golden.accel_program import cycles_per_row
 from cimforge.hw.accelerator import AcceleratorCore
 from cimforge.hw.accelerator_axi import Accelerator
 from cimforge.hw.analog_tile_sim import PROBED
-from cimforge.hw.crossbar_shell import CrossbarModel, shell_signature
+from cimforge.hw.crossbar_shell import CrossbarModel, prog_signature, shell_signature
 from cimforge.hw.encoder_layer import unit_spec
 
 __all__ = ["AcceleratorSim"]
@@ -22,23 +23,30 @@ class AcceleratorSim(wiring.Component):
     """The accelerator -- :class:`~cimforge.hw.accelerator_axi.Accelerator` with its AXI ports,
     or with ``axi=False`` the bare :class:`~cimforge.hw.accelerator.AcceleratorCore` -- with a
     crossbar model per tile unit ``u``: ports ``a_value<u>`` (the model's analog side) and
-    ``probe<u>_<pin>`` (copies of the shell inputs the analog adapter reads), besides the
-    top's own ports."""
+    ``probe<u>_<pin>`` (copies of the shell inputs the analog adapter reads) and, with
+    ``axi``, ``probe<u>_prog_<pin>`` (what the programming port carries; the model keeps each
+    crossbar busy for :func:`~cimforge.golden.accel_program.cycles_per_row` cycles after a
+    write), besides the top's own ports."""
 
     def __init__(self, cfg: Config, *, axi: bool = False, digest: int = 0):
         self._core = core = Accelerator(cfg, digest) if axi else AcceleratorCore(cfg)
         self.mapping, self.regmap = core.mapping, core.regmap
         members = {name: member for name, member in core.signature.members.items()
-                   if not name.startswith("xbar")}
+                   if not name.startswith(("xbar", "prog"))}
         self._models = {}
+        prog_cycles = cycles_per_row(cfg) if axi else None
         for u in core.mapping.units:
             spec = unit_spec(cfg, u)
-            model = self._models[u.index] = CrossbarModel(spec)
+            model = self._models[u.index] = CrossbarModel(spec, prog_cycles)
             members[f"a_value{u.index}"] = In(model.signature.members["a_value"].shape)
             shell = shell_signature(spec).members
             for pin in PROBED:
                 if pin in shell:
                     members[f"probe{u.index}_{pin}"] = Out(shell[pin].shape)
+            if axi:  # what the programming port carries, for the bench's level capture
+                for pin, member in prog_signature(spec).members.items():
+                    if member.flow == Out:
+                        members[f"probe{u.index}_prog_{pin}"] = Out(member.shape)
         super().__init__(members)
 
     @property
@@ -49,7 +57,7 @@ class AcceleratorSim(wiring.Component):
         m = Module()
         m.submodules.core = core = self._core
         for name in self.signature.members:
-            if name.startswith(("a_value", "probe")):
+            if name.startswith(("a_value", "probe", "prog")):
                 continue
             member = getattr(core, name)
             if isinstance(member, wiring.PureInterface) or hasattr(member, "signature"):
@@ -70,4 +78,11 @@ class AcceleratorSim(wiring.Component):
             for pin in PROBED:
                 if hasattr(self, f"probe{index}_{pin}"):
                     m.d.comb += getattr(self, f"probe{index}_{pin}").eq(getattr(xbar, pin))
+            if hasattr(core, f"prog{index}"):
+                prog = getattr(core, f"prog{index}")
+                wiring.connect(m, prog, model.prog)
+                for pin, member in prog.signature.members.items():
+                    if member.flow == Out:
+                        m.d.comb += getattr(self, f"probe{index}_prog_{pin}").eq(
+                            getattr(prog, pin))
         return m

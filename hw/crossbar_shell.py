@@ -5,7 +5,7 @@ The analog part of a tile unit -- the ``row_tiles x col_tiles`` crossbars, their
 sample-and-hold banks, the ADCs' analog front ends (capacitive DAC and comparator of a SAR ADC,
 the comparator ladder of a flash ADC) -- is one hard macro. :func:`shell_signature` lists its
 pins as the digital tile (``hw/analog_tile.py``) sees them; for synthesis the macro is a black
-box at the tile's ``xbar`` port.
+box at the tile's ``xbar`` port (and the programmer's ``prog`` port: pins ``prog_<pin>``).
 
 Pins (``Out``: driven by the digital tile):
 
@@ -30,12 +30,30 @@ Pins (``Out``: driven by the digital tile):
 ``thermo`` : In, ``col_tiles * adcs_per_tile`` x ``2^adc_bits - 1`` (flash only)
     Thermometer outputs of every flash ADC's comparators for the selected column.
 
+The programming port (:func:`prog_signature`, a pin group of its own: the accelerator's weight
+programmer drives it, not the digital tile):
+
+``strobe`` : Out, 1
+    Write ``levels`` into row ``row`` of crossbar ``xbar`` (row tile ``xbar // col_tiles``,
+    column tile ``xbar % col_tiles``) with the macro's program-and-verify loop; only while
+    that crossbar's ``busy`` is low.
+``xbar``, ``row`` : Out
+    Which crossbar and row.
+``levels`` : Out, ``cols`` x ``bits_per_cell``
+    The target level of every cell of the row (column ``j`` of the crossbar: element ``j``).
+``busy`` : In, one bit per crossbar
+    High while the crossbar's program-and-verify runs (from the cycle after the strobe, for
+    :func:`cimforge.golden.accel_program.cycles_per_row` cycles).
+
 :class:`CrossbarModel` is the behavioural model the benches use in place of the macro: its two
 banks hold, per column, what the ADC makes of the sampled value -- the final code (SAR: the
 comparator decides ``code >= trial``, which is exactly the analog comparison for every trial a
 binary search makes) or the thermometer word (flash) -- loaded from its ``a_value`` port in a
 sample cycle. The analog adapter of the bench computes ``a_value`` with the golden crossbar
-model (:mod:`cimforge.golden.cim`), read by read.
+model (:mod:`cimforge.golden.cim`), read by read. On the programming port the model keeps
+each crossbar's ``busy`` for ``prog_cycles`` cycles after a strobe; what the strobes carry is
+read by the bench (:class:`cimforge.golden.accel_program.LevelCapture`), which builds the
+crossbars' conductances from it with golden's programming effects.
 """
 
 from __future__ import annotations
@@ -47,7 +65,8 @@ from amaranth.lib.wiring import In, Out
 from cimforge.golden.analog_tile import AnalogTileSpec
 from cimforge.golden.cim import OFFSET_TRIM_BITS, RANGE_EXP_BITS, SCALE_BITS
 
-__all__ = ["shell_signature", "analog_value_bits", "blackbox_verilog", "CrossbarModel"]
+__all__ = ["shell_signature", "prog_signature", "analog_value_bits", "blackbox_verilog",
+           "CrossbarModel"]
 
 
 def analog_value_bits(spec: AnalogTileSpec) -> int:
@@ -77,12 +96,26 @@ def shell_signature(spec: AnalogTileSpec) -> wiring.Signature:
     return wiring.Signature(members)
 
 
+def prog_signature(spec: AnalogTileSpec) -> wiring.Signature:
+    """The macro's programming pins, from the programmer's side (see the module docstring)."""
+    crossbars = spec.row_tiles * spec.col_tiles
+    return wiring.Signature({
+        "strobe": Out(1),
+        "xbar": Out(range(max(2, crossbars))),
+        "row": Out(range(max(2, spec.rows))),
+        "levels": Out(data.ArrayLayout(unsigned(spec.bits_per_cell), spec.cols)),
+        "busy": In(crossbars),
+    })
+
+
 def blackbox_verilog(spec: AnalogTileSpec, name: str = "crossbar_shell") -> str:
     """The macro as a Verilog black box: a module with the shell's pins (from the macro's
     side: what the tile drives is an input) and no body, for synthesis and integration. Its
     port ``<pin>`` connects to the tile's ``xbar__<pin>``."""
     ports = []
-    for pin, member in shell_signature(spec).members.items():
+    pins = [(pin, member) for pin, member in shell_signature(spec).members.items()]
+    pins += [(f"prog_{pin}", member) for pin, member in prog_signature(spec).members.items()]
+    for pin, member in pins:
         bits = Shape.cast(member.shape).width
         direction = "input" if member.flow == Out else "output"
         ports.append(f"  {direction} {f'[{bits - 1}:0] ' if bits > 1 else ''}{pin}")
@@ -106,15 +139,21 @@ class CrossbarModel(wiring.Component):
         What each column of the read being sampled converts to: column ``c * cols + j`` is
         column ``j`` of column tile ``c``. Loaded into bank ``xbar.sample_bank`` at the end of
         a cycle with ``xbar.sample`` high.
+    prog : In(prog_signature(spec))
+        The programming pins (with ``prog_cycles``; without, the model has no such port).
     """
 
-    def __init__(self, spec: AnalogTileSpec):
+    def __init__(self, spec: AnalogTileSpec, prog_cycles: int | None = None):
         self._spec = spec
+        self._prog_cycles = prog_cycles
         columns = spec.col_tiles * spec.cols
-        super().__init__({
+        members = {
             "xbar": In(shell_signature(spec)),
             "a_value": In(data.ArrayLayout(unsigned(analog_value_bits(spec)), columns)),
-        })
+        }
+        if prog_cycles is not None:
+            members["prog"] = In(prog_signature(spec))
+        super().__init__(members)
 
     @property
     def spec(self) -> AnalogTileSpec:
@@ -147,4 +186,13 @@ class CrossbarModel(wiring.Component):
                     m.d.comb += x.decision[adc].eq(held >= x.trial[adc])
                 else:
                     m.d.comb += x.thermo[adc].eq(held)
+        if self._prog_cycles is not None:  # each crossbar busy for prog_cycles after a write
+            p = self.prog
+            for i in range(spec.row_tiles * spec.col_tiles):
+                left = Signal(range(self._prog_cycles + 1), name=f"prog_left{i}")
+                with m.If(p.strobe & (p.xbar == i)):
+                    m.d.sync += left.eq(self._prog_cycles)
+                with m.Elif(left != 0):
+                    m.d.sync += left.eq(left - 1)
+                m.d.comb += p.busy[i].eq(left != 0)
         return m

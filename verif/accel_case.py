@@ -24,7 +24,7 @@ from cimforge.golden.nonlinear import LayerNormParams, Multiplier
 from cimforge.hw.encoder_layer import unit_spec
 from cimforge.verif.tile_case import TileCase
 
-__all__ = ["AccelCase", "pack_beats", "unpack_beats", "parameter_writes"]
+__all__ = ["AccelCase", "pack_beats", "unpack_beats", "parameter_writes", "unit_level_maps"]
 
 WORD = (1 << 32) - 1
 
@@ -126,7 +126,9 @@ def unpack_beats(beats: list[int], d: int, bits: int, per_beat: int) -> np.ndarr
 class AccelCase:
     """Golden side of one sequence on the accelerator.
 
-    ``model`` is the golden accelerator; ``h`` the embedding codes (n, d) the host streams.
+    ``model`` is the golden accelerator; ``h`` the embedding codes (n, d) the host streams;
+    ``levels`` what the bench saw programmed into each unit's crossbars (the reads come from
+    crossbars holding these; the expected results from golden's own).
 
     Attributes
     ----------
@@ -144,6 +146,7 @@ class AccelCase:
     regmap: RegisterMap
     h: np.ndarray
     per_beat: int
+    levels: dict[int, np.ndarray] | None = None  # what each unit's crossbars were programmed to
 
     def __post_init__(self):
         model, cfg = self.model, self.cfg
@@ -159,12 +162,21 @@ class AccelCase:
             for u in lin.units:
                 tc = TileCase(cfg.with_sections(tile={"row_tiles": u.row_tiles,
                                                       "col_tiles": u.col_tiles}),
-                              lin.w[:, u.first:u.first + u.channels], x, key=u.index)
+                              lin.w[:, u.first:u.first + u.channels], x, key=u.index,
+                              levels=None if self.levels is None else self.levels[u.index])
                 assert tc.spec == unit_spec(cfg, u)
                 self.units[u.index] = tc
                 region = self.regmap.region(f"tile{u.index}")
                 self.writes += [(region.address(a), v) for a, v in tc.registers]
         self.beats = pack_beats(self.h, model.spec.residual_bits, self.per_beat)
+
+
+def unit_level_maps(model: AcceleratorModel) -> dict[int, np.ndarray]:
+    """Every tile unit's cell levels as golden maps its weights (what the weight image
+    programs): unit index -> :attr:`cimforge.golden.cim.CimMatrix.level_map`."""
+    return {u.index: m.level_map for b in model.blocks
+            for lin in (b.q, b.k, b.v, b.o, b.ff1, b.ff2)
+            for u, m in zip(lin.units, lin.matrices, strict=True)}
 
 
 def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:

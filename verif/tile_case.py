@@ -70,6 +70,7 @@ class TileCase:
     w: np.ndarray
     x: np.ndarray
     key: int = 0
+    levels: np.ndarray | None = None  # the cells' programmed levels, if not w's mapping
 
     def __post_init__(self):
         spec = self.spec = AnalogTileSpec.from_config(self.cfg)
@@ -80,7 +81,8 @@ class TileCase:
                 f"w must span the unit's {spec.row_tiles} x {spec.col_tiles} tiles: rows in "
                 f"({spec.inputs - spec.rows}, {spec.inputs}], columns in "
                 f"({spec.outputs - spec.channels_per_tile}, {spec.outputs}], not {self.w.shape}")
-        reads_side = CimMatrix(self.w, self.cfg, key=self.key)
+        # the crossbar as programmed (its reads), golden's matrix (registers and results)
+        reads_side = CimMatrix(self.w, self.cfg, key=self.key, levels=self.levels)
         results_side = CimMatrix(self.w, self.cfg, key=self.key)
         self.expected = results_side.matmul(self.x, all_channels=True)
         self.registers = self._registers(results_side)

@@ -10,6 +10,14 @@ AcceleratorTiming`. Each tile unit's crossbar model is served by its own analog 
 (:class:`cimforge.verif.benches.analog_tile.AnalogAdapter`), which also checks every read's
 word-line drive and registers against golden's.
 
+Every test first programs the weights as a host would: a write to ``PROGRAM``, then the
+weight image (:mod:`cimforge.golden.accel_program`) on the input stream. A monitor per tile
+unit records every crossbar row written on its programming port (checked, with every image
+beat, at the cycle golden's programming schedule predicts, and ``PROG_CYCLES``); the rows
+assembled are what the unit's crossbars hold, and the analog adapters read those crossbars
+(:class:`cimforge.golden.cim.CimMatrix` built from the captured levels, with golden's
+programming effects), so a weight never programmed or programmed wrong changes the reads.
+
 A sequence's test writes everything over AXI4-Lite, streams the tokens in, takes the hidden
 states out under a flow pattern, and checks every output beat bit-exact and every input and
 output beat at the predicted cycle, the CYCLES and TOKENS registers, and that nothing is
@@ -27,13 +35,26 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from cimforge.config import config_from_dict
+from cimforge.golden.accel_program import (
+    LevelCapture,
+    ProgramFormat,
+    ProgramSchedule,
+    weight_image,
+)
 from cimforge.golden.accel_regmap import CONTROL, ERROR_BITS, ID, Region, RegisterMap
 from cimforge.golden.accel_timing import AcceleratorTiming
 from cimforge.golden.analog_tile import AnalogTileSpec
-from cimforge.verif.accel_case import AccelCase, accelerator_model, pack_beats, random_tokens
+from cimforge.golden.mapping import map_model
+from cimforge.verif.accel_case import (
+    AccelCase,
+    accelerator_model,
+    pack_beats,
+    random_tokens,
+    unit_level_maps,
+)
 from cimforge.verif.axi import OKAY, SLVERR, AxiLiteMaster, AxisSink, AxisSource
 from cimforge.verif.benches.analog_tile import AnalogAdapter
 from cimforge.verif.records import write_record
@@ -41,6 +62,30 @@ from cimforge.verif.scoreboard import Scoreboard
 from cimforge.verif.streams import FLOW_PATTERNS, PERIOD_PS, CycleClock
 
 ACCEL_PATTERNS = ("full_rate", "idle_backpressure")
+PROGRAMMING = 1 << 2  # STATUS bit
+
+
+class ProgramMonitor:
+    """Records every crossbar row written on tile unit ``unit``'s programming port:
+    (cycle, unit, crossbar, row, levels)."""
+
+    def __init__(self, dut, clock: CycleClock, fmt: ProgramFormat, unit: int,
+                 writes: list):
+        self.dut, self.clock, self.fmt, self.unit, self.writes = dut, clock, fmt, unit, writes
+        pin = lambda name: getattr(dut, f"probe{unit}_prog_{name}")  # noqa: E731
+        self.strobe, self.xbar, self.row, self.levels = (pin(n) for n in
+                                                         ("strobe", "xbar", "row", "levels"))
+
+    async def run(self) -> None:
+        while True:
+            if not int(self.strobe.value):
+                await RisingEdge(self.strobe)
+            await ReadOnly()
+            if int(self.strobe.value):
+                self.writes.append((self.clock.now, self.unit, int(self.xbar.value),
+                                    int(self.row.value),
+                                    self.fmt.row_levels(int(self.levels.value))))
+            await RisingEdge(self.dut.clk)
 
 
 class AccelTB:
@@ -75,6 +120,13 @@ class AccelTB:
                                                       self.block, unit=u["index"])
         self.timing = AcceleratorTiming(self.cfg)
         self.per_beat = self.timing.per_beat
+        self.fmt = ProgramFormat(map_model(self.cfg))
+        self.prog_writes: list = []
+        self.monitors = [ProgramMonitor(dut, self.clock, self.fmt, u["index"], self.prog_writes)
+                         for u in params["mapping"]["units"]]
+        self.programmed: dict[int, np.ndarray] | None = None
+        self.prog_cycles: int | None = None
+        self._models: dict[bool, object] = {}
 
     def control(self, name: str) -> int:
         """Byte address of control register ``name``."""
@@ -91,13 +143,62 @@ class AccelTB:
         await RisingEdge(dut.clk)
         for adapter in self.adapters.values():
             cocotb.start_soon(adapter.run())
+        for monitor in self.monitors:
+            cocotb.start_soon(monitor.run())
         self.source.start()
         self.sink.start()
 
-    def case(self, n: int, effects: bool = False) -> AccelCase:
-        model = accelerator_model(self.cfg, effects)
-        h = random_tokens(model, n, self.rng)
-        return AccelCase(model.cfg, model, self.regmap, h, self.per_beat)
+    def model(self, effects: bool = False):
+        if effects not in self._models:
+            self._models[effects] = accelerator_model(self.cfg, effects)
+        return self._models[effects]
+
+    def case(self, n: int, effects: bool = False, h: np.ndarray | None = None) -> AccelCase:
+        """A sequence of ``n`` random tokens (or the embedding codes ``h``) on the crossbars
+        as programmed."""
+        model = self.model(effects)
+        if h is None:
+            h = random_tokens(model, n, self.rng)
+        return AccelCase(model.cfg, model, self.regmap, h, self.per_beat, self.programmed)
+
+    async def program(self, level_maps: dict[int, np.ndarray] | None = None) -> None:
+        """Program the crossbars with ``level_maps`` (default: golden's mapping of the
+        model's weights) as a host would; check every image beat and crossbar write at its
+        predicted cycle, ``PROG_CYCLES`` and ``STATUS``; keep what each unit now holds."""
+        b = self.board
+        if level_maps is None:
+            level_maps = unit_level_maps(self.model())
+        beats = weight_image(self.fmt, level_maps)
+        b.compare("PROGRAM write", OKAY, await self.axil.write(self.control("program"), 1))
+        self.clock.start()
+        del self.prog_writes[:]
+        before = len(self.source.sent)
+        width = self.cfg.accelerator.stream_bits
+        self.source.send(data | last << width for data, last in beats)
+        status, _ = await self.axil.read(self.control("status"))
+        b.compare("STATUS.programming while the image streams", PROGRAMMING,
+                  status & PROGRAMMING)
+        while len(self.source.sent) < before + len(beats):
+            await ClockCycles(self.dut.clk, 256)
+        sent = self.source.sent[before:]
+        want = ProgramSchedule.of(self.fmt, [t.offered for t in sent])
+        await ClockCycles(self.dut.clk, max(0, want.done - self.clock.now) + 2)
+        b.compare("image beats taken (cycles)", want.accepted, [t.taken for t in sent])
+        b.compare("crossbar rows written (cycle, unit, crossbar, row)",
+                  [(c, *o) for c, o in zip(want.writes, self.fmt.order, strict=True)],
+                  [w[:4] for w in self.prog_writes])
+        b.compare("STATUS after programming", (0, OKAY),
+                  await self.axil.read(self.control("status")))
+        b.compare("PROG_CYCLES", (want.cycles, OKAY),
+                  await self.axil.read(self.control("prog_cycles")))
+        units = {u.index: u for u in self.fmt.mapping.units}
+        captures = {i: LevelCapture(self.fmt, u) for i, u in units.items()}
+        for _, unit, x, r, levels in self.prog_writes:
+            captures[unit].write(x, r, levels)
+        self.programmed = {i: c.level_map for i, c in captures.items()}
+        self.prog_cycles = want.cycles
+        self.dut._log.info("weights programmed: %d crossbar rows in %d cycles",
+                           len(self.prog_writes), want.cycles)
 
     async def write_all(self, case: AccelCase) -> None:
         for word, value in case.writes:
@@ -105,11 +206,16 @@ class AccelTB:
             if resp != OKAY:
                 self.board.error(f"write of word {word:#x}: response {resp}, expected OKAY")
 
-    async def run(self, case: AccelCase) -> None:
-        """Write everything, stream the sequence, take the output; check."""
-        b = self.board
+    async def run(self, case: AccelCase, board: Scoreboard | None = None) -> None:
+        """Write everything, stream the sequence, take the output; check (on ``board``,
+        default the test's)."""
+        b = board or self.board
+        for adapter in self.adapters.values():
+            adapter.board = b
         start = time.perf_counter()
         await self.write_all(case)
+        self.dut._log.info("%d register writes in %.1f s", len(case.writes),
+                           time.perf_counter() - start)
         for u, adapter in self.adapters.items():
             adapter.serve(case.units[u])
         first_samples = {u: len(a.samples) for u, a in self.adapters.items()}
@@ -150,6 +256,10 @@ class AccelTB:
             b.compare("CYCLES register", received[-1].taken - sent[0].taken + 1, cycles)
         b.compare("TOKENS after the sequence (cleared)", (0, OKAY),
                   await self.axil.read(self.control("tokens")))
+        for adapter in self.adapters.values():
+            adapter.board = self.board
+        if b is not self.board:
+            return
         bounds = self.timing.bounds(n)
         latency = model.latency
         write_record(test=b.name, pattern=self.pattern, seed=self.seed, tokens=n,
@@ -157,6 +267,7 @@ class AccelTB:
                      cycles_per_token=cycles / n, bound=bounds.bound, tight_bound=bounds.tight,
                      busiest=bounds.busiest, critical_path=bounds.critical_path,
                      busy_share={k: round(w / latency, 4) for k, w in bounds.work.items()},
+                     prog_cycles=self.prog_cycles,
                      wall_seconds=self.wall_seconds, errors=len(b.errors))
         b.assert_clean(f"test seed {self.seed}; rerun with "
                        f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
@@ -168,6 +279,7 @@ async def ideal_equals_integer_model(dut):
     integer model's, bit for bit, through AXI; the ID and CONFIG registers read back."""
     tb = AccelTB(dut, "ideal_equals_integer_model")
     await tb.start()
+    await tb.program()
     case = tb.case(tb.cfg.model.seq_len)
     from cimforge.golden.int_model import IntOnlyEncoder
 
@@ -190,17 +302,45 @@ async def all_effects(dut, pattern: str):
     sequences back to back, bit- and cycle-exact."""
     tb = AccelTB(dut, "all_effects", pattern)
     await tb.start()
+    await tb.program()
     await tb.run(tb.case(tb.cfg.model.seq_len, effects=True))
     await tb.run(tb.case(max(1, tb.cfg.model.seq_len // 2), effects=True))
 
 
 @cocotb.test()
+async def wrong_weights_detected(dut):
+    """One crossbar row left at the erased level (zeros in the image) changes what that
+    crossbar reads: the bench must see the hidden states differ from golden's. Programmed
+    right, the same tokens come out exact."""
+    tb = AccelTB(dut, "wrong_weights_detected")
+    await tb.start()
+    maps = {u: m.copy() for u, m in unit_level_maps(tb.model()).items()}
+    first = tb.fmt.mapping.units[0]
+    maps[first.index][0, :] = 0  # row 0 of every crossbar of the unit's first row tile
+    tb.board.compare("the row holds weights", True, bool(
+        unit_level_maps(tb.model())[first.index][0].any()))
+    await tb.program(maps)
+    case = tb.case(tb.cfg.model.seq_len)
+    wrong = Scoreboard(f"{tb.board.name}, row unprogrammed", dut._log, max_logged=0)
+    await tb.run(case, wrong)
+    differ = [e for e in wrong.errors if e.startswith("output beat")]
+    dut._log.info("with unit %d's row 0 unprogrammed: %d of %d output beats differ",
+                  first.index, len(differ), len(case.beats))
+    tb.board.compare("output beats differ with a row unprogrammed", True, bool(differ))
+    await tb.program()
+    await tb.run(tb.case(len(case.h), h=case.h))
+    tb.board.assert_clean(f"test seed {tb.seed}")
+
+
+@cocotb.test()
 async def bad_input(dut):
-    """A write where nothing is, a write while busy, a read of a write-only region: SLVERR and
-    their ERROR bits; a sequence longer than the KV capacity: ERROR.kv_overflow, the capacity's
-    tokens out; a misplaced tlast: ERROR.tlast. ERROR clears by writing 1s."""
+    """A write where nothing is, a write or PROGRAM while busy, a read of a write-only region:
+    SLVERR and their ERROR bits; a sequence longer than the KV capacity: ERROR.kv_overflow, the
+    capacity's tokens out; a misplaced tlast in a sequence or in the weight image:
+    ERROR.tlast. ERROR clears by writing 1s."""
     tb = AccelTB(dut, "bad_input")
     await tb.start()
+    await tb.program()
     b = tb.board
     error = tb.control("error")
     top = 4 * tb.regmap.words
@@ -224,9 +364,10 @@ async def bad_input(dut):
     tb.source.send(data | last << tb.cfg.accelerator.stream_bits for data, last in long_beats)
     await RisingEdge(dut.s_axis_tready)
     await ClockCycles(dut.clk, 4)
-    # a parameter write while the sequence runs is refused
+    # a parameter write, or a PROGRAM, while the sequence runs is refused
     b.compare("write while busy", SLVERR,
               await tb.axil.write(4 * tb.regmap.region("ln0").base, 0))
+    b.compare("PROGRAM while busy", SLVERR, await tb.axil.write(tb.control("program"), 1))
     await tb.sink.wait_for(before + len(case.beats), 400_000)
     await ClockCycles(dut.clk, 50)
     got = tb.sink.received[before:]
@@ -255,4 +396,17 @@ async def bad_input(dut):
     b.compare("a misplaced tlast: the complete token out", want,
               [(t.payload & ((1 << width) - 1), t.payload >> width) for t in got])
     b.compare("ERROR after it", (1 << ERROR_BITS["tlast"], OKAY), await tb.axil.read(error))
+    await tb.axil.write(error, 1 << ERROR_BITS["tlast"])
+    # a weight image cut short by tlast: ERROR.tlast, programming ends with the rows written
+    image = weight_image(tb.fmt, unit_level_maps(tb.model()))
+    cut = 2 * tb.fmt.beats_per_row + 1
+    b.compare("PROGRAM", OKAY, await tb.axil.write(tb.control("program"), 1))
+    del tb.prog_writes[:]
+    tb.source.send(d | int(i == cut - 1) << width for i, (d, _) in enumerate(image[:cut]))
+    await ClockCycles(dut.clk, cut + 4 * tb.fmt.cycles_per_row)
+    b.compare("ERROR after an image cut short", (1 << ERROR_BITS["tlast"], OKAY),
+              await tb.axil.read(error))
+    b.compare("STATUS after it: an error, not programming", (1 << 1, OKAY),
+              await tb.axil.read(tb.control("status")))
+    b.compare("crossbar rows written before the cut", 2, len(tb.prog_writes))
     b.assert_clean(f"test seed {tb.seed}")
