@@ -125,7 +125,9 @@ class AnalogTile(wiring.Component):
         if spec.adc_kind == "sar":
             trims = [Signal(signed(OFFSET_TRIM_BITS), name=f"offset{a}") for a in range(adcs)]
             arrays.append(("offset", trims))
-            m.d.comb += [x.offset_trim[a].eq(trims[a]) for a in range(adcs)]
+            # whole-vector assignments (here and below): a vector driven piece by piece is
+            # a multiply-driven net to Icarus, resolved bit by bit on every change
+            m.d.comb += x.offset_trim.as_value().eq(Cat(*trims))
         # a range beyond +-ADC_EXP_LIMIT is clamped on write: golden never sets one, and the
         # shift-add's widths assume it
         written = self.csr.data.as_signed()  # the register value as a 16-bit signed number
@@ -233,9 +235,9 @@ class AnalogTile(wiring.Component):
             sar = [Signal(spec.adc_bits, name=f"sar{a}") for a in range(adcs)]
             mask = Signal(spec.adc_bits)
             m.d.comb += mask.eq(Const(1 << (spec.adc_bits - 1), spec.adc_bits) >> tick)
+            m.d.comb += x.trial.as_value().eq(Cat(*(sar[a] | mask for a in range(adcs))))
             for a in range(adcs):
                 decided = Mux(x.decision[a], sar[a] | mask, sar[a])
-                m.d.comb += x.trial[a].eq(sar[a] | mask)
                 with m.If(active):
                     m.d.sync += sar[a].eq(Mux(step_done, 0, decided))
                 with m.If(step_done):

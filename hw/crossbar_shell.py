@@ -58,7 +58,7 @@ crossbars' conductances from it with golden's programming effects.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -174,6 +174,7 @@ class CrossbarModel(wiring.Component):
                 with m.If(x.sample_bank == b):
                     m.d.sync += banks[b].eq(flat)
         run = width * spec.cols_per_adc  # the columns of one ADC
+        outs = []
         for tile in range(spec.col_tiles):
             for a in range(spec.adcs_per_tile):
                 adc = tile * spec.adcs_per_tile + a
@@ -182,10 +183,11 @@ class CrossbarModel(wiring.Component):
                 choices = [banks[b][first : first + run].word_select(x.col_sel, width)
                            for b in range(2)]
                 m.d.comb += held.eq(Mux(x.conv_bank, choices[1], choices[0]))
-                if spec.adc_kind == "sar":
-                    m.d.comb += x.decision[adc].eq(held >= x.trial[adc])
-                else:
-                    m.d.comb += x.thermo[adc].eq(held)
+                outs.append(held >= x.trial[adc] if spec.adc_kind == "sar" else held)
+        # one assignment of the whole vector: driven piece by piece, it is a multiply-driven
+        # net to Icarus, resolved bit by bit on every change
+        out = x.decision if spec.adc_kind == "sar" else x.thermo.as_value()
+        m.d.comb += out.eq(Cat(*outs))
         if self._prog_cycles is not None:  # each crossbar busy for prog_cycles after a write
             p = self.prog
             for i in range(spec.row_tiles * spec.col_tiles):

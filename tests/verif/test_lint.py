@@ -35,8 +35,9 @@ def test_every_waiver_has_a_reason():
 
 @pytest.mark.parametrize("design", ["tiny", "tile-flash-2x2"])
 def test_shell_black_box_matches_the_tile_pins(design_manifest, design):
-    # every pin of the macro's black box is an xbar__ port of the tile, same width, opposite
-    # direction; the black box parses (its outputs are undriven: it has no body)
+    # every pin of the macro's black box but the programming port's is an xbar__ port of the
+    # tile, same width, opposite direction; the black box parses (its outputs are undriven: it
+    # has no body)
     import json
     import re
 
@@ -50,6 +51,18 @@ def test_shell_black_box_matches_the_tile_pins(design_manifest, design):
                                         p["width"])
             for p in manifest["blocks"]["analog_tile"]["ports"] if p["name"].startswith("xbar__")}
     assert pins.pop("clk") == ("input", 1)
+    # the programming pins: the weight programmer's port (prog_signature), not the tile's
+    from amaranth import Shape
+
+    from cimforge.config import config_from_dict
+    from cimforge.golden.analog_tile import AnalogTileSpec
+    from cimforge.hw.crossbar_shell import prog_signature
+    from amaranth.lib.wiring import Out
+
+    spec = AnalogTileSpec.from_config(config_from_dict(manifest["config"], source="manifest"))
+    prog = {f"prog_{pin}": ("input" if m.flow == Out else "output", Shape.cast(m.shape).width)
+            for pin, m in prog_signature(spec).members.items()}
+    assert {k: pins.pop(k) for k in list(pins) if k.startswith("prog_")} == prog
     assert pins == tile
     messages = lint(find_verilator(), d / "crossbar_shell.v", "crossbar_shell")
     other = [m for m in messages

@@ -10,8 +10,9 @@ AcceleratorTiming`. Each tile unit's crossbar model is served by its own analog 
 (:class:`cimforge.verif.benches.analog_tile.AnalogAdapter`), which also checks every read's
 word-line drive and registers against golden's.
 
-Every test first programs the weights as a host would: a write to ``PROGRAM``, then the
-weight image (:mod:`cimforge.golden.accel_program`) on the input stream. A monitor per tile
+The weights are programmed as a host would (the first test of a simulation and
+``wrong_weights_detected`` do it; the crossbars are non-volatile, so later tests run on
+them): a write to ``PROGRAM``, then the weight image (:mod:`cimforge.golden.accel_program`) on the input stream. A monitor per tile
 unit records every crossbar row written on its programming port (checked, with every image
 beat, at the cycle golden's programming schedule predicts, and ``PROG_CYCLES``); the rows
 assembled are what the unit's crossbars hold, and the analog adapters read those crossbars
@@ -63,6 +64,9 @@ from cimforge.verif.streams import FLOW_PATTERNS, PERIOD_PS, CycleClock
 
 ACCEL_PATTERNS = ("full_rate", "idle_backpressure")
 PROGRAMMING = 1 << 2  # STATUS bit
+# What the crossbars hold: non-volatile, it outlives a reset and so the test that wrote it
+# (the later tests of a simulation run on the weights an earlier one programmed)
+_CROSSBARS: dict = {}
 
 
 class ProgramMonitor:
@@ -148,6 +152,14 @@ class AccelTB:
         self.source.start()
         self.sink.start()
 
+    async def ensure_programmed(self) -> None:
+        """Program the weights unless an earlier test of this simulation did."""
+        if "levels" in _CROSSBARS:
+            self.programmed = _CROSSBARS["levels"]
+            self.prog_cycles = _CROSSBARS["prog_cycles"]
+        else:
+            await self.program()
+
     def model(self, effects: bool = False):
         if effects not in self._models:
             self._models[effects] = accelerator_model(self.cfg, effects)
@@ -197,6 +209,7 @@ class AccelTB:
             captures[unit].write(x, r, levels)
         self.programmed = {i: c.level_map for i, c in captures.items()}
         self.prog_cycles = want.cycles
+        _CROSSBARS.update(levels=self.programmed, prog_cycles=want.cycles)
         self.dut._log.info("weights programmed: %d crossbar rows in %d cycles",
                            len(self.prog_writes), want.cycles)
 
@@ -302,7 +315,7 @@ async def all_effects(dut, pattern: str):
     sequences back to back, bit- and cycle-exact."""
     tb = AccelTB(dut, "all_effects", pattern)
     await tb.start()
-    await tb.program()
+    await tb.ensure_programmed()
     await tb.run(tb.case(tb.cfg.model.seq_len, effects=True))
     await tb.run(tb.case(max(1, tb.cfg.model.seq_len // 2), effects=True))
 
@@ -340,7 +353,7 @@ async def bad_input(dut):
     ERROR.tlast. ERROR clears by writing 1s."""
     tb = AccelTB(dut, "bad_input")
     await tb.start()
-    await tb.program()
+    await tb.ensure_programmed()
     b = tb.board
     error = tb.control("error")
     top = 4 * tb.regmap.words
