@@ -53,11 +53,11 @@ def test_shell_black_box_matches_the_tile_pins(design_manifest, design):
     assert pins.pop("clk") == ("input", 1)
     # the programming pins: the weight programmer's port (prog_signature), not the tile's
     from amaranth import Shape
+    from amaranth.lib.wiring import Out
 
     from cimforge.config import config_from_dict
     from cimforge.golden.analog_tile import AnalogTileSpec
     from cimforge.hw.crossbar_shell import prog_signature
-    from amaranth.lib.wiring import Out
 
     spec = AnalogTileSpec.from_config(config_from_dict(manifest["config"], source="manifest"))
     prog = {f"prog_{pin}": ("input" if m.flow == Out else "output", Shape.cast(m.shape).width)

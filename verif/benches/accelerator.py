@@ -11,13 +11,14 @@ AcceleratorTiming`. Each tile unit's crossbar model is served by its own analog 
 word-line drive and registers against golden's.
 
 The weights are programmed as a host would (the first test of a simulation and
-``wrong_weights_detected`` do it; the crossbars are non-volatile, so later tests run on
-them): a write to ``PROGRAM``, then the weight image (:mod:`cimforge.golden.accel_program`) on the input stream. A monitor per tile
-unit records every crossbar row written on its programming port (checked, with every image
-beat, at the cycle golden's programming schedule predicts, and ``PROG_CYCLES``); the rows
-assembled are what the unit's crossbars hold, and the analog adapters read those crossbars
-(:class:`cimforge.golden.cim.CimMatrix` built from the captured levels, with golden's
-programming effects), so a weight never programmed or programmed wrong changes the reads.
+``wrong_weights_detected`` do it; the crossbars are non-volatile, so later tests run on them):
+a write to ``PROGRAM``, then the weight image (:mod:`cimforge.golden.accel_program`) on the
+input stream. A monitor per tile unit records every crossbar row written on its programming
+port (checked, with every image beat, at the cycle golden's programming schedule predicts, and
+``PROG_CYCLES``); the rows assembled are what the unit's crossbars hold, and the analog
+adapters read those crossbars (:class:`cimforge.golden.cim.CimMatrix` built from the captured
+levels, with golden's programming effects), so a weight never programmed or programmed wrong
+changes the reads.
 
 A sequence's test writes everything over AXI4-Lite, streams the tokens in, takes the hidden
 states out under a flow pattern, and checks every output beat bit-exact and every input and
