@@ -62,7 +62,7 @@ ERROR_BITS = {
     "kv_overflow": 0,  # tokens beyond the KV capacity arrived (and were dropped)
     "tlast": 1,  # tlast on a beat that does not end a token (the partial token was dropped)
     "busy_write": 2,  # a parameter, tile or PROGRAM write while busy (dropped, SLVERR)
-    "bad_address": 3,  # a write where nothing is (SLVERR)
+    "bad_address": 3,  # a write where nothing writable is: unmapped, or read-only (SLVERR)
 }
 LN_ELEMENT_BASE = 4  # a layernorm region: element i at LN_ELEMENT_BASE + 4 i
 DRAINER_REGS = {"res_mult": 0, "res_shift": 1}  # a drainer's residual multiplier and shift
@@ -186,7 +186,10 @@ def to_markdown(regmap: RegisterMap, cfg: Config) -> str:
     base = regmap.region("control").base
     for name, (word, access, meaning) in CONTROL.items():
         lines.append(f"| 0x{4 * (base + word):06X} | {name.upper()} | {access} | {meaning} |")
-    lines += ["", "ERROR bits: " + ", ".join(f"{b} `{n}`" for n, b in ERROR_BITS.items()) + ".",
+    lines += ["", "A write to a read-only (ro) register, or to a control word with no register, "
+              "answers SLVERR and sets ERROR `bad_address`; reads of a write-only (wo) register "
+              "return 0.", "",
+              "ERROR bits: " + ", ".join(f"{b} `{n}`" for n, b in ERROR_BITS.items()) + ".",
               "", "## Regions", "",
               "| region | kind | byte base | bytes | bias_base |", "|---|---|---|---|---|"]
     for r in regmap.regions:

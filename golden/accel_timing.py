@@ -11,8 +11,8 @@ the rules its RTL follows, and the units' own cycle models for what happens insi
   a feeder's per-token scaling, a drainer's requantiser, LayerNorm and GELU, every step of an
   attention pass) is the unit model's schedule of that one row, shifted to its start;
 * a tile unit runs vectors back to back: its model is run on every vector offered so far,
-  with the drainer's readiness as its sink (the drainer takes a result once the previous
-  token's row is finished downstream).
+  with the drainer's releases (the drainer takes a result once the previous token's row is
+  finished downstream, and releases it when this row is).
 
 Cycles are counted as in :mod:`cimforge.verif.streams`: cycle 0 is the first cycle the host
 may offer a beat, with the core idle and its parameters written.
@@ -160,27 +160,27 @@ class AcceleratorTiming:
         """A feeder, a matrix's tile units and their drainer over every token: ``avail[t]``
         the cycle row ``t`` is in the source buffer; ``tq`` the scaling pass (cycles its
         outputs are taken, relative to the read's start); ``drain(t, take)`` -> (cycle the
-        row is in the destination, cycle the drainer is free again)."""
+        row is in the destination, cycle the drainer is free again). The drainer releases the
+        units' results in the cycle before it is free."""
         tile = self.tiles[units]
         offers: list[int] = []
-        busy: list[tuple[int, int]] = []  # [from, until) the drainer is busy
+        free_at: list[int] = []  # the drainer is busy from a take until it is free again
         done: list[int] = []
+
+        def release(t: int, valid: int) -> int:
+            if t == len(done):  # token t's drain, once: from the first cycle it may take
+                take = max(valid, free_at[-1]) if free_at else valid
+                row, free = drain(t, take)
+                done.append(row)
+                free_at.append(free)
+            return free_at[t] - 1
+
         free_feeder = 0
         for t, a in enumerate(avail):
             start = max(a, free_feeder)
             offers.append(start + tq[-1] + 1)  # the collector is full the cycle after
-
-            def sink(c: int, busy=tuple(busy)) -> bool:
-                return not any(lo <= c < hi for lo, hi in busy)
-
-            sched = tile.schedule(offers, sink)
+            sched = tile.schedule(offers, release)
             free_feeder = sched.accepted[t] + 1
-            take = sched.offered[t]
-            while not sink(take):
-                take += 1
-            row, free = drain(t, take)
-            busy.append((take + 1, free))
-            done.append(row)
         return done
 
     def _attention_pass(self, n: int) -> tuple[int, int]:

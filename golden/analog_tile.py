@@ -113,6 +113,10 @@ class AnalogTileSpec(CodeAccRanges):
         if self.cols % self.cols_per_channel:
             raise ValueError(f"cols must be a multiple of {self.cols_per_channel} (2 polarities x "
                              f"{self.weight_slices} slices), not {self.cols}")
+        cpa, cpc = self.cols_per_adc, self.cols_per_channel
+        if cpa % cpc and cpc % cpa:
+            raise ValueError(f"cols_per_adc must divide or be a multiple of the {cpc} columns of "
+                             f"a channel (2 polarities x {self.weight_slices} slices), not {cpa}")
         _divides("rows_per_read", self.rows_per_read, "rows", self.rows)
         adcs = self.col_tiles * self.adcs_per_tile
         if self.adc_kind == "sar" and adcs > REGISTER_MAP["offset"][1]:
@@ -210,7 +214,8 @@ class Schedule:
 
     ``accepted[v]``: cycle vector ``v`` is taken from the input stream; ``first_read[v]``:
     cycle the unit issues its first read (its sample strobe follows one cycle later);
-    ``offered[v]`` / ``taken[v]``: cycle its result is first offered / taken.
+    ``offered[v]``: first cycle its result is valid; ``taken[v]``: the cycle it is released
+    -- or, from :meth:`AnalogTileTiming.collected`, taken from the collector's stream.
     """
 
     accepted: list[int]
@@ -236,17 +241,17 @@ class AnalogTileTiming:
       vector leaves the buffer in the cycle its last read issues.
     * vector ``v``'s first read issues no earlier than the cycle after it was accepted, ``L``
       cycles after vector ``v - 1``'s last read, and the cycle after vector ``v - 2``'s result
-      was taken (two results may be in flight: one in the output buffer, one being reduced).
-    * result: offered :attr:`result_latency` cycles after the vector's last read issued (the
+      was released (two accumulator banks: one being read, one accumulating).
+    * result: valid :attr:`result_latency` cycles after the vector's last read issued (the
       ``L`` conversion cycles included), and never before the cycle after the previous result
-      was taken.
+      was released.
     """
 
     spec: AnalogTileSpec
 
     # cycles after a read issues besides its L conversion cycles: sample (1), code register
-    # (1), beat sum (1), accumulator (1), drift scale into the output buffer (1)
-    TAIL = 5
+    # (1), beat sum (1), accumulator write (1)
+    TAIL = 4
 
     @property
     def read_cycles(self) -> int:
@@ -254,23 +259,23 @@ class AnalogTileTiming:
 
     @property
     def result_latency(self) -> int:
-        """Cycles from the issue of a vector's last read to its result being offered."""
+        """Cycles from the issue of a vector's last read to its result being valid."""
         return self.read_cycles + self.TAIL
 
     def schedule(self, offered_inputs: Sequence[int | None],
-                 sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+                 release: Callable[[int, int], int] | None = None) -> Schedule:
         """Predict a run: vector ``v`` offered on the input stream from cycle
         ``offered_inputs[v]`` (held until taken; ``None``: the cycle after vector ``v - 1`` was
-        accepted, cycle 0 for the first), the sink ready in cycle ``c`` when ``sink_ready(c)``
-        (always, by default).
+        accepted, cycle 0 for the first), result ``v`` released in cycle ``release(v, c)``
+        when it is first valid in cycle ``c`` (default: ``c``; never before ``c``).
 
         An offer must come after the previous vector's acceptance (a stream source offers one
-        item at a time). Returns every acceptance, first-read and result cycle.
+        item at a time). Returns every acceptance, first-read, result and release cycle.
         """
-        ready = sink_ready or (lambda c: True)
+        release = release or (lambda v, c: c)
         L = self.read_cycles
         P = self.spec.reads_per_vector
-        acc, first, offered, taken, last_read = [], [], [], [], []
+        acc, first, offered, released, last_read = [], [], [], [], []
         for v, o in enumerate(offered_inputs):
             if o is None:
                 o = acc[v - 1] + 1 if v else 0
@@ -282,23 +287,50 @@ class AnalogTileTiming:
             if v >= 1:
                 s = max(s, last_read[v - 1] + L)
             if v >= 2:
-                s = max(s, taken[v - 2] + 1)
+                s = max(s, released[v - 2] + 1)
             end = s + (P - 1) * L
             f = end + self.result_latency
             if v >= 1:
-                f = max(f, taken[v - 1] + 1)
-            t = f
-            while not ready(t):
-                t += 1
+                f = max(f, released[v - 1] + 1)
+            r = release(v, f)
+            if r < f:
+                raise ValueError(f"result {v} released in cycle {r}, before it was valid ({f})")
             acc.append(a)
             first.append(s)
             last_read.append(end)
             offered.append(f)
-            taken.append(t)
-        return Schedule(acc, first, offered, taken)
+            released.append(r)
+        return Schedule(acc, first, offered, released)
+
+    def collected(self, offered_inputs: Sequence[int | None],
+                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:
+        """The unit with the result collector of its simulation top
+        (:class:`cimforge.hw.analog_tile_sim.AnalogTileSim`): from the first cycle a result is
+        valid and the collector's stream buffer is empty, it reads channel ``i`` in the
+        ``i``-th cycle, releases the result in the cycle the last channel arrives and offers
+        the whole result on its stream from the next; the sink takes it in the first cycle
+        ``c`` with ``sink_ready(c)`` (always, by default). ``offered`` and ``taken`` are the
+        collector's stream."""
+        ready = sink_ready or (lambda c: True)
+        n = self.spec.outputs
+        out_offered: list[int] = []
+        out_taken: list[int] = []
+
+        def release(v: int, valid: int) -> int:
+            start = valid if v == 0 else max(valid, out_taken[v - 1] + 1)
+            o = start + n + 1
+            t = o
+            while not ready(t):
+                t += 1
+            out_offered.append(o)
+            out_taken.append(t)
+            return start + n
+
+        sched = self.schedule(offered_inputs, release)
+        return Schedule(sched.accepted, sched.first_read, out_offered, out_taken)
 
     def stream_cycles(self, vectors: int) -> int:
-        """Cycles from the first vector accepted to the last result offered, with the input
-        always valid and the output always ready."""
-        sched = self.schedule([None] * vectors)
+        """Cycles from the first vector accepted to the last result offered by the
+        collector, with the input always valid and the output always ready."""
+        sched = self.collected([None] * vectors)
         return sched.offered[-1] - sched.accepted[0]

@@ -3,11 +3,12 @@ ports (docs/hw-accelerator.md, "Host interface").
 
 AXI4-Lite (32-bit data, byte addresses, ``4 x`` the register map's word addresses): one
 transaction at a time. A write needs its address and data (both held until taken); it is
-answered OKAY, or SLVERR when nothing is at the address (and ERROR bit ``bad_address`` is
-set) or when it targets a parameter or tile region while a sequence is in progress (the write
-is dropped, ERROR bit ``busy_write`` set). Reads answer the control region's registers;
-anything else reads 0 with SLVERR (the parameter regions are write-only). Byte strobes are
-ignored: every write writes the whole word.
+answered OKAY, or SLVERR when nothing writable is at the address -- a read-only control
+register counts as nothing (ERROR bit ``bad_address`` is set) -- or when it targets a
+parameter or tile region while a sequence is in progress (the write is dropped, ERROR bit
+``busy_write`` set). Reads answer the control region's registers; anything else reads 0 with
+SLVERR (the parameter regions are write-only). Byte strobes are ignored: every write writes
+the whole word.
 
 AXI4-Stream: ``s_axis`` (token codes in) and ``m_axis`` (hidden states out), ``tdata`` of
 ``accelerator.stream_bits``, ``tlast`` on a sequence's last beat; no TKEEP, TSTRB, TID, TDEST
@@ -164,12 +165,15 @@ class Accelerator(wiring.Component):
             with m.If(in_control):
                 with m.If(word == error_word):
                     m.d.comb += clear.eq(self.s_axil_wdata)
-                with m.If(word == program_word):
+                with m.Elif(word == program_word):
                     with m.If(busy | programming):
                         m.d.sync += bresp.eq(0b10)
                         m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)
                     with m.Else():
                         m.d.comb += prog.start.eq(self.s_axil_wdata[0])
+                with m.Else():  # a read-only register, or no register at all
+                    m.d.sync += bresp.eq(0b10)
+                    m.d.comb += events[ERROR_BITS["bad_address"]].eq(1)
             with m.Elif(mapped & busy):
                 m.d.sync += bresp.eq(0b10)
                 m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)

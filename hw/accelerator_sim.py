@@ -26,9 +26,13 @@ class AcceleratorSim(wiring.Component):
     ``probe<u>_<pin>`` (copies of the shell inputs the analog adapter reads) and, with
     ``axi``, ``probe<u>_prog_<pin>`` (what the programming port carries; the model keeps each
     crossbar busy for :func:`~cimforge.golden.accel_program.cycles_per_row` cycles after a
-    write), besides the top's own ports."""
+    write), besides the top's own ports. With ``vpi_analog`` there are no ``a_value`` ports:
+    each model's analog side is its :data:`~cimforge.hw.crossbar_shell.ANALOG_SOURCE`
+    (``xbar_model<u>.analog.held``), written by the bench through VPI -- the generated
+    Verilog's way, since a MiniLM layer's analog values exceed what a top's ports may carry."""
 
-    def __init__(self, cfg: Config, *, axi: bool = False, digest: int = 0):
+    def __init__(self, cfg: Config, *, axi: bool = False, digest: int = 0,
+                 vpi_analog: bool = False):
         self._core = core = Accelerator(cfg, digest) if axi else AcceleratorCore(cfg)
         self.mapping, self.regmap = core.mapping, core.regmap
         members = {name: member for name, member in core.signature.members.items()
@@ -37,8 +41,9 @@ class AcceleratorSim(wiring.Component):
         prog_cycles = cycles_per_row(cfg) if axi else None
         for u in core.mapping.units:
             spec = unit_spec(cfg, u)
-            model = self._models[u.index] = CrossbarModel(spec, prog_cycles)
-            members[f"a_value{u.index}"] = In(model.signature.members["a_value"].shape)
+            model = self._models[u.index] = CrossbarModel(spec, prog_cycles, vpi_analog)
+            if not vpi_analog:
+                members[f"a_value{u.index}"] = In(model.signature.members["a_value"].shape)
             shell = shell_signature(spec).members
             for pin in PROBED:
                 if pin in shell:
@@ -74,7 +79,8 @@ class AcceleratorSim(wiring.Component):
             m.submodules[f"xbar_model{index}"] = model
             xbar = getattr(core, f"xbar{index}")
             wiring.connect(m, xbar, model.xbar)
-            m.d.comb += model.a_value.eq(getattr(self, f"a_value{index}"))
+            if hasattr(self, f"a_value{index}"):
+                m.d.comb += model.a_value.eq(getattr(self, f"a_value{index}"))
             for pin in PROBED:
                 if hasattr(self, f"probe{index}_{pin}"):
                     m.d.comb += getattr(self, f"probe{index}_{pin}").eq(getattr(xbar, pin))

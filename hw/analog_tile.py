@@ -3,8 +3,9 @@ calibration around the crossbar shell (the RTL of :mod:`cimforge.golden.analog_t
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from cimforge.config import digit_bits
@@ -23,9 +24,10 @@ from cimforge.golden.cim import (
     SCALE_FRAC_BITS,
 )
 from cimforge.hw.crossbar_shell import shell_signature
-from cimforge.hw.numerics import digit_shift, limit, round_shift, select, tree_sum
+from cimforge.hw.numerics import PackedArray, digit_shift, limit, round_shift, select, tree_sum
 
-__all__ = ["AnalogTile", "csr_signature", "input_layout", "result_layout"]
+__all__ = ["AnalogTile", "accumulator_plan", "csr_signature", "input_layout",
+           "result_signature"]
 
 
 def csr_signature() -> wiring.Signature:
@@ -38,16 +40,44 @@ def csr_signature() -> wiring.Signature:
     })
 
 
-def input_layout(spec: AnalogTileSpec) -> data.ArrayLayout:
+def input_layout(spec: AnalogTileSpec) -> PackedArray:
     """One input vector: ``inputs`` signed ``act_bits`` values (row ``t * rows + r`` is row
     ``r`` of row tile ``t``)."""
-    return data.ArrayLayout(signed(spec.act_bits), spec.inputs)
+    return PackedArray(signed(spec.act_bits), spec.inputs)
 
 
-def result_layout(spec: AnalogTileSpec) -> data.ArrayLayout:
-    """One result: ``outputs`` signed ``acc_bits`` values (channel ``c * channels_per_tile +
-    h`` is channel ``h`` of column tile ``c``)."""
-    return data.ArrayLayout(signed(spec.acc_bits), spec.outputs)
+def result_signature(spec: AnalogTileSpec) -> wiring.Signature:
+    """The result port, from the unit's side. ``valid``: the oldest result not yet released
+    is complete. The reader reads its channels in any order, one per cycle: channel ``addr``
+    in a cycle with ``en`` high is on ``data`` from the next cycle on (held until the next
+    read); channel ``c * channels_per_tile + h`` is channel ``h`` of column tile ``c``. A
+    cycle with ``release`` high (only while ``valid``) hands the result back: its bank may
+    accumulate again, and the next result becomes the one read."""
+    return wiring.Signature({
+        "valid": Out(1),
+        "addr": In(range(max(spec.outputs, 2))),
+        "en": In(1),
+        "data": Out(signed(spec.acc_bits)),
+        "release": In(1),
+    })
+
+
+def accumulator_plan(spec: AnalogTileSpec) -> tuple[int, list[list[tuple[int, int]]]]:
+    """How the unit's accumulators are organised: ``(depth, lanes)``. Lane ``l`` adds, at
+    conversion step ``j``, the codes of ADCs ``a`` with the column ``(j % cols_per_channel) +
+    offset`` of its channel, for every ``(a, offset)`` in ``lanes[l]``, into entry ``j //
+    cols_per_channel``; channel ``l * depth + entry`` is what lane ``l`` holds in ``entry``.
+
+    With ``cols_per_adc >= cols_per_channel`` an ADC converts ``cols_per_adc /
+    cols_per_channel`` whole channels in turn (a lane per ADC, that many entries); with fewer,
+    each channel is spread over ``cols_per_channel / cols_per_adc`` ADCs converting in step
+    (a lane per channel, one entry)."""
+    cpc, cpa = spec.cols_per_channel, spec.cols_per_adc
+    adcs = spec.col_tiles * spec.adcs_per_tile
+    if cpa >= cpc:
+        return cpa // cpc, [[(a, 0)] for a in range(adcs)]
+    per = cpc // cpa
+    return 1, [[(lane * per + k, k * cpa) for k in range(per)] for lane in range(spec.outputs)]
 
 
 def _counter(n: int) -> range:
@@ -63,13 +93,16 @@ class AnalogTile(wiring.Component):
     input_digits`) to one row group at a time; each read is sampled by the shell, converted
     column by column by the ADCs of every column tile, and the codes are shifted, signed and
     summed into one accumulator per output channel (the beat order of
-    :mod:`cimforge.golden.analog_tile`); the sum is scaled by the column tile's drift-compensation
-    register, rounded and saturated as the config says, and offered on ``o_stream``.
+    :mod:`cimforge.golden.analog_tile`), kept in a memory (:func:`accumulator_plan`) so that
+    the logic grows with the ADCs, not the channels. A complete result is read channel by
+    channel on ``result``, scaled on the way out by its column tile's drift-compensation
+    register, rounded and saturated as the config says.
 
     Timing: exactly :class:`cimforge.golden.analog_tile.AnalogTileTiming` -- one read per
-    ``read_cycles`` cycles at full rate, with no gap between vectors; a result
+    ``read_cycles`` cycles at full rate, with no gap between vectors; a result valid
     ``AnalogTileTiming.result_latency`` (``read_cycles + TAIL``) cycles after its vector's last
-    read issues.
+    read issues. Two results may be in flight (one being read, one accumulating): a vector's
+    first read waits for the release of the result two before it.
 
     Parameters
     ----------
@@ -79,8 +112,8 @@ class AnalogTile(wiring.Component):
     -------
     i_stream : In(stream.Signature(input_layout(spec)))
         Input vectors.
-    o_stream : Out(stream.Signature(result_layout(spec)))
-        Results, one per input vector.
+    result : Out(result_signature(spec))
+        Results, one per input vector, read by address.
     csr : In(csr_signature())
         Register writes (gain, drift, range and, for SAR ADCs, offset registers); write them
         while idle.
@@ -94,7 +127,7 @@ class AnalogTile(wiring.Component):
         self._spec = spec
         super().__init__({
             "i_stream": In(stream.Signature(input_layout(spec))),
-            "o_stream": Out(stream.Signature(result_layout(spec))),
+            "result": Out(result_signature(spec)),
             "csr": In(csr_signature()),
             "xbar": Out(shell_signature(spec)),
         })
@@ -184,6 +217,7 @@ class AnalogTile(wiring.Component):
         bank = Signal()
         samp_digit = Signal(_counter(D))
         samp_last = Signal()
+        samp_first = Signal()
         m.d.sync += x.sample.eq(issue)
         with m.If(wait != 0):
             m.d.sync += wait.eq(wait - 1)
@@ -194,23 +228,32 @@ class AnalogTile(wiring.Component):
                 bank.eq(~bank),
                 samp_digit.eq(rd_digit),
                 samp_last.eq(last_read),
+                samp_first.eq(first_read),
             ]
             with m.If(rd_digit == D - 1):
                 m.d.sync += [rd_digit.eq(0),
                              rd_group.eq(Mux(rd_group == groups - 1, 0, rd_group + 1))]
             with m.Else():
                 m.d.sync += rd_digit.eq(rd_digit + 1)
-        transfer = self.o_stream.valid & self.o_stream.ready
-        m.d.sync += outstanding.eq(outstanding + (issue & first_read) - transfer)
 
-        # word-line drive: digit rd_digit of the rows of group rd_group, 0 elsewhere
-        for i in range(spec.inputs):
-            xu = vector[i].as_unsigned()
-            digits = [xu[slice(*digit_bits(d, spec.act_bits, spec.dac_bits))]
-                      for d in range(D)]
-            row_group = (i // spec.rows) * spec.groups + (i % spec.rows) // spec.rows_per_read
-            drive = Mux(issue & (rd_group == row_group), select(rd_digit, digits), 0)
-            m.d.sync += x.wl[i].eq(drive)
+        # word-line drive: digit rd_digit of the rows of group rd_group, 0 elsewhere -- built
+        # from whole digit planes of each row group, so its logic grows with the groups and
+        # digits, not the rows
+        flat = vector.as_value()
+        ab, db = spec.act_bits, spec.dac_bits
+
+        def plane(d: int, rows: range):
+            lo, hi = digit_bits(d, ab, db)
+            pad = [Const(0, db - (hi - lo))] if hi - lo < db else []
+            return Cat(*(Cat(flat[i * ab + lo: i * ab + hi], *pad) for i in rows))
+
+        drive = []
+        for g in range(groups):
+            first = (g // spec.groups) * spec.rows + (g % spec.groups) * spec.rows_per_read
+            rows = range(first, first + spec.rows_per_read)
+            drive.append(Mux(issue & (rd_group == g),
+                             select(rd_digit, [plane(d, rows) for d in range(D)]), 0))
+        m.d.sync += x.wl.as_value().eq(Cat(*drive))
 
         # -- ADC controllers -----------------------------------------------------------------
         tc = spec.conversion_cycles
@@ -219,34 +262,44 @@ class AnalogTile(wiring.Component):
         tick = Signal(_counter(tc))  # SAR bit being decided
         conv_digit = Signal(_counter(D))
         conv_last = Signal()  # converting the vector's last read
+        conv_first = Signal()  # converting its first
         m.d.comb += [x.col_sel.eq(step)]
         step_done = Signal()
         m.d.comb += step_done.eq(active & (tick == tc - 1))
-        codes = [Signal(spec.adc_bits, name=f"code{a}") for a in range(adcs)]
+        w = spec.adc_bits
+        code_all = Signal(adcs * w)  # every ADC's last code, ADC a at [a w +: w]
+        codes = [code_all[a * w: (a + 1) * w] for a in range(adcs)]
         code_valid = Signal()
-        code_step = Signal(_counter(spec.cols_per_adc))
         code_digit = Signal(_counter(D))
         code_last = Signal()
+        code_first = Signal()
+        code_q = Signal(range(spec.cols_per_channel))  # the column within its channel
+        code_entry = Signal(_counter(spec.cols_per_adc // spec.cols_per_channel))
         m.d.sync += code_valid.eq(step_done)
         with m.If(step_done):
-            m.d.sync += [code_step.eq(step), code_digit.eq(conv_digit),
+            m.d.sync += [code_digit.eq(conv_digit), code_first.eq(conv_first),
+                         code_q.eq(step % spec.cols_per_channel),
+                         code_entry.eq(step // spec.cols_per_channel),
                          code_last.eq(conv_last & (step == spec.cols_per_adc - 1))]
         if spec.adc_kind == "sar":
-            sar = [Signal(spec.adc_bits, name=f"sar{a}") for a in range(adcs)]
-            mask = Signal(spec.adc_bits)
-            m.d.comb += mask.eq(Const(1 << (spec.adc_bits - 1), spec.adc_bits) >> tick)
-            m.d.comb += x.trial.as_value().eq(Cat(*(sar[a] | mask for a in range(adcs))))
-            for a in range(adcs):
-                decided = Mux(x.decision[a], sar[a] | mask, sar[a])
-                with m.If(active):
-                    m.d.sync += sar[a].eq(Mux(step_done, 0, decided))
-                with m.If(step_done):
-                    m.d.sync += codes[a].eq(decided)
+            # every SAR register as one vector: the bit under trial kept where the comparator
+            # decided 1
+            sar = Signal(adcs * w)
+            mask = Signal(w)
+            m.d.comb += mask.eq(Const(1 << (w - 1), w) >> tick)
+            masks = mask.replicate(adcs)
+            keep = Cat(*(x.decision[a].replicate(w) for a in range(adcs)))
+            decided = Signal(adcs * w)
+            m.d.comb += [x.trial.as_value().eq(sar | masks), decided.eq(sar | (masks & keep))]
+            with m.If(active):
+                m.d.sync += sar.eq(Mux(step_done, 0, decided))
+            with m.If(step_done):
+                m.d.sync += code_all.eq(decided)
         else:
-            for a in range(adcs):
-                ones = tree_sum([x.thermo[a][b] for b in range(spec.code_max)])
-                with m.If(step_done):
-                    m.d.sync += codes[a].eq(ones)
+            ones = [tree_sum([x.thermo[a][b] for b in range(spec.code_max)])
+                    for a in range(adcs)]
+            with m.If(step_done):
+                m.d.sync += code_all.eq(Cat(*(o.as_unsigned()[:w] for o in ones)))
         with m.If(active):
             m.d.sync += tick.eq(Mux(tick == tc - 1, 0, tick + 1))
             with m.If(step_done):
@@ -255,83 +308,92 @@ class AnalogTile(wiring.Component):
                     m.d.sync += active.eq(0)
         with m.If(x.sample):  # the read sampled now is converted from the next cycle
             m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), x.conv_bank.eq(x.sample_bank),
-                         conv_digit.eq(samp_digit), conv_last.eq(samp_last)]
+                         conv_digit.eq(samp_digit), conv_last.eq(samp_last),
+                         conv_first.eq(samp_first)]
 
-        # -- shift-add: one beat per conversion step -----------------------------------------
+        # -- shift-add: one beat per conversion step, one accumulator lane per ADC run ----------
+        # At step j ADC a converts column a cpa + j. With cpa >= cpc every ADC serves cpa / cpc
+        # whole channels one after the other: a lane per ADC, its channels in `depth` entries.
+        # With cpa < cpc a channel's columns are spread over cpc / cpa ADCs converting at once:
+        # a lane per channel summing their codes, one entry. Either way channel = lane x depth
+        # + entry, and only the lanes' adders and one accumulator memory scale with the unit.
+        cpc = spec.cols_per_channel
+        depth, lane_terms = accumulator_plan(spec)
+        lanes = len(lane_terms)
         d_shift = Signal(range(spec.act_bits))
         m.d.comb += d_shift.eq(digit_shift(code_digit, spec.act_bits, spec.dac_bits, D))
         sign_digit = code_digit == D - 1
-        cpt, cpc, cpa = spec.channels_per_tile, spec.cols_per_channel, spec.cols_per_adc
         beats = []
         beat_valid = Signal()
         beat_last = Signal()
+        beat_entry = Signal(_counter(depth))
+        beat_first = Signal()  # the entry's first beat of the vector: start from 0
         m.d.sync += [beat_valid.eq(code_valid), beat_last.eq(code_valid & code_last)]
-        for tile in range(spec.col_tiles):
-            for h in range(cpt):
-                # the ADCs converting columns of channel h, and at which steps
-                terms = []
-                for a in range(spec.adcs_per_tile):
-                    steps = {j: a * cpa + j - h * cpc for j in range(cpa)
-                             if (a * cpa + j) // cpc == h}
-                    if not steps:
-                        continue
-                    code = codes[tile * spec.adcs_per_tile + a]
-                    # the steps are a contiguous run and the column within the channel is
-                    # the step plus a constant: plain arithmetic, no lookup table
-                    first, last = min(steps), max(steps)
-                    used = Const(1)
-                    if first > 0:
-                        used &= code_step >= first
-                    if last < cpa - 1:
-                        used &= code_step <= last
-                    q = Signal(range(cpc), name=f"col_t{tile}_h{h}_a{a}")
-                    m.d.comb += q.eq(code_step + (steps[first] - first))
-                    shift = Signal(range(spec.max_term_shift + 1),
-                                   name=f"shift_t{tile}_h{h}_a{a}")
-                    m.d.comb += shift.eq(d_shift + select(q >> 1, slice_shift))
-                    mag = Signal(spec.term_bits, name=f"mag_t{tile}_h{h}_a{a}")
-                    m.d.comb += mag.eq(Mux(used, code << shift, 0))
-                    terms.append(Mux(q[0] ^ sign_digit, -mag, mag))
-                width = spec.term_bits + max(1, len(terms)).bit_length() + 1
-                beat = Signal(signed(width), name=f"beat_t{tile}_h{h}")
-                m.d.sync += beat.eq(tree_sum(terms))
-                beats.append(beat)
+        with m.If(code_valid):
+            m.d.sync += [beat_entry.eq(code_entry), beat_first.eq(code_first & (code_q == 0))]
+        # a term's shift and sign depend on its column within the channel: one per offset,
+        # shared by every lane
+        signs = {}
+        for offset in sorted({off for terms_of in lane_terms for _, off in terms_of}):
+            q = Signal(range(cpc), name=f"col_o{offset}")
+            shift = Signal(range(spec.max_term_shift + 1), name=f"shift_o{offset}")
+            neg = Signal(name=f"neg_o{offset}")
+            m.d.comb += [q.eq(code_q + offset), shift.eq(d_shift + select(q >> 1, slice_shift)),
+                         neg.eq(q[0] ^ sign_digit)]
+            signs[offset] = (shift, neg)
+        for lane, terms_of in enumerate(lane_terms):
+            terms = []
+            for adc, offset in terms_of:
+                shift, neg = signs[offset]
+                mag = Signal(spec.term_bits, name=f"mag_l{lane}_a{adc}")
+                m.d.comb += mag.eq(codes[adc] << shift)
+                terms.append(Mux(neg, -mag, mag))
+            beat = Signal(signed(spec.term_bits + len(terms).bit_length() + 1), name=f"beat{lane}")
+            m.d.sync += beat.eq(tree_sum(terms))
+            beats.append(beat)
 
-        # accumulate, saturating (or wrapping) after every beat
-        finals = []
-        final_valid = Signal()
-        m.d.sync += final_valid.eq(beat_valid & beat_last)
-        for j, beat in enumerate(beats):
-            acc = Signal(signed(spec.acc_bits), name=f"acc{j}")
-            total = Signal(signed(max(spec.acc_bits, len(beat)) + 1), name=f"sum{j}")
-            m.d.comb += total.eq(acc + beat)
-            limited = limit(m, total, spec.acc_bits, spec.saturate, f"limited{j}")
-            final = Signal(signed(spec.acc_bits), name=f"final{j}")
-            with m.If(beat_valid):
-                m.d.sync += acc.eq(Mux(beat_last, 0, limited))
-                with m.If(beat_last):
-                    m.d.sync += final.eq(limited)
-            finals.append(final)
+        # accumulate, saturating (or wrapping) after every beat: read, add, write back; two
+        # banks, so one vector accumulates while the previous one is read out
+        acc_bits = spec.acc_bits
+        m.submodules.acc = acc_mem = Memory(shape=unsigned(lanes * acc_bits), depth=2 * depth,
+                                            init=[])
+        wp = acc_mem.write_port()
+        old = acc_mem.read_port(domain="comb")
+        abank = Signal()  # the bank being accumulated
+        m.d.comb += [old.addr.eq(abank * depth + beat_entry), wp.addr.eq(old.addr),
+                     wp.en.eq(beat_valid)]
+        sums = []
+        for lane, beat in enumerate(beats):
+            prev = Mux(beat_first, 0, old.data.word_select(lane, acc_bits).as_signed())
+            total = Signal(signed(max(acc_bits, len(beat)) + 1), name=f"sum{lane}")
+            m.d.comb += total.eq(prev + beat)
+            sums.append(limit(m, total, acc_bits, spec.saturate, f"limited{lane}"))
+        m.d.comb += wp.data.eq(Cat(*sums))
 
-        # drift compensation: fixed-point scale, rounded, saturated
-        scaled = []
-        for j, final in enumerate(finals):
-            product = Signal(signed(spec.acc_bits + SCALE_BITS + 1), name=f"product{j}")
-            m.d.comb += product.eq(final * drift[j // cpt])
-            rounded = round_shift(m, product, SCALE_FRAC_BITS, spec.rounding, f"rounded{j}")
-            scaled.append(limit(m, rounded, spec.acc_bits, spec.saturate, f"scaled{j}"))
-
-        # -- output buffer: two results -------------------------------------------------------
-        out = [Signal(result_layout(spec), name=f"out{i}") for i in range(2)]
-        o_head = Signal()
-        o_count = Signal(range(3))
-        m.d.comb += [self.o_stream.valid.eq(o_count != 0),
-                     self.o_stream.payload.eq(Mux(o_head, out[1], out[0]))]
-        with m.If(final_valid):
-            for i in range(2):
-                with m.If((o_head ^ (o_count == 1)) == i):
-                    m.d.sync += out[i].eq(Cat(*scaled))
-        m.d.sync += o_count.eq(o_count + final_valid - transfer)
-        with m.If(transfer):
-            m.d.sync += o_head.eq(~o_head)
+        # -- results: complete banks, read channel by channel, released by the reader ------------
+        r = self.result
+        done = Signal(range(3))  # complete results not yet released
+        rbank = Signal()  # the bank of the oldest one
+        complete = beat_valid & beat_last
+        with m.If(complete):
+            m.d.sync += abank.eq(~abank)
+        with m.If(r.release):
+            m.d.sync += rbank.eq(~rbank)
+        m.d.sync += done.eq(done + complete - r.release)
+        m.d.comb += r.valid.eq(done != 0)
+        rd = acc_mem.read_port(transparent_for=())
+        rd_lane = Signal(_counter(lanes))
+        rd_tile = Signal(_counter(spec.col_tiles))
+        m.d.comb += [rd.addr.eq(rbank * depth + r.addr % depth), rd.en.eq(r.en)]
+        with m.If(r.en):
+            m.d.sync += [rd_lane.eq(r.addr // depth),
+                         rd_tile.eq(r.addr // spec.channels_per_tile)]
+        final = Signal(signed(acc_bits))
+        m.d.comb += final.eq(rd.data.word_select(rd_lane, acc_bits))
+        # drift compensation on the way out: fixed-point scale, rounded, saturated
+        product = Signal(signed(acc_bits + SCALE_BITS + 1))
+        m.d.comb += product.eq(final * select(rd_tile, drift))
+        rounded = round_shift(m, product, SCALE_FRAC_BITS, spec.rounding, "rounded")
+        m.d.comb += r.data.eq(limit(m, rounded, acc_bits, spec.saturate, "scaled"))
+        m.d.sync += outstanding.eq(outstanding + (issue & first_read) - r.release)
         return m

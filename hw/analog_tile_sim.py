@@ -1,21 +1,29 @@
 """Simulation top of the analog tile unit: the digital tile with the crossbar model in place
 of the hard macro, the model's analog side and the shell's inputs brought out to ports for
-the bench's analog adapter."""
+the bench's analog adapter, and a result collector that reads every channel of a result and
+offers it whole on a stream."""
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.golden.analog_tile import AnalogTileSpec
-from cimforge.hw.analog_tile import AnalogTile, csr_signature, input_layout, result_layout
+from cimforge.hw.analog_tile import AnalogTile, csr_signature, input_layout
 from cimforge.hw.crossbar_shell import CrossbarModel, shell_signature
+from cimforge.hw.numerics import PackedArray
 
-__all__ = ["AnalogTileSim"]
+__all__ = ["AnalogTileSim", "result_layout"]
 
 # shell inputs the analog adapter reads (offset_trim: SAR ADCs only)
 PROBED = ("wl", "sample", "gain", "range_exp", "offset_trim")
+
+
+def result_layout(spec: AnalogTileSpec) -> PackedArray:
+    """A whole result on the collector's stream: ``outputs`` signed ``acc_bits`` values
+    (channel ``c * channels_per_tile + h`` is channel ``h`` of column tile ``c``)."""
+    return PackedArray(signed(spec.acc_bits), spec.outputs)
 
 
 class AnalogTileSim(wiring.Component):
@@ -24,8 +32,12 @@ class AnalogTileSim(wiring.Component):
 
     Members
     -------
-    i_stream, o_stream, csr
+    i_stream, csr
         As :class:`~cimforge.hw.analog_tile.AnalogTile`.
+    o_stream : Out(stream.Signature(result_layout(spec)))
+        Whole results: the collector reads a valid result's channels one per cycle (once its
+        stream buffer is empty), releases it and offers it here
+        (:meth:`cimforge.golden.analog_tile.AnalogTileTiming.collected`).
     a_value : In
         The crossbar model's analog side (see :class:`~cimforge.hw.crossbar_shell.CrossbarModel`).
     probe_wl, probe_sample, probe_gain, probe_range_exp, probe_offset_trim (SAR) : Out
@@ -59,7 +71,28 @@ class AnalogTileSim(wiring.Component):
         m.submodules.model = model = self._model
         wiring.connect(m, tile.xbar, model.xbar)
         wiring.connect(m, wiring.flipped(self.i_stream), tile.i_stream)
-        wiring.connect(m, tile.o_stream, wiring.flipped(self.o_stream))
+        # the collector: channel i read in the i-th cycle, shifted in from the top
+        spec, r, o = self._spec, tile.result, self.o_stream
+        n, w = spec.outputs, spec.acc_bits
+        reading = Signal()
+        index = Signal(range(n + 1))
+        arrived = Signal()  # the channel read in the previous cycle is on r.data
+        last = Signal()
+        held = Signal(n * w)
+        start = r.valid & ~reading & ~arrived & ~o.valid
+        m.d.comb += [r.en.eq(start | reading), r.addr.eq(index),
+                     r.release.eq(arrived & last), o.payload.eq(held)]
+        m.d.sync += [arrived.eq(r.en), last.eq(r.en & (index == n - 1))]
+        with m.If(r.en):
+            m.d.sync += [index.eq(index + 1), reading.eq(index != n - 1)]
+        with m.If(r.release):
+            m.d.sync += index.eq(0)
+        with m.If(arrived):
+            m.d.sync += held.eq(Cat(held[w:], r.data) if n > 1 else r.data)
+        with m.If(r.release):
+            m.d.sync += o.valid.eq(1)
+        with m.Elif(o.ready):
+            m.d.sync += o.valid.eq(0)
         wiring.connect(m, wiring.flipped(self.csr), tile.csr)
         m.d.comb += model.a_value.eq(self.a_value)
         for name in PROBED:

@@ -50,23 +50,40 @@ banks hold, per column, what the ADC makes of the sampled value -- the final cod
 comparator decides ``code >= trial``, which is exactly the analog comparison for every trial a
 binary search makes) or the thermometer word (flash) -- loaded from its ``a_value`` port in a
 sample cycle. The analog adapter of the bench computes ``a_value`` with the golden crossbar
-model (:mod:`cimforge.golden.cim`), read by read. On the programming port the model keeps
-each crossbar's ``busy`` for ``prog_cycles`` cycles after a strobe; what the strobes carry is
-read by the bench (:class:`cimforge.golden.accel_program.LevelCapture`), which builds the
-crossbars' conductances from it with golden's programming effects.
+model (:mod:`cimforge.golden.cim`), read by read. In a large design the analog values do not
+fit the top's ports (Amaranth caps a top's inputs at 65,536 bits; a MiniLM layer's crossbars
+have 184k bits of held codes): there ``a_value`` comes from an :data:`ANALOG_SOURCE` instance
+inside the model, whose register ``held`` the bench writes through VPI. On the programming
+port the model keeps each crossbar's ``busy`` for ``prog_cycles`` cycles after a strobe; what
+the strobes carry is read by the bench (:class:`cimforge.golden.accel_program.LevelCapture`),
+which builds the crossbars' conductances from it with golden's programming effects.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth import Cat, Instance, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.golden.analog_tile import AnalogTileSpec
 from cimforge.golden.cim import OFFSET_TRIM_BITS, RANGE_EXP_BITS, SCALE_BITS
+from cimforge.hw.numerics import PackedArray
 
-__all__ = ["shell_signature", "prog_signature", "analog_value_bits", "blackbox_verilog",
-           "CrossbarModel"]
+__all__ = ["ANALOG_SOURCE", "analog_source_verilog", "shell_signature", "prog_signature",
+           "analog_value_bits", "blackbox_verilog", "CrossbarModel"]
+
+ANALOG_SOURCE = "cimforge_analog_source"
+
+
+def analog_source_verilog() -> str:
+    """The Verilog of :data:`ANALOG_SOURCE` (simulation only): a register no logic drives,
+    written by the bench through VPI, on the output ``value``."""
+    return ("// Simulation only: the analog side of a crossbar model, written by the bench "
+            "through VPI.\n"
+            f"module {ANALOG_SOURCE} #(parameter WIDTH = 1) (output [WIDTH-1:0] value);\n"
+            "  reg [WIDTH-1:0] held = 0;\n"
+            "  assign value = held;\n"
+            "endmodule\n")
 
 
 def analog_value_bits(spec: AnalogTileSpec) -> int:
@@ -79,20 +96,20 @@ def shell_signature(spec: AnalogTileSpec) -> wiring.Signature:
     """The macro's pins from the digital tile's side (see the module docstring)."""
     adcs = spec.col_tiles * spec.adcs_per_tile
     members = {
-        "wl": Out(data.ArrayLayout(unsigned(spec.dac_bits), spec.inputs)),
+        "wl": Out(PackedArray(unsigned(spec.dac_bits), spec.inputs)),
         "sample": Out(1),
         "sample_bank": Out(1),
         "conv_bank": Out(1),
         "col_sel": Out(max(1, (spec.cols_per_adc - 1).bit_length())),
-        "gain": Out(data.ArrayLayout(unsigned(SCALE_BITS), spec.col_tiles)),
-        "range_exp": Out(data.ArrayLayout(signed(RANGE_EXP_BITS), spec.weight_slices)),
+        "gain": Out(PackedArray(unsigned(SCALE_BITS), spec.col_tiles)),
+        "range_exp": Out(PackedArray(signed(RANGE_EXP_BITS), spec.weight_slices)),
     }
     if spec.adc_kind == "sar":
-        members["trial"] = Out(data.ArrayLayout(unsigned(spec.adc_bits), adcs))
-        members["offset_trim"] = Out(data.ArrayLayout(signed(OFFSET_TRIM_BITS), adcs))
+        members["trial"] = Out(PackedArray(unsigned(spec.adc_bits), adcs))
+        members["offset_trim"] = Out(PackedArray(signed(OFFSET_TRIM_BITS), adcs))
         members["decision"] = In(adcs)
     else:
-        members["thermo"] = In(data.ArrayLayout(unsigned(spec.code_max), adcs))
+        members["thermo"] = In(PackedArray(unsigned(spec.code_max), adcs))
     return wiring.Signature(members)
 
 
@@ -103,7 +120,7 @@ def prog_signature(spec: AnalogTileSpec) -> wiring.Signature:
         "strobe": Out(1),
         "xbar": Out(range(max(2, crossbars))),
         "row": Out(range(max(2, spec.rows))),
-        "levels": Out(data.ArrayLayout(unsigned(spec.bits_per_cell), spec.cols)),
+        "levels": Out(PackedArray(unsigned(spec.bits_per_cell), spec.cols)),
         "busy": In(crossbars),
     })
 
@@ -135,22 +152,27 @@ class CrossbarModel(wiring.Component):
     -------
     xbar : In(shell_signature(spec))
         The macro's pins, driven by the digital tile.
-    a_value : In(ArrayLayout(unsigned(analog_value_bits), col_tiles * cols))
+    a_value : In(PackedArray(unsigned(analog_value_bits), col_tiles * cols))
         What each column of the read being sampled converts to: column ``c * cols + j`` is
         column ``j`` of column tile ``c``. Loaded into bank ``xbar.sample_bank`` at the end of
         a cycle with ``xbar.sample`` high.
     prog : In(prog_signature(spec))
         The programming pins (with ``prog_cycles``; without, the model has no such port).
+
+    With ``vpi_source``, ``a_value`` is no port: an :data:`ANALOG_SOURCE` instance named
+    ``analog`` drives it (its register ``held``, column ``c`` at bits ``[c w +: w]``).
     """
 
-    def __init__(self, spec: AnalogTileSpec, prog_cycles: int | None = None):
+    def __init__(self, spec: AnalogTileSpec, prog_cycles: int | None = None,
+                 vpi_source: bool = False):
         self._spec = spec
         self._prog_cycles = prog_cycles
+        self._vpi_source = vpi_source
         columns = spec.col_tiles * spec.cols
-        members = {
-            "xbar": In(shell_signature(spec)),
-            "a_value": In(data.ArrayLayout(unsigned(analog_value_bits(spec)), columns)),
-        }
+        members = {"xbar": In(shell_signature(spec))}
+        if not vpi_source:
+            members["a_value"] = In(PackedArray(unsigned(analog_value_bits(spec)),
+                                                     columns))
         if prog_cycles is not None:
             members["prog"] = In(prog_signature(spec))
         super().__init__(members)
@@ -167,7 +189,12 @@ class CrossbarModel(wiring.Component):
         columns = spec.col_tiles * spec.cols
         # each bank one wide register (column c at bits [c width +: width]): the Verilog
         # stays a few lines whatever the column count
-        flat = self.a_value.as_value()
+        if self._vpi_source:
+            flat = Signal(width * columns)
+            m.submodules.analog = Instance(ANALOG_SOURCE, p_WIDTH=width * columns,
+                                           o_value=flat)
+        else:
+            flat = self.a_value.as_value()
         banks = [Signal(width * columns, name=f"bank{b}") for b in range(2)]
         with m.If(x.sample):
             for b in range(2):

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.golden.dcim import APPEND, OPS, SCORES, WEIGHTED, WRITE, DcimSpec, DcimTiming
-from cimforge.hw.numerics import tree_sum
+from cimforge.hw.numerics import PackedArray, tree_sum
 
 __all__ = ["DigitalCim", "command_layout", "result_layout"]
 
@@ -18,7 +18,7 @@ def command_layout(spec: DcimSpec) -> data.StructLayout:
     return data.StructLayout({
         "op": (len(OPS) - 1).bit_length(),
         "addr": spec.addr_bits,
-        "data": data.ArrayLayout(signed(spec.bits), spec.width),
+        "data": PackedArray(signed(spec.bits), spec.width),
     })
 
 
@@ -27,7 +27,7 @@ def result_layout(spec: DcimSpec) -> data.StructLayout:
     ``rows``, WEIGHTED the first ``cols``, the rest are 0), ``weighted`` (the command was
     WEIGHTED) and ``tokens`` (rows appended so far, at most ``rows``)."""
     return data.StructLayout({
-        "data": data.ArrayLayout(signed(spec.acc_bits), spec.width),
+        "data": PackedArray(signed(spec.acc_bits), spec.width),
         "weighted": 1,
         "tokens": range(spec.rows + 1),
     })
@@ -110,7 +110,7 @@ class DigitalCim(wiring.Component):
                          tokens.eq(Mux(tokens == rows, rows, tokens + 1))]
 
         # -- bit-serial compute ---------------------------------------------------------------
-        operand = Signal(data.ArrayLayout(signed(bits), spec.width))
+        operand = Signal(PackedArray(signed(bits), spec.width))
         weighted = Signal()
         op_tokens = Signal(range(rows + 1))  # tokens when the compute was accepted
         with m.If(computes):

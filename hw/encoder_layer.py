@@ -195,7 +195,7 @@ class EncoderLayer(wiring.Component):
                                                - 1).bit_length()))
             m.submodules[f"drain_{name}"] = dr
             for i, (t, _) in enumerate(pairs):
-                wiring.connect(m, t.o_stream, getattr(dr, f"u{i}"))
+                wiring.connect(m, t.result, getattr(dr, f"u{i}"))
             wiring.connect(m, self._region_port(m, name), dr.param)
             m.d.comb += dr.run.eq(self.run)
             return dr

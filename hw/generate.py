@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from cimforge.golden.token_quant import TokenQuantSpec
 from cimforge.hw.activation import Activation
 from cimforge.hw.analog_tile import AnalogTile
 from cimforge.hw.analog_tile_sim import AnalogTileSim
-from cimforge.hw.crossbar_shell import blackbox_verilog
+from cimforge.hw.crossbar_shell import analog_source_verilog, blackbox_verilog
 from cimforge.hw.dcim import DigitalCim
 from cimforge.hw.layernorm import LayerNorm
 from cimforge.hw.requant import Requantizer
@@ -59,7 +60,9 @@ __all__ = ["BLOCKS", "ACCELERATOR_BLOCKS", "Block", "blocks_of", "convert_block"
 class Block:
     """How to build one top-level block from a config. ``bench``: the cocotb test module that
     verifies this top (None: a top for synthesis, verified through its simulation top).
-    ``extra_files``: further files written beside the Verilog (name -> text)."""
+    ``extra_files``: further files written beside the Verilog (name -> text).
+    ``extra_verilog``: modules appended to the block's Verilog (simulation-only helpers the
+    design instantiates)."""
 
     name: str
     make: Callable[[Config], wiring.Component]
@@ -69,6 +72,9 @@ class Block:
     extra_files: Callable[[wiring.Component], dict[str, str]] | None = None
     verilator_make_flags: str = ""
     flow_simulators: tuple[str, ...] | None = None  # None: every simulator
+    extra_verilog: Callable[[], str] | None = None
+    # the bench's tests the flow runs for a config (None: all of them)
+    flow_tests: Callable[[Config], list[str] | None] | None = None
 
 
 BLOCKS: dict[str, Block] = {
@@ -213,7 +219,7 @@ def _accelerator_files(top) -> dict[str, str]:
 def _accelerator_sim(cfg: Config) -> wiring.Component:
     from cimforge.hw.accelerator_sim import AcceleratorSim
 
-    return AcceleratorSim(cfg, axi=True, digest=int(cfg.digest()[:8], 16))
+    return AcceleratorSim(cfg, axi=True, digest=int(cfg.digest()[:8], 16), vpi_analog=True)
 
 
 # the whole accelerator, with configs that ask for it (accelerator.rtl): its simulation top
@@ -234,6 +240,11 @@ ACCELERATOR_BLOCKS: dict[str, Block] = {
         verilator_make_flags="OPT_FAST=-O1 OPT_SLOW=-O0",
         # Icarus takes over ten minutes for one tiny sequence: `pytest -m full` runs it
         flow_simulators=("verilator",),
+        extra_verilog=analog_source_verilog,
+        # a real MiniLM layer: ideal and every effect under each flow pattern (about 20
+        # minutes); the bad-input and wrong-weight tests are the same logic as on tiny
+        flow_tests=lambda cfg: (["ideal_equals_integer_model", "all_effects"]
+                                if cfg.model.name == "minilm" else None),
     ),
 }
 
@@ -244,10 +255,47 @@ def blocks_of(cfg: Config) -> dict[str, Block]:
     return {**BLOCKS, **(ACCELERATOR_BLOCKS if cfg.accelerator.rtl else {})}
 
 
+_HEADER = re.compile(r"^module (\S+)", re.M)
+_YOSYS_LOCAL = re.compile(r"\$auto\$[^ ]*\$\d+")  # names Yosys numbers across the whole file
+
+
+def dedupe_modules(text: str) -> str:
+    """Generated Verilog with one module for every set of modules whose text differs only in
+    their names (and in the names Yosys numbers file-wide): Amaranth emits a module per
+    instance, so the 24 K and V macros of a MiniLM layer were 24 copies of one module, each
+    compiled again by Verilator. Instances of a dropped copy name the kept one; instance
+    names, and so every hierarchical path, stay as they were."""
+    *chunks, tail = text.split("endmodule\n")
+    mods = [[_HEADER.search(c).group(1), c + "endmodule\n"] for c in chunks]
+    while True:
+        seen: dict[str, str] = {}
+        renames: dict[str, str] = {}
+        kept = []
+        for mod_name, body in mods:
+            key = _YOSYS_LOCAL.sub("$", body.replace(f"module {mod_name} ", "module $ ", 1))
+            if mod_name.startswith("\\") and key in seen:  # never the (unescaped) top
+                renames[mod_name] = seen[key]
+            else:
+                seen.setdefault(key, mod_name)
+                kept.append([mod_name, body])
+        if not renames:
+            return "".join(body for _, body in mods) + tail
+        # an escaped identifier ends at white space: "\\a.tile1 " is not "\\a.tile10 "
+        pattern = re.compile("|".join(re.escape(n + " ") for n in renames))
+
+        def rename(match: re.Match, renames: dict[str, str] = renames) -> str:
+            return renames[match.group(0)[:-1]] + " "
+
+        mods = [[n, pattern.sub(rename, body)] for n, body in kept]
+
+
 def convert_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
     """The component and its Verilog text for block ``name``."""
-    component = blocks_of(cfg)[name].make(cfg)
-    text = verilog.convert(component, name=name, emit_src=False)
+    block = blocks_of(cfg)[name]
+    component = block.make(cfg)
+    text = dedupe_modules(verilog.convert(component, name=name, emit_src=False))
+    if block.extra_verilog:
+        text += block.extra_verilog()
     return component, text
 
 
@@ -285,6 +333,8 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
                    if block.verilator_make_flags else {}),
                 **({"flow_simulators": list(block.flow_simulators)}
                    if block.flow_simulators else {}),
+                **({"flow_tests": block.flow_tests(cfg)}
+                   if block.flow_tests and block.flow_tests(cfg) else {}),
                 "ports": port_table(component),
             },
         )

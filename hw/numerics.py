@@ -3,9 +3,24 @@ and multiplexing that simulates the same in every simulator."""
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Const, Format, Module, Mux, Signal, Value, signed
+from amaranth.lib import data
 
-__all__ = ["digit_shift", "limit", "round_shift", "round_shift_var", "select", "tree_sum"]
+__all__ = ["PackedArray", "digit_shift", "limit", "round_shift", "round_shift_var", "select",
+           "tree_sum"]
+
+
+class PackedArray(data.ArrayLayout):
+    """An :class:`~amaranth.lib.data.ArrayLayout` whose signals carry no per-element names
+    into the generated Verilog. For an ``ArrayLayout`` signal Amaranth emits a wire and an
+    assignment per element, in every module the signal passes through: a MiniLM layer's
+    accelerator was 40 MB of Verilog, mostly those, and took minutes to convert. Elements
+    are indexed as in any ``ArrayLayout``; only the debug names go."""
+
+    def format(self, value, format_spec):
+        if format_spec != "":
+            raise ValueError(f"Format specifier {format_spec!r} is not supported for layouts")
+        return Format("{}", Value.cast(value))
 
 
 def limit(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:

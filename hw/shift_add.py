@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from cimforge.golden.shift_add import ShiftAddSpec, ShiftAddTiming
-from cimforge.hw.numerics import digit_shift, limit
+from cimforge.hw.numerics import PackedArray, digit_shift, limit
 
 __all__ = ["ShiftAdd", "beat_layout", "result_layout"]
 
@@ -16,7 +16,7 @@ def beat_layout(spec: ShiftAddSpec) -> data.StructLayout:
     """Payload of one input beat: a code per lane and the tags all lanes share."""
     return data.StructLayout(
         {
-            "codes": data.ArrayLayout(unsigned(spec.adc_bits), spec.lanes),
+            "codes": PackedArray(unsigned(spec.adc_bits), spec.lanes),
             "digit": unsigned(spec.digit_bits),
             "slice": unsigned(spec.slice_bits),
             "negative": unsigned(1),
@@ -25,9 +25,9 @@ def beat_layout(spec: ShiftAddSpec) -> data.StructLayout:
     )
 
 
-def result_layout(spec: ShiftAddSpec) -> data.ArrayLayout:
+def result_layout(spec: ShiftAddSpec) -> PackedArray:
     """Payload of one result: a signed accumulator per lane."""
-    return data.ArrayLayout(signed(spec.acc_bits), spec.lanes)
+    return PackedArray(signed(spec.acc_bits), spec.lanes)
 
 
 class ShiftAdd(wiring.Component):

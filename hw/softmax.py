@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from cimforge.config import SHIFT_BITS
 from cimforge.golden.nonlinear import exp2_poly_coefficients, exp2_table
 from cimforge.golden.softmax import SoftmaxSpec
-from cimforge.hw.numerics import round_shift_var, select, tree_sum
+from cimforge.hw.numerics import PackedArray, round_shift_var, select, tree_sum
 from cimforge.hw.pipeline import RowReader, RowWriter, SlotFlags, next_slot, registers
 from cimforge.hw.reciprocal import reciprocal_pipeline
 from cimforge.hw.spec_unit import SpecUnit
@@ -23,7 +23,7 @@ def softmax_in_layout(spec: SoftmaxSpec) -> data.StructLayout:
     """One beat, fields from bit 0 up: ``scores`` (``lanes`` x signed ``score_bits``, lane 0
     lowest), ``keep`` (a bit per lane, 0: masked), ``last`` (the beat ends a row)."""
     return data.StructLayout({
-        "scores": data.ArrayLayout(signed(spec.score_bits), spec.lanes),
+        "scores": PackedArray(signed(spec.score_bits), spec.lanes),
         "keep": spec.lanes,
         "last": 1,
     })
@@ -33,7 +33,7 @@ def softmax_out_layout(spec: SoftmaxSpec) -> data.StructLayout:
     """One beat, fields from bit 0 up: ``probs`` (``lanes`` x unsigned ``prob_bits``, lane 0
     lowest; ``2^prob_bits - 1`` means 1), ``last``."""
     return data.StructLayout({
-        "probs": data.ArrayLayout(unsigned(spec.prob_bits), spec.lanes),
+        "probs": PackedArray(unsigned(spec.prob_bits), spec.lanes),
         "last": 1,
     })
 
@@ -78,7 +78,7 @@ class Softmax(SpecUnit):
     probe_exp_valid : Out(1)
         High in the cycle a beat's exp values are written to the exp buffer: 3 cycles after
         the exp stage reads the beat (``probe_exp`` then holds them).
-    probe_exp : Out(data.ArrayLayout(unsigned(exp_bits), lanes))
+    probe_exp : Out(PackedArray(unsigned(exp_bits), lanes))
         Observation: the beat's exp values, masked lanes 0, for a bench to check every table
         entry.
     """
@@ -92,7 +92,7 @@ class Softmax(SpecUnit):
             "mult": In(unsigned(spec.mult_bits)),
             "shift": In(unsigned(SHIFT_BITS)),
             "probe_exp_valid": Out(1),
-            "probe_exp": Out(data.ArrayLayout(unsigned(spec.exp_bits), spec.lanes)),
+            "probe_exp": Out(PackedArray(unsigned(spec.exp_bits), spec.lanes)),
         })
 
     def elaborate(self, platform):
@@ -106,10 +106,10 @@ class Softmax(SpecUnit):
 
         # -- buffers ------------------------------------------------------------------------
         sa_layout = data.StructLayout({
-            "scores": data.ArrayLayout(signed(spec.score_bits), lanes), "keep": lanes})
+            "scores": PackedArray(signed(spec.score_bits), lanes), "keep": lanes})
         m.submodules.sa = sa = Memory(shape=sa_layout, depth=sa_slots * bmax, init=[])
         sa_w, sa_r = sa.write_port(), sa.read_port(transparent_for=())
-        e_shape = data.ArrayLayout(unsigned(eb), lanes)
+        e_shape = PackedArray(unsigned(eb), lanes)
         m.submodules.se = se = Memory(shape=e_shape, depth=se_slots * bmax, init=[])
         se_w = se.write_port()
         se_r = se.read_port(transparent_for=())

@@ -3,12 +3,13 @@ requantiser -- with its per-channel multiplier and bias, the token's exponent an
 blocks that end in a residual sum, the block input requantised alongside
 (docs/hw-accelerator.md, "Engines").
 
-For token ``t = 0, 1, ...`` in order: once every unit offers its result and the previous
-token's row is done downstream (``row_done``: the consumer at the end of the chain finished
-it), the drainer takes the results (the units' used channels in order, into a shift register)
-and issues one requantiser item per channel per cycle while the requantiser takes them. With a
-residual, it starts reading row ``t`` of the residual buffer at the same time, requantises it
-by the block's residual multiplier (a second requantiser) and joins the two streams.
+For token ``t = 0, 1, ...`` in order: once every unit has a result and the previous token's
+row is done downstream (``row_done``: the consumer at the end of the chain finished it), the
+drainer takes the results and issues one requantiser item per channel per cycle while the
+requantiser takes them, reading each channel from its unit's result port as it issues it (the
+units' used channels in order). When the row is done it releases the units' results. With a
+residual, it starts reading row ``t`` of the residual buffer at the take, requantises it by
+the block's residual multiplier (a second requantiser) and joins the two streams.
 
 Parameters live in the drainer: a memory of multipliers with their shifts (a matrix's
 channels share a shift, but q, k and v, drained together, each have their own), one of biases
@@ -26,7 +27,8 @@ from cimforge.config import SHIFT_BITS
 from cimforge.golden.accel_regmap import DRAINER_REGS, MULT_BASE, MULT_SHIFT_LSB, bias_base
 from cimforge.golden.analog_tile import AnalogTileSpec
 from cimforge.golden.requant import RequantSpec
-from cimforge.hw.analog_tile import result_layout
+from cimforge.hw.analog_tile import result_signature
+from cimforge.hw.numerics import select
 from cimforge.hw.requant import Requantizer
 from cimforge.hw.scratchpad import row_read_signature
 
@@ -59,7 +61,8 @@ class TileDrainer(wiring.Component):
     -------
     run : In(1)
         A sequence is in progress; low: back to token 0.
-    u0, u1, ... : In(stream.Signature(result_layout(unit)))
+    u0, u1, ... : In(result_signature(unit))
+        The units' result ports.
     token : Out(range(tokens)); exp : In(...)
         The token being drained and its exponent (from the feeder).
     res_src : Out(row_read_signature(...))
@@ -90,7 +93,7 @@ class TileDrainer(wiring.Component):
         if residual is not None:
             members["res_src"] = Out(row_read_signature(tokens, residual, rq.residual_bits))
         for i, (u, _) in enumerate(self.units):
-            members[f"u{i}"] = In(stream.Signature(result_layout(u)))
+            members[f"u{i}"] = In(result_signature(u))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -122,20 +125,14 @@ class TileDrainer(wiring.Component):
         taken = Signal(range(self.tokens + 1))
         busy = Signal()  # a row is being drained (until row_done)
         ports = [getattr(self, f"u{i}") for i in range(len(self.units))]
-        ready_all = Cat(*(q.valid for q in ports)).all()
-        take = self.run & ready_all & ~busy
-        for q in ports:
-            m.d.comb += q.ready.eq(take)
-        used = Cat(*(q.payload.as_value()[: k * acc_bits]
-                     for q, (_, k) in zip(ports, self.units, strict=True)))
-        results = Signal(n * acc_bits)
+        take = self.run & Cat(*(q.valid for q in ports)).all() & ~busy
         left = Signal(range(n + 1))
         index = Signal(range(max(n, 2)))
         m.d.comb += self.token.eq(taken - busy)  # the token in the drain
         with m.If(take):
-            m.d.sync += [results.eq(used), left.eq(n), index.eq(0), busy.eq(1),
-                         taken.eq(taken + 1)]
-        with m.If(self.row_done):
+            m.d.sync += [left.eq(n), index.eq(0), busy.eq(1), taken.eq(taken + 1)]
+        release = self.row_done & busy
+        with m.If(release):
             m.d.sync += [busy.eq(0), self.drained.eq(self.drained + 1)]
 
         # -- items: one channel per cycle -------------------------------------------------------
@@ -165,8 +162,23 @@ class TileDrainer(wiring.Component):
         with m.If(advance):
             m.d.sync += valid.eq(issue)
         with m.If(issue):
-            m.d.sync += [acc.eq(results[:acc_bits]), results.eq(results >> acc_bits),
-                         left.eq(left - 1), index.eq(index + 1)]
+            m.d.sync += [left.eq(left - 1), index.eq(index + 1)]
+        # each channel read from its unit as it issues: on the unit's data port from the next
+        # cycle, held until that unit's next read
+        first = 0
+        unit = Signal(range(max(len(ports), 2)))
+        for i, (q, (_, k)) in enumerate(zip(ports, self.units, strict=True)):
+            mine = Const(1)  # (comparisons that are constant would be lint warnings)
+            if first:
+                mine &= index >= first
+            if first + k < n:
+                mine &= index < first + k
+            m.d.comb += [q.addr.eq(index - first), q.en.eq(issue & mine),
+                         q.release.eq(release)]
+            with m.If(issue & mine):
+                m.d.sync += unit.eq(i)
+            first += k
+        m.d.comb += acc.eq(select(unit, [q.data for q in ports]))
         mi = main.i_stream
         # one expression for a whole item (a field left at its default would be a constant
         # `always @*`, which Icarus never evaluates)

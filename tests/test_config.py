@@ -23,8 +23,8 @@ def write(tmp_path, text, name="cfg.toml"):
 
 
 def test_presets_load():
-    assert preset_names() == ["bert-base", "gpt2", "minilm", "minilm-adc8", "minilm-pcm", "tiny",
-                              "tiny-2layer"]
+    assert preset_names() == ["bert-base", "gpt2", "minilm", "minilm-adc8", "minilm-layer",
+                              "minilm-pcm", "tiny", "tiny-2layer"]
     for name in preset_names():
         cfg = load_config(name)
         assert cfg.name == name
@@ -219,7 +219,8 @@ def test_missing_file(tmp_path):
 
 def test_neither_preset_nor_file():
     with pytest.raises(ConfigError, match=r"'huge' is neither a preset nor a TOML file: must be "
-                       r"one of bert-base, gpt2, minilm, minilm-adc8, minilm-pcm, tiny"):
+                       r"one of bert-base, gpt2, minilm, minilm-adc8, minilm-layer, minilm-pcm, "
+                       r"tiny"):
         load_config("huge")
 
 

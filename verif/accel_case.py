@@ -24,7 +24,8 @@ from cimforge.golden.nonlinear import LayerNormParams, Multiplier
 from cimforge.hw.encoder_layer import unit_spec
 from cimforge.verif.tile_case import TileCase
 
-__all__ = ["AccelCase", "pack_beats", "unpack_beats", "parameter_writes", "unit_level_maps"]
+__all__ = ["AccelCase", "accelerator_model", "pack_beats", "parameter_writes", "real_layers",
+           "sentence_codes", "unit_level_maps", "unpack_beats"]
 
 WORD = (1 << 32) - 1
 
@@ -180,22 +181,68 @@ def unit_level_maps(model: AcceleratorModel) -> dict[int, np.ndarray]:
 
 
 def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
-    """The golden accelerator of ``cfg`` for the benches: a model without a checkpoint gets
-    seeded random weights (:meth:`~cimforge.golden.float_model.EncoderWeights.random`, seed
-    ``cfg.seed``) and ranges calibrated on 8 seeded random sequences; ``effects`` switches
-    every analog effect of the tile benches on (the hardware is the same)."""
-    from cimforge.golden.float_model import Encoder, EncoderWeights
+    """The golden accelerator of ``cfg`` for the benches. ``minilm``: the real
+    all-MiniLM-L6-v2, its first ``model.n_layers`` layers (its real weights), ranges
+    calibrated on the reference sentences; a model without a checkpoint gets seeded random
+    weights (:meth:`~cimforge.golden.float_model.EncoderWeights.random`, seed ``cfg.seed``)
+    and ranges calibrated on 8 seeded random sequences. ``effects`` switches every analog
+    effect of the tile benches on (the hardware is the same)."""
     from cimforge.golden.int_model import calibrate
     from cimforge.verif.tile_case import EFFECTS
 
-    enc = Encoder(model=cfg.model, weights=EncoderWeights.random(cfg.model, cfg.seed))
-    rng = np.random.default_rng(cfg.seed)
-    seqs = [rng.integers(0, cfg.model.vocab_size, size=int(rng.integers(2, cfg.model.seq_len
-                                                                         + 1))).tolist()
-            for _ in range(8)]
+    if cfg.model.name == "minilm":
+        from cimforge.data import reference_sentences
+
+        enc = real_layers(cfg)
+        ranges = calibrate(enc, reference_sentences())
+    else:
+        from cimforge.golden.float_model import Encoder, EncoderWeights
+
+        enc = Encoder(model=cfg.model, weights=EncoderWeights.random(cfg.model, cfg.seed))
+        rng = np.random.default_rng(cfg.seed)
+        seqs = [rng.integers(0, cfg.model.vocab_size,
+                             size=int(rng.integers(2, cfg.model.seq_len + 1))).tolist()
+                for _ in range(8)]
+        ranges = calibrate(enc, seqs)
     if effects:
         cfg = cfg.with_sections(analog=EFFECTS)
-    return AcceleratorModel(enc, cfg, calibrate(enc, seqs))
+    return AcceleratorModel(enc, cfg, ranges)
+
+
+def real_layers(cfg: Config):
+    """all-MiniLM-L6-v2 cut to its first ``cfg.model.n_layers`` layers (embeddings,
+    tokenizer and those layers' real weights)."""
+    import dataclasses
+
+    from cimforge.golden.float_model import Encoder, load_minilm
+
+    full = load_minilm()
+    n = cfg.model.n_layers
+    if n > len(full.weights.layers):
+        raise ValueError(f"model.n_layers = {n}: all-MiniLM-L6-v2 has "
+                         f"{len(full.weights.layers)} layers")
+    weights = dataclasses.replace(full.weights, layers=tuple(full.weights.layers[:n]))
+    return Encoder(model=dataclasses.replace(full.model, n_layers=n), weights=weights,
+                   tokenizer=full._tokenizer, layer_norm_eps=full._eps,
+                   max_tokens=full.max_tokens, pad_id=full._pad_id)
+
+
+def sentence_codes(model: AcceleratorModel, min_tokens: int) -> tuple[str, np.ndarray]:
+    """The shortest reference sentence of at least ``min_tokens`` tokens (with [CLS] and
+    [SEP]) that fits the KV capacity, and its embedding codes."""
+    from cimforge.data import reference_sentences
+
+    best = None
+    for text in reference_sentences():
+        ids, mask = model.tokenize([text])
+        n = int(mask.sum())
+        if min_tokens <= n <= model.kv_capacity and (best is None or n < best[2]):
+            best = (text, ids[:, :n], n)
+    if best is None:
+        raise ValueError(f"no reference sentence has {min_tokens} to {model.kv_capacity} "
+                         "tokens")
+    text, ids, n = best
+    return text, model.embedding_codes(ids, np.ones_like(ids, dtype=bool))
 
 
 def random_tokens(model: AcceleratorModel, n: int, rng: np.random.Generator) -> np.ndarray:

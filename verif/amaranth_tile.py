@@ -37,8 +37,8 @@ class TileRun:
 
     def predicted(self, case: TileCase) -> Schedule:
         """The cycle model's prediction for this run's offers and sink."""
-        return case.timing.schedule(self.offered_inputs,
-                                    lambda c: self.sink_ready.get(c, True))
+        return case.timing.collected(self.offered_inputs,
+                                     lambda c: self.sink_ready.get(c, True))
 
     def check(self, case: TileCase) -> list[str]:
         """Every result bit-exact, every transfer in the predicted cycle; the mismatches."""

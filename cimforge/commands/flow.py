@@ -149,9 +149,13 @@ def run(args) -> int:
                 _progress(f"{tag} built in {seconds:.1f} s" if not cached
                           else f"{tag} build up to date")
                 _progress(f"{tag} running the bench (seed {seed}) ...")
+                tests = manifest["blocks"][block].get("flow_tests")
+                if tests:
+                    _progress(f"{tag} the flow runs {', '.join(tests)} of this config")
                 res = run_bench(rtl / "manifest.json", block, sim,
                                 work_dir=out / "sim" / sim.name / block,
-                                cache_root=build_cache, seed=seed, check=False)
+                                cache_root=build_cache, seed=seed, check=False,
+                                testcase=tests)
             except BenchFailure as e:  # the build itself failed
                 _progress(f"{tag} FAILED to build:\n{e}")
                 rows.append({"block": block, "simulator": sim.name,

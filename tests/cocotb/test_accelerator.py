@@ -20,6 +20,10 @@ CASES = [
                  marks=pytest.mark.full),
     pytest.param("tiny-2layer", "icarus", IDEAL, id="tiny-2layer-icarus-ideal",
                  marks=pytest.mark.full),
+    # the real layer 0 of all-MiniLM-L6-v2 on a reference sentence: programmed once, ideal
+    # then every effect under each flow pattern (docs/hw-accelerator.md, "minilm-layer")
+    pytest.param("minilm-layer", "verilator", [IDEAL, "all_effects"],
+                 id="minilm-layer-verilator", marks=pytest.mark.full),
 ]
 
 
@@ -30,4 +34,5 @@ def test_accelerator_bench(design_manifest, design, simulator, testcase, work_di
     names = {t.name for t in result.tests}
     assert len(result.tests) >= (1 if testcase else 4), names
     assert result.records and all(r["errors"] == 0 for r in result.records)
-    assert all(r["cycles"] == r["predicted_cycles"] for r in result.records)
+    runs = [r for r in result.records if r.get("phase") != "program"]
+    assert runs and all(r["cycles"] == r["predicted_cycles"] for r in runs)

@@ -54,25 +54,33 @@ def test_register_addresses():
 
 def test_full_rate_has_no_bubbles():
     t = AnalogTileTiming(TINY)
-    P, L = TINY.reads_per_vector, TINY.read_cycles
+    P, L, n = TINY.reads_per_vector, TINY.read_cycles, TINY.outputs
     s = t.schedule([None] * 6)
     # reads back to back across vectors: one every L cycles from the first to the last
     assert [b - a for a, b in zip(s.first_read, s.first_read[1:])] == [P * L] * 5
     assert s.offered[0] == s.first_read[0] + (P - 1) * L + t.result_latency
-    assert t.stream_cycles(6) == 1 + 6 * P * L + t.TAIL  # accept, N P reads, the tail
-    assert t.stream_cycles(6) == s.offered[-1] - s.accepted[0]
+    # the collector: reads the last result's n channels, then offers it
+    assert t.stream_cycles(6) == 1 + 6 * P * L + t.TAIL + n + 1
+    c = t.collected([None] * 6)
+    assert t.stream_cycles(6) == c.offered[-1] - c.accepted[0]
+    assert c.offered[0] == s.offered[0] + n + 1
     assert s.accepted[:2] == [0, 1]  # two input buffers
     assert s.accepted[2] == s.first_read[0] + (P - 1) * L + 1  # after vector 0's last read
 
 
 def test_results_in_flight_are_limited_to_two():
     t = AnalogTileTiming(TINY)
-    late = 5000  # the sink takes nothing before this cycle
-    s = t.schedule([None] * 4, lambda c: c >= late)
+    late = 5000  # nothing is released before this cycle
+    s = t.schedule([None] * 4, lambda v, c: max(c, late + v))
     assert s.taken[:2] == [late, late + 1]
     assert s.first_read[1] < late  # vector 1 runs while vector 0's result waits
-    assert s.first_read[2] == late + 1  # vector 2 waits for vector 0's result to be taken
-    assert s.offered[1] == late + 1  # the second result is offered after the first is taken
+    assert s.first_read[2] == late + 1  # vector 2 waits for vector 0's result's release
+    assert s.offered[1] == late + 1  # the second result is valid after the first's release
+
+
+def test_release_before_valid_is_refused():
+    with pytest.raises(ValueError, match=r"result 0 released in cycle 3, before it was valid"):
+        AnalogTileTiming(TINY).schedule([None], lambda v, c: 3)
 
 
 def test_offers_must_follow_acceptance():

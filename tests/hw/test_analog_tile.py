@@ -64,6 +64,11 @@ CONFIGS = {
              "device": {"max_bits_per_cell": 4}},
     "one_adc_per_column": {"adc": {"cols_per_adc": 1}},
     "eight_cols_per_adc": {"adc": {"cols_per_adc": 8}},
+    # an ADC converting two whole channels in turn: two accumulator entries per lane
+    "sixteen_cols_per_adc": {"adc": {"cols_per_adc": 16}},
+    "bpc4_two_col_tiles": {"tile": {"bits_per_cell": 4, "rows_per_read": 4, "col_tiles": 2},
+                           "adc": {"bits": 6, "cols_per_adc": 16}, "analog": ALL_EFFECTS,
+                           "device": {"max_bits_per_cell": 4}},
     "tiles_2x2": {"tile": {"row_tiles": 2, "col_tiles": 2}, "analog": ALL_EFFECTS},
     "dac2_calibrated": {"tile": {"dac_bits": 2}, "adc": {"range": "calibrated", "bits": 7},
                         "analog": ALL_EFFECTS},

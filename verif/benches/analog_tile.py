@@ -35,6 +35,7 @@ from cocotb.utils import get_sim_time
 from cimforge.config import config_from_dict
 from cimforge.golden.analog_tile import AnalogTileSpec
 from cimforge.hw.analog_tile_sim import PROBED
+from cimforge.hw.crossbar_shell import analog_value_bits
 from cimforge.verif.payload import PayloadCodec
 from cimforge.verif.records import write_record
 from cimforge.verif.scoreboard import Scoreboard
@@ -50,6 +51,14 @@ from cimforge.verif.tile_case import EFFECTS, TileCase, random_matrix, read_erro
 TILE_PATTERNS = ("full_rate", "idle", "backpressure", "stalled_sink")
 THROUGHPUT_VECTORS = "CIMFORGE_TILE_VECTORS"  # vectors of the throughput test (default 4)
 THROUGHPUT_SEED = "CIMFORGE_TILE_SEED"  # its stimulus seed (default 0)
+
+
+def pack_columns(values: np.ndarray, width: int) -> int:
+    """Unsigned ``width``-bit values as one integer, element ``c`` at bits ``[c width +:
+    width]``."""
+    v = np.asarray(values, dtype=np.uint64)
+    bits = ((v[:, None] >> np.arange(width, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    return int.from_bytes(np.packbits(bits.reshape(-1), bitorder="little").tobytes(), "little")
 
 
 class AnalogAdapter:
@@ -71,11 +80,19 @@ class AnalogAdapter:
         self.codec = {p["name"]: PayloadCodec(p["fields"]) for p in block["ports"]
                       if "fields" in p and (p["name"] == self._a_value
                                             or p["name"] in {self._probe(q) for q in PROBED})}
+        if self._a_value in self.codec:
+            self._target = getattr(dut, self._a_value)
+        else:  # the model's analog source, written through VPI (hw/crossbar_shell.py)
+            self._target = getattr(dut, f"xbar_model{tag}").analog.held
 
     def serve(self, case: TileCase) -> None:
         """Serve ``case``'s reads from the next sample on."""
         self.case, self.read = case, 0
-        self._values = [self.codec[self._a_value].pack(data=v) for v in case.values.tolist()]
+        if self._a_value in self.codec:
+            self._values = [self.codec[self._a_value].pack(data=v)
+                            for v in case.values.tolist()]
+        else:
+            self._values = [pack_columns(v, analog_value_bits(self.spec)) for v in case.values]
 
     def probe(self, name: str) -> list[int]:
         """The values of shell input ``name`` now (empty if the design has no such pin)."""
@@ -87,7 +104,7 @@ class AnalogAdapter:
     async def run(self) -> None:
         dut = self.dut
         sample = self._sample
-        a_value = getattr(dut, self._a_value)
+        a_value = self._target
         while True:
             if not int(sample.value):
                 await RisingEdge(sample)
@@ -224,7 +241,7 @@ class TileTB:
             if got.payload is not None:
                 b.compare(f"result {v}", want, self.out_codec.unpack(got.payload)["data"])
         try:
-            model = case.timing.schedule([t.offered for t in sent], self.sink.ready_in)
+            model = case.timing.collected([t.offered for t in sent], self.sink.ready_in)
             for name, got in (("accepted", [t.taken for t in sent]),
                               ("offered", [t.offered for t in received]),
                               ("taken", [t.taken for t in received])):

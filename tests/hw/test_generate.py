@@ -1,0 +1,85 @@
+"""What the generator does to the Verilog besides converting: identical modules kept once,
+packed arrays without per-element names."""
+
+from amaranth import Module, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cimforge.hw.generate import dedupe_modules
+from cimforge.hw.numerics import PackedArray
+
+
+class _Inverter(wiring.Component):
+    a: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(~self.a)
+        return m
+
+
+class _Adder(wiring.Component):
+    a: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(self.a + 1)
+        return m
+
+
+class _Top(wiring.Component):
+    a: In(8)
+    y: Out(24)
+
+    def elaborate(self, platform):
+        m = Module()
+        parts = [_Inverter(), _Inverter(), _Adder()]
+        for i, p in enumerate(parts):
+            m.submodules[f"u{i}"] = p
+            m.d.comb += [p.a.eq(self.a), self.y[8 * i: 8 * i + 8].eq(p.y)]
+        return m
+
+
+def _modules(text: str) -> list[str]:
+    return [line.split()[1] for line in text.splitlines() if line.startswith("module ")]
+
+
+def test_identical_modules_are_kept_once():
+    text = verilog.convert(_Top(), name="top", emit_src=False)
+    assert len(_modules(text)) == 4
+    out = dedupe_modules(text)
+    names = _modules(out)
+    assert len(names) == 3  # the two inverters are one module; the adder stays apart
+    kept = next(n for n in names if n.endswith(".u0"))
+    # both instances name the kept module, under their own instance names
+    assert f"{kept}  u0 (" in out and f"{kept}  u1 (" in out
+    assert dedupe_modules(out) == out
+
+
+def test_different_modules_are_left_alone():
+    text = verilog.convert(_Adder(), name="adder", emit_src=False)
+    assert dedupe_modules(text) == text
+
+
+def test_packed_array_has_no_element_names():
+    class Wide(wiring.Component):
+        def __init__(self, shape):
+            super().__init__({"a": In(shape), "y": Out(shape)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.y.eq(self.a)
+            return m
+
+    from amaranth.lib import data
+
+    plain = verilog.convert(Wide(data.ArrayLayout(4, 64)), name="w", emit_src=False)
+    packed = verilog.convert(Wide(PackedArray(4, 64)), name="w", emit_src=False)
+    assert "a[63]" in plain and "a[63]" not in packed
+    assert len(packed) < len(plain) / 4
+    # elements index as in any ArrayLayout
+    v = Signal(PackedArray(4, 64))
+    assert v[3].shape().width == 4
