@@ -4,7 +4,7 @@ analog side and the shell inputs its adapter reads brought out to ports."""
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,14 +29,23 @@ class AcceleratorSim(wiring.Component):
     write), besides the top's own ports. With ``vpi_analog`` there are no ``a_value`` ports:
     each model's analog side is its :data:`~cimforge.hw.crossbar_shell.ANALOG_SOURCE`
     (``xbar_model<u>.analog.held``), written by the bench through VPI -- the generated
-    Verilog's way, since a MiniLM layer's analog values exceed what a top's ports may carry."""
+    Verilog's way, since a MiniLM layer's analog values exceed what a top's ports may carry.
+
+    With ``registered_reset`` the top has explicit ``clk`` and ``rst`` ports and the design's
+    reset is ``rst`` registered once (it takes effect, and releases, one cycle later). For
+    Verilator, which re-evaluates at every eval the logic that depends combinationally on a
+    top input: the reset reaches every register's next-state logic, so it enters through a
+    register and that logic stays out of the per-eval region."""
 
     def __init__(self, cfg: Config, *, axi: bool = False, digest: int = 0,
-                 vpi_analog: bool = False):
+                 vpi_analog: bool = False, registered_reset: bool = False):
         self._core = core = Accelerator(cfg, digest) if axi else AcceleratorCore(cfg)
         self.mapping, self.regmap = core.mapping, core.regmap
         members = {name: member for name, member in core.signature.members.items()
                    if not name.startswith(("xbar", "prog"))}
+        self._registered_reset = registered_reset
+        if registered_reset:
+            members.update(clk=In(1), rst=In(1))
         self._models = {}
         prog_cycles = cycles_per_row(cfg) if axi else None
         for u in core.mapping.units:
@@ -61,8 +70,16 @@ class AcceleratorSim(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self._core
+        if self._registered_reset:
+            m.domains.sync = sync = ClockDomain()
+            m.domains.reset_stage = stage = ClockDomain(reset_less=True, local=True)
+            # init 0: the first edge with rst high changes it, which wakes every `always @*`
+            # in Icarus (it runs none at time 0 whose inputs never change)
+            held = Signal(init=0)
+            m.d.comb += [sync.clk.eq(self.clk), stage.clk.eq(self.clk), sync.rst.eq(held)]
+            m.d.reset_stage += held.eq(self.rst)
         for name in self.signature.members:
-            if name.startswith(("a_value", "probe", "prog")):
+            if name.startswith(("a_value", "probe", "prog")) or name in ("clk", "rst"):
                 continue
             member = getattr(core, name)
             if isinstance(member, wiring.PureInterface) or hasattr(member, "signature"):

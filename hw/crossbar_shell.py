@@ -77,11 +77,12 @@ ANALOG_SOURCE = "cimforge_analog_source"
 
 def analog_source_verilog() -> str:
     """The Verilog of :data:`ANALOG_SOURCE` (simulation only): a register no logic drives,
-    written by the bench through VPI, on the output ``value``."""
+    written by the bench through VPI, on the output ``value`` (public for Verilator, which
+    builds the accelerator without making every signal public)."""
     return ("// Simulation only: the analog side of a crossbar model, written by the bench "
             "through VPI.\n"
             f"module {ANALOG_SOURCE} #(parameter WIDTH = 1) (output [WIDTH-1:0] value);\n"
-            "  reg [WIDTH-1:0] held = 0;\n"
+            "  reg [WIDTH-1:0] held /*verilator public_flat_rw*/ = 0;\n"
             "  assign value = held;\n"
             "endmodule\n")
 

@@ -71,6 +71,8 @@ class Block:
     bench: str | None = None
     extra_files: Callable[[wiring.Component], dict[str, str]] | None = None
     verilator_make_flags: str = ""
+    verilator_args: tuple[str, ...] = ()  # more Verilator options for this block
+    verilator_config: str | None = None  # a Verilator config file among the extra files
     flow_simulators: tuple[str, ...] | None = None  # None: every simulator
     extra_verilog: Callable[[], str] | None = None
     # the bench's tests the flow runs for a config (None: all of them)
@@ -190,10 +192,9 @@ def layout_fields(layout: Any) -> list[dict[str, Any]]:
 
 def port_table(component: wiring.Component) -> list[dict[str, Any]]:
     """Ports of a component as they appear in its Verilog (plus ``clk`` and ``rst``)."""
-    ports = [
-        {"name": "clk", "direction": "in", "width": 1},
-        {"name": "rst", "direction": "in", "width": 1},
-    ]
+    members = component.signature.members
+    ports = [{"name": name, "direction": "in", "width": 1}
+             for name in ("clk", "rst") if name not in members]
     for path, member, value in component.signature.flatten(component):
         entry = {
             "name": "__".join(str(p) for p in path),
@@ -211,15 +212,21 @@ def _accelerator_files(top) -> dict[str, str]:
     from cimforge.golden.accel_regmap import to_c_header, to_markdown, to_python
 
     cfg, regmap = top.core.cfg, top.regmap
+    # Verilator: the top's ports public (the bench's handles), nothing else
+    vlt = "`verilator_config\n" + "".join(
+        f'public_flat_rw -module "accelerator_sim" -var "{p["name"]}"\n'
+        for p in port_table(top))
     return {"accelerator_regmap.md": to_markdown(regmap, cfg),
             "accelerator_regs.h": to_c_header(regmap, cfg),
-            "accelerator_regs.py": to_python(regmap, cfg)}
+            "accelerator_regs.py": to_python(regmap, cfg),
+            "accelerator_sim.vlt": vlt}
 
 
 def _accelerator_sim(cfg: Config) -> wiring.Component:
     from cimforge.hw.accelerator_sim import AcceleratorSim
 
-    return AcceleratorSim(cfg, axi=True, digest=int(cfg.digest()[:8], 16), vpi_analog=True)
+    return AcceleratorSim(cfg, axi=True, digest=int(cfg.digest()[:8], 16), vpi_analog=True,
+                          registered_reset=True)
 
 
 # the whole accelerator, with configs that ask for it (accelerator.rtl): its simulation top
@@ -238,6 +245,12 @@ ACCELERATOR_BLOCKS: dict[str, Block] = {
         # -O1 for the code run every cycle (-O0 for the initialisation) in 5 minutes, and
         # simulates 5.5 times faster
         verilator_make_flags="OPT_FAST=-O1 OPT_SLOW=-O0",
+        # cocotb builds with every signal public; then Verilator must assume any signal may
+        # change under VPI and re-evaluates all combinational logic at every eval -- three
+        # quarters of a MiniLM layer's simulation time. The bench needs the ports and the
+        # crossbar models' analog registers, which are public by themselves.
+        verilator_args=("--no-public-flat-rw",),
+        verilator_config="accelerator_sim.vlt",
         # Icarus takes over ten minutes for one tiny sequence: `pytest -m full` runs it
         flow_simulators=("verilator",),
         extra_verilog=analog_source_verilog,
@@ -331,6 +344,10 @@ def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> di
                 "extra_files": sorted(extra),
                 **({"verilator_make_flags": block.verilator_make_flags}
                    if block.verilator_make_flags else {}),
+                **({"verilator_args": list(block.verilator_args)}
+                   if block.verilator_args else {}),
+                **({"verilator_config": block.verilator_config}
+                   if block.verilator_config else {}),
                 **({"flow_simulators": list(block.flow_simulators)}
                    if block.flow_simulators else {}),
                 **({"flow_tests": block.flow_tests(cfg)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -104,11 +105,19 @@ def build_block(
     manifest = json.loads(manifest_path.read_text())
     entry = manifest["blocks"][block]
     verilog = (manifest_path.parent / entry["file"]).resolve()
-    args = VERILATOR_BUILD_ARGS if sim.name == "verilator" else ()
+    args: tuple[str, ...] = ()
+    keyed: tuple[str, ...] = ()  # what besides the Verilog makes the build (paths by content)
+    if sim.name == "verilator":
+        args = (*VERILATOR_BUILD_ARGS, *entry.get("verilator_args", ()))
+        keyed = args
+        if entry.get("verilator_config"):  # a config file beside the Verilog
+            vlt = (manifest_path.parent / entry["verilator_config"]).resolve()
+            args += (str(vlt),)
+            keyed += (vlt.read_text(),)
     # a design may ask for other C++ optimisation of its Verilator model (make variables)
     make_flags = entry.get("verilator_make_flags", "") if sim.name == "verilator" else ""
     waves = _waves()
-    key = _build_key(sim, verilog, (*args, make_flags), waves)
+    key = _build_key(sim, verilog, (*keyed, make_flags), waves)
     build_dir = cache_root / sim.name / f"{block}-{key}"
     stamp = build_dir / "cimforge.built"
     with locked(build_dir.with_suffix(".lock")):
@@ -158,6 +167,15 @@ def _parse_results(xml_path: Path) -> list[TestOutcome]:
             )
         )
     return tests
+
+
+def _test_filter(testcase: str | list[str] | None) -> str | None:
+    """cocotb's test filter for tests named ``testcase`` (a name or a list), each with all of
+    its parametrisations (cocotb names them ``<test>/<param>=<index>``)."""
+    if testcase is None:
+        return None
+    names = [testcase] if isinstance(testcase, str) else list(testcase)
+    return r"\.(" + "|".join(re.escape(n) for n in names) + r")(/.*)?$"
 
 
 def run_bench(
@@ -219,7 +237,7 @@ def run_bench(
                 hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
                 test_dir=work_dir,
-                testcase=testcase,
+                test_filter=_test_filter(testcase),
                 seed=seed,
                 results_xml=str(results_xml),
                 log_file=log,

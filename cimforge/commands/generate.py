@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cimforge.config import load_config
+from cimforge.config import load_config, preset_names
 
 __all__ = ["add_parser", "run"]
 
@@ -12,7 +12,7 @@ __all__ = ["add_parser", "run"]
 def add_config_argument(parser) -> None:
     parser.add_argument(
         "--config", default="tiny", metavar="PRESET|FILE",
-        help="preset name (tiny, minilm, bert-base, gpt2) or TOML file (default: tiny)",
+        help=f"preset name ({', '.join(preset_names())}) or TOML file (default: tiny)",
     )
 
 
