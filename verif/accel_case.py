@@ -186,7 +186,8 @@ def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
     calibrated on the reference sentences; a model without a checkpoint gets seeded random
     weights (:meth:`~cimforge.golden.float_model.EncoderWeights.random`, seed ``cfg.seed``)
     and ranges calibrated on 8 seeded random sequences. ``effects`` switches every analog
-    effect of the tile benches on (the hardware is the same)."""
+    effect of the tile benches on (the hardware is the same), with the approximate IR drop for
+    crossbars larger than 256 x 256."""
     from cimforge.golden.int_model import calibrate
     from cimforge.verif.tile_case import EFFECTS
 
@@ -205,7 +206,13 @@ def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
                 for _ in range(8)]
         ranges = calibrate(enc, seqs)
     if effects:
-        cfg = cfg.with_sections(analog=EFFECTS)
+        analog = dict(EFFECTS)
+        if cfg.tile.rows * cfg.tile.cols > 256 * 256:
+            # the exact nodal solve takes seconds per crossbar read at 256 x 256 and more
+            # beyond: a MiniLM layer's bench would spend hours in golden. Larger crossbars get
+            # the line-by-line approximation (docs/analog-model.md), milliseconds a read
+            analog["ir_drop"] = "approx"
+        cfg = cfg.with_sections(analog=analog)
     return AcceleratorModel(enc, cfg, ranges)
 
 
