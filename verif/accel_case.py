@@ -189,7 +189,7 @@ def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
     effect of the tile benches on (the hardware is the same), with the approximate IR drop for
     crossbars larger than 256 x 256."""
     from cimforge.golden.int_model import calibrate
-    from cimforge.verif.tile_case import EFFECTS
+    from cimforge.verif.tile_case import effects_for
 
     if cfg.model.name == "minilm":
         from cimforge.data import reference_sentences
@@ -206,13 +206,7 @@ def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
                 for _ in range(8)]
         ranges = calibrate(enc, seqs)
     if effects:
-        analog = dict(EFFECTS)
-        if cfg.tile.rows * cfg.tile.cols > 256 * 256:
-            # the exact nodal solve takes seconds per crossbar read at 256 x 256 and more
-            # beyond: a MiniLM layer's bench would spend hours in golden. Larger crossbars get
-            # the line-by-line approximation (docs/analog-model.md), milliseconds a read
-            analog["ir_drop"] = "approx"
-        cfg = cfg.with_sections(analog=analog)
+        cfg = cfg.with_sections(analog=effects_for(cfg))
     return AcceleratorModel(enc, cfg, ranges)
 
 

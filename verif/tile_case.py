@@ -24,7 +24,8 @@ from cimforge.golden.analog_tile import (
 from cimforge.golden.cim import SCALE_FRAC_BITS, CimMatrix
 from cimforge.golden.shift_add import input_digits_of
 
-__all__ = ["TileCase", "random_matrix", "read_errors", "throughput_case", "EFFECTS"]
+__all__ = ["TileCase", "random_matrix", "read_errors", "throughput_case", "EFFECTS",
+           "effects_for"]
 
 DATA_MASK = (1 << CSR_DATA_BITS) - 1  # a signed register value as the write port carries it
 
@@ -32,6 +33,17 @@ DATA_MASK = (1 << CSR_DATA_BITS) - 1  # a signed register value as the write por
 EFFECTS = {"prog_noise": True, "read_noise": True, "drift": True, "t_inference": 86400.0,
            "drift_compensation": True, "stuck_on_rate": 0.01, "stuck_off_rate": 0.01,
            "ir_drop": "exact", "r_wire_ohm": 1.0}
+EXACT_IR_DROP_CELLS = 256 * 256  # beyond, the exact nodal solve takes seconds per read
+
+
+def effects_for(cfg) -> dict:
+    """:data:`EFFECTS` for ``cfg``'s crossbars: with the approximate IR drop (each line solved
+    on its own, docs/analog-model.md) on crossbars larger than 256 x 256, where the exact
+    solve would keep a bench in golden for hours (a MiniLM layer's). Golden and the analog
+    adapters use the same model, so the benches stay bit-exact."""
+    if cfg.tile.rows * cfg.tile.cols > EXACT_IR_DROP_CELLS:
+        return {**EFFECTS, "ir_drop": "approx"}
+    return dict(EFFECTS)
 
 
 def random_matrix(spec: AnalogTileSpec, rng: np.random.Generator, *, scale: float = 40.0
@@ -181,7 +193,7 @@ def throughput_case(cfg: Config, vectors: int, seed: int) -> TileCase:
     in every simulator."""
     import dataclasses
 
-    analog = dataclasses.replace(cfg.analog, **EFFECTS)
+    analog = dataclasses.replace(cfg.analog, **effects_for(cfg))
     adc = dataclasses.replace(cfg.adc, offset_sigma_lsb=0.4,
                               offset_calibration=cfg.adc.kind == "sar")
     cfg = dataclasses.replace(cfg, analog=analog, adc=adc)

@@ -46,7 +46,13 @@ from cimforge.verif.streams import (
     StreamSink,
     StreamSource,
 )
-from cimforge.verif.tile_case import EFFECTS, TileCase, random_matrix, read_errors, throughput_case
+from cimforge.verif.tile_case import (
+    TileCase,
+    effects_for,
+    random_matrix,
+    read_errors,
+    throughput_case,
+)
 
 TILE_PATTERNS = ("full_rate", "idle", "backpressure", "stalled_sink")
 THROUGHPUT_VECTORS = "CIMFORGE_TILE_VECTORS"  # vectors of the throughput test (default 4)
@@ -153,7 +159,7 @@ class TileTB:
     def config(self, effects: bool, offsets: float = 0.0):
         """The design's config with the analog effects on or off (the hardware is the same);
         ADC offsets of ``offsets`` LSB, trimmed by the offset registers for SAR ADCs."""
-        analog = dataclasses.replace(self.cfg.analog, **EFFECTS) if effects else (
+        analog = dataclasses.replace(self.cfg.analog, **effects_for(self.cfg)) if effects else (
             type(self.cfg.analog)())
         adc = dataclasses.replace(self.cfg.adc, offset_sigma_lsb=offsets,
                                   offset_calibration=bool(offsets) and self.spec.adc_kind == "sar")
