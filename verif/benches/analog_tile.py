@@ -77,7 +77,8 @@ class AnalogAdapter:
         self.read = 0
         self.samples: list[int] = []
         # the ports: probe_<pin> and a_value, or for tile unit u of a larger design
-        # probe<u>_<pin> and a_value<u>
+        # probe<u>_<pin> and a_value<u> -- or, in the generated accelerator, no a_value port
+        # but the register xbar_model<u>.analog.held
         tag = "" if unit is None else str(unit)
         self._probe = lambda pin: f"probe{tag}_{pin}"
         self._a_value = f"a_value{tag}"
