@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             what = (f"{r['register_writes']:,} register writes + {r['tokens']} tokens "
                     f"({r['cycles']:,} cycles for the sequence)")
-        print(f"| {what} | {r['timed_cycles']:,} | {r['wall_seconds']:.0f} | "
+        print(f"| {what} | {r['timed_cycles']:,} | {r['wall_seconds']:.1f} | "
               f"{r['timed_cycles'] / r['wall_seconds']:,.0f} |")
     print(f"\nthe whole test (simulator start, golden model, programming, sequence): "
           f"{total:.0f} s")
