@@ -15,7 +15,7 @@ from cimforge.errors import CliError
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = ("generate", "map", "flow", "embed", "sweep", "profile")
+COMMANDS = ("generate", "map", "flow", "embed", "decode", "sweep", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

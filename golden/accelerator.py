@@ -34,13 +34,20 @@ import numpy as np
 
 from cimforge.config import Config
 from cimforge.golden.cim import CimMatrix
-from cimforge.golden.float_model import Encoder
+from cimforge.golden.float_model import Decoder, Encoder
+from cimforge.golden.int_decoder import IntOnlyDecoder
 from cimforge.golden.int_model import IntOnlyEncoder, Observer, Ranges
 from cimforge.golden.mapping import Mapping, TileUnit, map_model
-from cimforge.golden.nonlinear import Multiplier, requantize, shared_shift_multipliers
+from cimforge.golden.nonlinear import (
+    Multiplier,
+    NonlinearSpec,
+    requantize,
+    shared_shift_multipliers,
+)
 from cimforge.golden.quant import quantize_weight
 
-__all__ = ["AcceleratorModel", "TileLinear", "KvCapacityError"]
+__all__ = ["AcceleratorModel", "AcceleratorDecoder", "TileLinear", "KvCapacityError",
+           "tile_linear"]
 
 
 class KvCapacityError(ValueError):
@@ -61,23 +68,43 @@ class TileLinear:
     """Every sequence's input vectors, in the order they were computed (the benches' record
     of what each unit must see)."""
 
-    def accumulate(self, x: np.ndarray) -> np.ndarray:
-        """The units' results for the vectors ``x`` (one sequence, (n, K) signed int8):
-        (n, N) signed ``acc_bits`` in each channel's unit LSB."""
+    def accumulate(self, x: np.ndarray, first: int = 0) -> np.ndarray:
+        """The units' results for the vectors ``x`` (positions ``first ..`` of one sequence,
+        (n, K) signed int8): (n, N) signed ``acc_bits`` in each channel's unit LSB."""
         self.inputs.append(np.array(x, dtype=np.int64))
-        return np.concatenate([m.matmul(x) for m in self.matrices], axis=1)
+        return np.concatenate([m.matmul(x, first=first) for m in self.matrices], axis=1)
 
-    def __call__(self, x: np.ndarray, e: np.ndarray | int, bits: int, rounding: str
-                 ) -> np.ndarray:
+    def __call__(self, x: np.ndarray, e: np.ndarray | int, bits: int, rounding: str,
+                 first: int = 0) -> np.ndarray:
         """As :class:`cimforge.golden.int_model._Linear`: ``x * 2^e`` times the weights, plus
         bias, requantised to signed ``bits``."""
-        return requantize((self.accumulate(x) << e) + self.bias, self.out, bits, rounding)
+        return requantize((self.accumulate(x, first) << e) + self.bias, self.out, bits,
+                          rounding)
 
     @property
     def lsb_exp(self) -> np.ndarray:
         """Every channel's accumulator LSB exponent (its unit's ``out_exp``)."""
         return np.concatenate([np.full(u.channels, m.out_exp)
                                for u, m in zip(self.units, self.matrices, strict=True)])
+
+
+def tile_linear(cfg: Config, spec: NonlinearSpec, mapping: Mapping, layer: int, name: str,
+                w: np.ndarray, b: np.ndarray, in_step: float, out_step: float) -> TileLinear:
+    """Matrix ``name`` of ``layer`` (float ``w``, (in, out), and bias ``b``) on the tile units
+    ``mapping`` places it on, with every channel's bias and requantiser from ``in_step`` to
+    ``out_step`` made for its unit's LSB."""
+    n = cfg.numerics
+    qw = quantize_weight(w, n.weight_bits, n.rounding)
+    q = qw.q.astype(np.int64)
+    units = mapping.units_of(layer, name)
+    matrices = tuple(CimMatrix(q[:, u.first:u.first + u.channels], cfg, key=u.index)
+                     for u in units)
+    lsb = np.concatenate([np.full(u.channels, m.out_lsb)
+                          for u, m in zip(units, matrices, strict=True)])
+    acc_step = in_step * qw.scale[0] * lsb
+    bias = np.rint(b / acc_step).astype(np.int64)
+    out = shared_shift_multipliers(acc_step / out_step, spec.mult_bits)
+    return TileLinear(q, units, matrices, bias, out)
 
 
 class AcceleratorModel(IntOnlyEncoder):
@@ -102,19 +129,8 @@ class AcceleratorModel(IntOnlyEncoder):
 
     def _int_linear(self, layer: int, name: str, w: np.ndarray, b: np.ndarray,  # type: ignore[override]
                     in_step: float, out_step: float) -> TileLinear:
-        cfg = self.cfg
-        n = cfg.numerics
-        qw = quantize_weight(w, n.weight_bits, n.rounding)
-        q = qw.q.astype(np.int64)
-        units = self.mapping.units_of(layer, name)
-        matrices = tuple(CimMatrix(q[:, u.first:u.first + u.channels], cfg, key=u.index)
-                         for u in units)
-        lsb = np.concatenate([np.full(u.channels, m.out_lsb)
-                              for u, m in zip(units, matrices, strict=True)])
-        acc_step = in_step * qw.scale[0] * lsb
-        bias = np.rint(b / acc_step).astype(np.int64)
-        out = shared_shift_multipliers(acc_step / out_step, self.spec.mult_bits)
-        return TileLinear(q, units, matrices, bias, out)
+        return tile_linear(self.cfg, self.spec, self.mapping, layer, name, w, b, in_step,
+                           out_step)
 
     @property
     def kv_capacity(self) -> int:
@@ -142,3 +158,25 @@ class AcceleratorModel(IntOnlyEncoder):
             raise ValueError(f"h must have shape (tokens, {self.model.d_model}), not {h.shape}")
         ones = np.ones((1, len(h)), dtype=bool)
         return self.codes_from_embeddings(h, ones, ones)
+
+
+class AcceleratorDecoder(IntOnlyDecoder):
+    """The decoder as the accelerator top computes it: :class:`~cimforge.golden.int_decoder.
+    IntOnlyDecoder` with every linear layer on the tile units of the mapping, as
+    :class:`AcceleratorModel` is to the integer encoder. A unit's per-read noise is drawn by
+    the token's position in its sequence, so decoding token by token equals the full forward
+    with device effects on too. The cache holds :attr:`capacity` tokens: the K and V macros'
+    rows (``dcim.rows``), at most ``max_seq``."""
+
+    def __init__(self, decoder: Decoder, cfg: Config, ranges: Ranges):
+        self.mapping: Mapping = map_model(cfg)
+        super().__init__(decoder, cfg, ranges)
+
+    def _int_linear(self, layer: int, name: str, w: np.ndarray, b: np.ndarray,  # type: ignore[override]
+                    in_step: float, out_step: float) -> TileLinear:
+        return tile_linear(self.cfg, self.spec, self.mapping, layer, name, w, b, in_step,
+                           out_step)
+
+    @property
+    def capacity(self) -> int:
+        return min(self.mapping.kv_capacity, self.model.max_seq)

@@ -646,10 +646,12 @@ class CimMatrix:
         return Conversion(analog=analog.reshape(shape).transpose(order),
                           codes=codes.astype(np.int64).reshape(shape).transpose(order))
 
-    def matmul(self, x: np.ndarray, *, all_channels: bool = False) -> np.ndarray:
+    def matmul(self, x: np.ndarray, *, first: int = 0, all_channels: bool = False
+               ) -> np.ndarray:
         """Shift-add results (n, N) in units of ``out_lsb`` levels (drift-compensated when
         on): exactly ``x @ W`` when every effect is off and the ADC resolves every read.
-        Row ``p`` of ``x`` is vector ``p`` of a sequence (its read noise, :meth:`_read_noise`).
+        Row ``p`` of ``x`` is vector ``first + p`` of a sequence (its read noise,
+        :meth:`_read_noise`).
         ``all_channels``: every channel of every column tile, (n, col_tiles *
         channels_per_tile), as the RTL tile computes them (unused ones read only noise)."""
         cfg = self.cfg
@@ -660,7 +662,7 @@ class CimMatrix:
         for i in range(0, len(x), CHUNK_VECTORS):
             xs = x[i : i + CHUNK_VECTORS]
             planes = self._planes(xs)
-            noise = self._read_noise(i, len(xs))
+            noise = self._read_noise(first + i, len(xs))
             total = np.zeros((len(xs), n_pad))
             bound = np.zeros((len(xs), n_pad))
             if self._compiled_sar:  # the same conversion and sums, compiled

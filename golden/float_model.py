@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,11 @@ Probe = Callable[[int, str, np.ndarray], None]
 # output), "h1" (residual sum before the first LayerNorm), "x1" (after), "ff1" (FFN input to
 # GELU), "act" (GELU output), "h2", "x2".
 PROBE_POINTS = ("emb", "x", "qkv", "ctx", "h1", "x1", "ff1", "act", "h2", "x2")
+
+# Where a decoder calls its probe: "emb" (layer -1: word + position), in each block "ln1" (the
+# first LayerNorm's output), "qkv", "ctx", "x1" (the residual stream after attention), "ln2",
+# "ff1", "act", "x2" (after the FFN); "lnf" (layer -1: the final LayerNorm's output).
+DECODER_PROBE_POINTS = ("emb", "ln1", "qkv", "ctx", "x1", "ln2", "ff1", "act", "x2", "lnf")
 
 
 def _no_probe(layer: int, point: str, values: np.ndarray) -> None:
@@ -799,13 +804,22 @@ class DecoderWeights:
     lnf_b: np.ndarray
 
     @classmethod
-    def random(cls, model: ModelConfig, seed: int, *, std: float = 0.02) -> DecoderWeights:
+    def random(cls, model: ModelConfig, seed: int, *, std: float = 0.02,
+               unit_gain: bool = False) -> DecoderWeights:
         """Seeded random weights of the shape of ``model``.
 
-        Linear weights and embeddings are N(0, ``std``) as in GPT-2's initialisation (the two
-        residual projections scaled by ``1/sqrt(2 n_layers)``); biases are N(0, ``std``) and
-        LayerNorm gains 1 + N(0, 0.1) rather than GPT-2's zeros and ones, so that every term of
-        the forward pass is exercised.
+        By default, GPT-2's initialisation: linear weights and embeddings N(0, ``std``) (the
+        two residual projections scaled by ``1/sqrt(2 n_layers)``); biases N(0, ``std``) and
+        LayerNorm gains 1 + N(0, 0.1) rather than GPT-2's zeros and ones, so that every term
+        of the forward pass is exercised. In such a model every block adds about ``std`` to
+        a residual stream that is the token's embedding.
+
+        ``unit_gain`` draws weights whose blocks matter as a trained model's do: a linear
+        layer's weights N(0, 1/fan_in) (its outputs of the order of its inputs; the residual
+        projections scaled as above), word embeddings N(0, 1), positions N(0, 0.5), biases
+        and LayerNorm betas N(0, 0.1). Attention scores then have unit spread, so softmax
+        rows are peaked rather than flat, and each block moves the residual stream by about
+        as much as it holds.
 
         Parameters
         ----------
@@ -814,13 +828,16 @@ class DecoderWeights:
         seed : int
             Seed of :func:`numpy.random.default_rng`; equal seeds give equal weights.
         std : float
-            Standard deviation of the weights.
+            Standard deviation of the weights (GPT-2's initialisation).
+        unit_gain : bool
+            Fan-in scaled weights instead (see above).
         """
         if model.kind != "decoder":
             raise ValueError(f"model.kind must be 'decoder', not {model.kind!r}")
         rng = np.random.default_rng(seed)
         d, ff = model.d_model, model.d_ff
-        resid = std / np.sqrt(2 * model.n_layers)
+        depth = np.sqrt(2 * model.n_layers)
+        small = 0.1 if unit_gain else std
 
         def normal(shape: tuple[int, ...], s: float) -> np.ndarray:
             return rng.standard_normal(shape, dtype=F32) * F32(s)
@@ -828,30 +845,34 @@ class DecoderWeights:
         def gain() -> np.ndarray:
             return F32(1.0) + normal((d,), 0.1)
 
+        def weight(k: int, n: int, resid: bool = False) -> np.ndarray:
+            s = 1 / np.sqrt(k) if unit_gain else std
+            return normal((k, n), s / depth if resid else s)
+
         layers = tuple(
             DecoderLayer(
                 ln1_g=gain(),
-                ln1_b=normal((d,), std),
-                w_qkv=normal((d, 3 * d), std),
-                b_qkv=normal((3 * d,), std),
-                w_o=normal((d, d), resid),
-                b_o=normal((d,), std),
+                ln1_b=normal((d,), small),
+                w_qkv=weight(d, 3 * d),
+                b_qkv=normal((3 * d,), small),
+                w_o=weight(d, d, resid=True),
+                b_o=normal((d,), small),
                 ln2_g=gain(),
-                ln2_b=normal((d,), std),
-                w_ff1=normal((d, ff), std),
-                b_ff1=normal((ff,), std),
-                w_ff2=normal((ff, d), resid),
-                b_ff2=normal((d,), std),
+                ln2_b=normal((d,), small),
+                w_ff1=weight(d, ff),
+                b_ff1=normal((ff,), small),
+                w_ff2=weight(ff, d, resid=True),
+                b_ff2=normal((d,), small),
             )
             for _ in range(model.n_layers)
         )
         return cls(
             model=model,
-            word=normal((model.vocab_size, d), std),
-            position=normal((model.max_seq, d), std / 2),
+            word=normal((model.vocab_size, d), 1.0 if unit_gain else std),
+            position=normal((model.max_seq, d), 0.5 if unit_gain else std / 2),
             layers=layers,
             lnf_g=gain(),
-            lnf_b=normal((d,), std),
+            lnf_b=normal((d,), small),
         )
 
 
@@ -896,10 +917,17 @@ class Decoder:
 
     weights: DecoderWeights
     layer_norm_eps: float = 1e-5
+    probe: Probe = field(default=_no_probe, compare=False, repr=False)
+    """Called as ``probe(layer, point, rows)`` at every point of :data:`DECODER_PROBE_POINTS`
+    with the values computed there, one row per token, (B * T, features)."""
 
     @property
     def model(self) -> ModelConfig:
         return self.weights.model
+
+    def with_probe(self, probe: Probe) -> Decoder:
+        """The same decoder, calling ``probe`` (see :attr:`probe`)."""
+        return replace(self, probe=probe)
 
     def new_cache(self, batch_size: int, capacity: int | None = None) -> KVCache:
         """An empty cache for ``batch_size`` sequences of up to ``capacity`` tokens
@@ -949,23 +977,41 @@ class Decoder:
         allowed = np.arange(end)[None, :] <= np.arange(start, end)[:, None]
         bias = np.where(allowed, F32(0.0), MASK_VALUE)
         eps = self.layer_norm_eps
+
+        def probe(layer: int, point: str, values: np.ndarray) -> None:
+            self.probe(layer, point, values.reshape(b * t, -1))
+
+        probe(-1, "emb", x)
         for li, p in enumerate(w.layers):
             h = layer_norm(x, p.ln1_g, p.ln1_b, eps)
-            q, k, v = _split_heads(h @ p.w_qkv + p.b_qkv, m.n_heads)
+            probe(li, "ln1", h)
+            qkv = h @ p.w_qkv + p.b_qkv
+            probe(li, "qkv", qkv)
+            q, k, v = _split_heads(qkv, m.n_heads)
             cache.k[li, :, :, start:end] = k
             cache.v[li, :, :, start:end] = v
-            ctx = _attention(q, cache.k[li, :, :, :end], cache.v[li, :, :, :end], bias)
-            a = _merge_heads(ctx) @ p.w_o
+            ctx = _merge_heads(_attention(q, cache.k[li, :, :, :end], cache.v[li, :, :, :end],
+                                          bias))
+            probe(li, "ctx", ctx)
+            a = ctx @ p.w_o
             a += p.b_o
             x += a
+            probe(li, "x1", x)
             h = layer_norm(x, p.ln2_g, p.ln2_b, eps)
+            probe(li, "ln2", h)
             f = h @ p.w_ff1
             f += p.b_ff1
-            f = gelu_tanh(f) @ p.w_ff2
+            probe(li, "ff1", f)
+            f = gelu_tanh(f)
+            probe(li, "act", f)
+            f = f @ p.w_ff2
             f += p.b_ff2
             x += f
+            probe(li, "x2", x)
         cache.length = end
-        return layer_norm(x, w.lnf_g, w.lnf_b, eps)
+        out = layer_norm(x, w.lnf_g, w.lnf_b, eps)
+        probe(-1, "lnf", out)
+        return out
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         """Next-token logits through the tied embeddings: ``hidden @ word.T``, shape

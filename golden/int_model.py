@@ -68,7 +68,8 @@ from cimforge.golden.quant import quantize_weight
 from cimforge.golden.requant import RequantSpec
 from cimforge.golden.softmax import SoftmaxSpec
 
-__all__ = ["Ranges", "Observer", "calibrate", "IntOnlyEncoder"]
+__all__ = ["Ranges", "Observer", "calibrate", "range_probe", "int_linear", "activate",
+           "IntOnlyEncoder"]
 
 # (layer or -1, probe point) -> largest magnitude seen
 Ranges = dict[tuple[int, str], float]
@@ -78,6 +79,20 @@ Ranges = dict[tuple[int, str], float]
 Observer = Callable[[str, int, dict], None]
 
 
+def range_probe(ranges: Ranges, d_model: int) -> Callable[[int, str, np.ndarray], None]:
+    """A float model's probe that records in ``ranges`` the largest magnitude seen at every
+    point, the ``qkv`` point split into ``q``, ``k`` and ``v``."""
+
+    def probe(layer: int, point: str, values: np.ndarray) -> None:
+        d = d_model
+        parts = {"q": values[:, :d], "k": values[:, d:2 * d], "v": values[:, 2 * d:]} \
+            if point == "qkv" else {point: values}
+        for name, v in parts.items():
+            ranges[layer, name] = max(ranges.get((layer, name), 0.0), float(np.max(np.abs(v))))
+
+    return probe
+
+
 def calibrate(encoder: Encoder, sentences: Sequence[str] | Sequence[Sequence[int]],
               batch_size: int = 32) -> Ranges:
     """Largest magnitude at every probe point of the float model over ``sentences`` (the
@@ -85,15 +100,7 @@ def calibrate(encoder: Encoder, sentences: Sequence[str] | Sequence[Sequence[int
     model without a tokenizer. The float model's result for a sentence does not depend on the
     batch it is computed in, so neither do the ranges."""
     ranges: Ranges = {}
-    d = encoder.model.d_model
-
-    def probe(layer: int, point: str, values: np.ndarray) -> None:
-        parts = {"q": values[:, :d], "k": values[:, d:2 * d], "v": values[:, 2 * d:]} \
-            if point == "qkv" else {point: values}
-        for name, v in parts.items():
-            ranges[layer, name] = max(ranges.get((layer, name), 0.0), float(np.max(np.abs(v))))
-
-    probed = encoder.with_probe(probe)
+    probed = encoder.with_probe(range_probe(ranges, encoder.model.d_model))
     if sentences and not isinstance(sentences[0], str):
         for ids in sentences:
             probed.forward(np.asarray([ids]), np.ones((1, len(ids)), dtype=np.int64))
@@ -124,12 +131,36 @@ class _Linear:
     bias: np.ndarray  # int32
     out: Multiplier  # per output channel, one shift
 
-    def __call__(self, x: np.ndarray, e: np.ndarray | int, bits: int, rounding: str
-                 ) -> np.ndarray:
+    def __call__(self, x: np.ndarray, e: np.ndarray | int, bits: int, rounding: str,
+                 first: int = 0) -> np.ndarray:
         """``x * 2^e`` (``e`` per row: the token's exponent) times the weights, plus bias,
-        requantised to signed ``bits``."""
+        requantised to signed ``bits``. (``first``, the position of ``x``'s first row in its
+        sequence, only matters to the analog tiles' read noise.)"""
         acc = (x.astype(np.float64) @ self.w).astype(np.int64)
         return requantize((acc << e) + self.bias, self.out, bits, rounding)
+
+
+def activate(f: np.ndarray, act: object, spec: NonlinearSpec, out_bits: int) -> np.ndarray:
+    """The FFN's activation unit on the first FFN's codes ``f``: ReLU, or GELU by the table
+    or the polynomial ``act`` (:func:`~cimforge.golden.nonlinear.gelu_table`,
+    :func:`~cimforge.golden.nonlinear.gelu_poly_params`)."""
+    if spec.activation == "relu":
+        return relu(f)
+    if spec.gelu_method == "lut":
+        return gelu_lut(f, act, spec)
+    return gelu_poly(f, act, spec, out_bits)
+
+
+def int_linear(cfg: Config, spec: NonlinearSpec, w: np.ndarray, b: np.ndarray, in_step: float,
+               out_step: float) -> _Linear:
+    """A float matrix ``w`` (in, out) and bias ``b`` as an int8 matrix with its bias and
+    requantiser from ``in_step`` to ``out_step``."""
+    n = cfg.numerics
+    qw = quantize_weight(w, n.weight_bits, n.rounding)
+    acc_step = in_step * qw.scale[0]
+    bias = np.rint(b / acc_step).astype(np.int64)
+    out = shared_shift_multipliers(acc_step / out_step, spec.mult_bits)
+    return _Linear(qw.q.astype(np.float64), bias, out)
 
 
 @dataclass(frozen=True)
@@ -187,12 +218,7 @@ class IntOnlyEncoder(Encoder):
                     out_step: float) -> _Linear:
         """Matrix ``name`` of ``layer`` (:data:`cimforge.golden.mapping.MATRICES`) as an int8
         matrix with its bias and requantiser from ``in_step`` to ``out_step``."""
-        n = self.cfg.numerics
-        qw = quantize_weight(w, n.weight_bits, n.rounding)
-        acc_step = in_step * qw.scale[0]
-        bias = np.rint(b / acc_step).astype(np.int64)
-        out = shared_shift_multipliers(acc_step / out_step, self.spec.mult_bits)
-        return _Linear(qw.q.astype(np.float64), bias, out)
+        return int_linear(self.cfg, self.spec, w, b, in_step, out_step)
 
     def _block_params(self, i: int, p: EncoderLayer, x_step: float) -> _Block:
         sp, r, d = self.spec, self.ranges, self.model.d_model
@@ -290,12 +316,7 @@ class IntOnlyEncoder(Encoder):
                       out_step=p.steps["x1"], point="ln1")
         x8, e = self._narrow(x)
         f = p.ff1(x8, e, sp.gelu_in_bits if sp.activation == "gelu" else xb, rnd)
-        if sp.activation == "relu":
-            a = relu(f)
-        elif sp.gelu_method == "lut":
-            a = gelu_lut(f, p.act, sp)
-        else:
-            a = gelu_poly(f, p.act, sp, xb)
+        a = activate(f, p.act, sp, xb)
         self._observe("activation", q=f, out=a, in_step=p.steps["ff1"], out_step=p.steps["act"])
         h = residual_add(p.ff2(*self._narrow(a), rb, rnd), requantize(x, p.res2, rb, rnd), rb)
         out = layer_norm(h, p.ln2, sp, xb)

@@ -384,15 +384,20 @@ def _gelu_float(x: np.ndarray) -> np.ndarray:
 
 
 def gelu_table(in_scale: float, out_scale: float, spec: NonlinearSpec,
-               out_bits: int | None = None) -> np.ndarray:
+               out_bits: int | None = None, *, tanh: bool = False) -> np.ndarray:
     """The GELU table: for every signed ``gelu_in_bits`` code ``q`` (index ``q`` mod
     ``2^gelu_in_bits``), ``sat(round(gelu(q * in_scale) / out_scale))`` in signed
     ``out_bits`` (default ``act_bits``). It is the unit's programmed contents, made once per
-    layer from the calibrated scales."""
+    layer from the calibrated scales. ``gelu`` is BERT's (erf), or GPT-2's tanh
+    approximation with ``tanh``."""
+    from cimforge.golden.float_model import gelu_tanh
+
     n = 1 << spec.gelu_in_bits
     q = np.arange(n, dtype=np.int64)
     q = np.where(q >= n // 2, q - n, q)
-    y = np.rint(_gelu_float(q * in_scale) / out_scale).astype(np.int64)
+    g = (gelu_tanh(np.asarray(q * in_scale, dtype=np.float32)).astype(np.float64) if tanh
+         else _gelu_float(q * in_scale))
+    y = np.rint(g / out_scale).astype(np.int64)
     return saturate(y, spec.act_bits if out_bits is None else out_bits)
 
 

@@ -24,7 +24,7 @@ def write(tmp_path, text, name="cfg.toml"):
 
 def test_presets_load():
     assert preset_names() == ["bert-base", "gpt2", "minilm", "minilm-adc8", "minilm-layer",
-                              "minilm-pcm", "tiny", "tiny-2layer"]
+                              "minilm-pcm", "tiny", "tiny-2layer", "tiny-decoder"]
     for name in preset_names():
         cfg = load_config(name)
         assert cfg.name == name
