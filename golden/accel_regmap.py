@@ -7,8 +7,9 @@ the config and its mapping:
 
 ``control``
     Identification, control, status and error registers (:data:`CONTROL`).
-``ln0``
-    The embedding LayerNorm's parameters (layout of a ``layernorm`` region).
+``ln0`` (an encoder) or ``lnf`` (a decoder)
+    The embedding LayerNorm's or the final LayerNorm's parameters (layout of a ``layernorm``
+    region).
 per layer ``l``: ``l<l>.qkv``, ``l<l>.o``, ``l<l>.ff1``, ``l<l>.ff2`` (drainers)
     Scalar registers (:data:`DRAINER_REGS`), then per channel a multiplier word (multiplier
     in bits 0-23, shift in bits :data:`MULT_SHIFT_LSB` .. +5) from word :data:`MULT_BASE`,
@@ -44,24 +45,28 @@ __all__ = ["Region", "RegisterMap", "register_map", "to_markdown", "to_c_header"
 CONTROL = {
     "id": (0, "ro", "0x43494D46 ('CIMF')"),
     "config": (1, "ro", "the low 32 bits of the config's SHA-256 digest"),
-    "status": (2, "ro", "bit 0: busy (a sequence is in progress); bit 1: an error is set; "
+    "status": (2, "ro", "bit 0: busy (a run is in progress); bit 1: an error is set; "
                         "bit 2: programming (an image is being taken or a crossbar is still "
-                        "writing)"),
+                        "writing); bit 3: kv_full (a decoder's K and V cache holds its "
+                        "capacity: the next run's tokens are dropped)"),
     "error": (3, "w1c", "sticky error bits (ERROR_BITS); write 1 to clear"),
-    "tokens": (4, "ro", "tokens of the sequence in progress received so far (0 between "
-                        "sequences)"),
-    "cycles": (5, "ro", "cycles from the sequence's first input beat to its last output beat"),
+    "tokens": (4, "ro", "tokens of the run in progress received so far (0 between runs)"),
+    "cycles": (5, "ro", "cycles from the run's first input beat to its last output beat"),
     "program": (6, "wo", "write 1: the input stream's next packet is the weight image "
                          "(refused while busy or programming); reads 0"),
     "prog_cycles": (7, "ro", "cycles from the weight image's first beat to the end of the "
                              "last crossbar write"),
+    "kv_tokens": (8, "ro", "tokens in a decoder's K and V cache: the position of the next "
+                           "run's first token (always 0 for an encoder)"),
+    "kv_clear": (9, "wo", "write 1: empty the K and V cache, the next run starts a new "
+                          "sequence (refused while busy); reads 0"),
 }
 ID = 0x43494D46
 # The ERROR register's bits: name -> (bit, meaning).
 ERROR_BITS = {
     "kv_overflow": 0,  # tokens beyond the KV capacity arrived (and were dropped)
     "tlast": 1,  # tlast on a beat that does not end a token (the partial token was dropped)
-    "busy_write": 2,  # a parameter, tile or PROGRAM write while busy (dropped, SLVERR)
+    "busy_write": 2,  # a parameter, tile, PROGRAM or KV_CLEAR write while busy (dropped, SLVERR)
     "bad_address": 3,  # a write where nothing writable is: unmapped, or read-only (SLVERR)
 }
 LN_ELEMENT_BASE = 4  # a layernorm region: element i at LN_ELEMENT_BASE + 4 i
@@ -130,7 +135,8 @@ def register_map(cfg: Config, mapping: Mapping) -> RegisterMap:
     m = cfg.model
     d, f = m.d_model, m.d_ff
     ln_words = LN_ELEMENT_BASE + 4 * d
-    wanted = [("control", "control", 16), ("ln0", "layernorm", ln_words)]
+    top_ln = "lnf" if m.kind == "decoder" else "ln0"
+    wanted = [("control", "control", 16), (top_ln, "layernorm", ln_words)]
     for layer in range(m.n_layers):
         p = f"l{layer}."
         wanted += [(p + "qkv", "drainer", _drainer_words(3 * d)),

@@ -63,7 +63,7 @@ class AcceleratorTiming:
     """Cycle model of :class:`cimforge.hw.accelerator.AcceleratorCore` for ``cfg``."""
 
     def __init__(self, cfg: Config, mapping: Mapping | None = None):
-        from cimforge.hw.encoder_layer import LayerSpecs, unit_spec
+        from cimforge.hw.transformer_layer import LayerSpecs, unit_spec
 
         self.cfg = cfg
         self.mapping = mapping or map_model(cfg)

@@ -618,10 +618,11 @@ class CimMatrix:
                 seed.entropy, spawn_key=(*seed.spawn_key, p))), shape)
             for p in range(first, first + n)]) if n else np.empty((0, *shape[1:]), np.float32)
 
-    def _reads(self, x: np.ndarray) -> np.ndarray:
-        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32."""
+    def _reads(self, x: np.ndarray, first: int = 0) -> np.ndarray:
+        """Read values in ADC LSBs, (n * D, row_tiles * groups, physical columns) float32, of
+        vectors ``first ..`` of a sequence."""
         planes = self._planes(x)
-        noise = self._read_noise(0, len(x))
+        noise = self._read_noise(first, len(x))
         groups = self.row_tiles * self.groups
         return np.stack([self._group_reads(planes, g, None if noise is None else noise[:, g])
                          for g in range(groups)], axis=1)
@@ -633,12 +634,12 @@ class CimMatrix:
         self._u_lsb = _exact_sum_grid(self._u * self._inv_lsb,
                                       self.cfg.tile.rows_per_read * self.drive_max)
 
-    def convert(self, x: np.ndarray) -> Conversion:
+    def convert(self, x: np.ndarray, *, first: int = 0) -> Conversion:
         """All reads and conversions of ``x @ W`` for ``x`` (n, K) signed ``act_bits`` ints,
-        in read order (the per-read entry point); row ``p`` of ``x`` is vector ``p`` of a
-        sequence (its read noise, :meth:`_read_noise`)."""
+        in read order (the per-read entry point); row ``p`` of ``x`` is vector ``first + p``
+        of a sequence (its read noise, :meth:`_read_noise`)."""
         x = self._check_x(x)
-        analog = self._reads(x)
+        analog = self._reads(x, first)
         codes = self._convert(analog.copy())
         n, n_dig = len(x), self.digits
         shape = (n, n_dig, self.row_tiles, self.groups, -1)

@@ -64,7 +64,7 @@ from cimforge.golden.requant import RequantSpec
 from cimforge.golden.softmax import SoftmaxSpec
 
 __all__ = ["IntKVCache", "IntOnlyDecoder", "calibrate_decoder", "calibration_prompts",
-           "CacheFullError", "seeded_decoder", "vocab_head", "Agreement", "agreement"]
+           "CacheFullError", "calibrated", "seeded_decoder", "vocab_head", "Agreement", "agreement"]
 
 
 class CacheFullError(ValueError):
@@ -283,6 +283,14 @@ class IntOnlyDecoder:
         cache = self.new_cache() if cache is None else cache
         h = self.embedding_codes(ids, cache.length)
         return self.hidden(self.forward_codes(h, cache))
+
+
+def calibrated(cfg: Config) -> tuple[Decoder, Ranges]:
+    """A decoder config's float decoder (:func:`seeded_decoder`) and its ranges, calibrated
+    on 16 prompts of :func:`calibration_prompts` (seed ``cfg.seed``): what ``cimforge
+    decode`` and the benches build their integer and accelerator decoders from."""
+    decoder = seeded_decoder(cfg)
+    return decoder, calibrate_decoder(decoder, calibration_prompts(decoder, 16, seed=cfg.seed))
 
 
 def seeded_decoder(cfg: Config) -> Decoder:

@@ -1,20 +1,27 @@
-"""The accelerator's core: every layer of the config's encoder on the generated blocks, between
+"""The accelerator's core: every layer of the config's model on the generated blocks, between
 a token stream in and a hidden-state stream out (docs/hw-accelerator.md).
 
-The input stream carries the embedding codes of one sequence (signed ``residual_bits``,
+The input stream carries the embedding codes of a run's tokens (signed ``residual_bits``,
 ``stream_bits / residual_bits`` per beat, element 0 in the lowest bits; a token's last beat is
-padded with zeros; ``last`` on the sequence's last beat). They are written to the ``h0``
-buffer one element per cycle (a beat is taken every ``stream_bits / residual_bits`` cycles).
-The embedding LayerNorm takes each complete token into ``x0``; every layer reads its input
-buffer and writes the next; the output stream carries the last buffer's rows in the same
-packing, ``last`` on the sequence's last beat.
+padded with zeros; ``last`` on the run's last beat), written to the input buffer one element
+per cycle (a beat is taken every ``stream_bits / residual_bits`` cycles). An encoder's input
+buffer is ``h0``: the embedding LayerNorm takes each complete token into ``x0``. A decoder's
+is ``x0`` itself. Every layer reads its input buffer and writes the next; the output stream
+carries the last buffer's rows (a decoder's through the final LayerNorm, into ``xo``) in the
+same packing, ``last`` on the run's last beat.
 
-Sequence control: the first beat starts a sequence; ``last`` ends its input (``n``: the
-tokens received complete); after the last output beat is taken, every buffer and engine is
-cleared in one cycle and the next sequence may start. Errors (sticky until cleared by the
-host): ``kv_overflow`` -- tokens beyond the KV capacity are dropped (the output has
-``capacity`` tokens); ``tlast`` -- ``last`` on a beat that does not end a token (the partial
-token is dropped; a sequence with no complete token ends without output).
+Run control: the first beat starts a run; ``last`` ends its input (``n``: the tokens
+received complete); after the last output beat is taken, every buffer and engine is cleared in
+one cycle and the next run may start. An encoder's run is a whole sequence. A decoder's run
+continues the sequence in its K and V cache: ``kv_len`` tokens are cached, this run's token
+``t`` is at position ``kv_len + t``, and when the run ends ``kv_len`` grows by ``n`` (a prefill
+is a run of the prompt, a decode step a run of one token). ``kv_clear`` (a pulse, while idle)
+empties the cache: the next run starts a new sequence.
+
+Errors (sticky until cleared by the host): ``kv_overflow`` -- tokens beyond the capacity
+(the KV capacity, less ``kv_len`` for a decoder) are dropped: the output has the tokens that
+fit; ``tlast`` -- ``last`` on a beat that does not end a token (the partial token is dropped;
+a run with no complete token ends without output).
 """
 
 from __future__ import annotations
@@ -27,10 +34,16 @@ from cimforge.config import Config
 from cimforge.golden.accel_regmap import RegisterMap, register_map
 from cimforge.golden.mapping import Mapping, map_model
 from cimforge.hw.crossbar_shell import shell_signature
-from cimforge.hw.encoder_layer import EncoderLayer, LayerSpecs, connect_layernorm_params, unit_spec
 from cimforge.hw.layernorm import LayerNorm
 from cimforge.hw.scratchpad import TokenBuffer
 from cimforge.hw.tile_drainer import param_signature
+from cimforge.hw.transformer_layer import (
+    LayerSpecs,
+    TransformerLayer,
+    connect_layernorm_params,
+    row_layernorm,
+    unit_spec,
+)
 
 __all__ = ["AcceleratorCore", "beat_layout", "ERRORS"]
 
@@ -52,9 +65,13 @@ class AcceleratorCore(wiring.Component):
     param : In(param_signature(regmap.addr_bits))
         Word writes to the register map's parameter and tile regions (while idle).
     busy : Out(1)
-        A sequence is in progress.
+        A run is in progress.
     tokens : Out(range(capacity + 1))
-        Tokens of the current sequence received so far.
+        Tokens of the current run received so far.
+    kv_clear : In(1)
+        Empty the K and V cache (a decoder's; taken while idle).
+    kv_len : Out(range(capacity + 1))
+        Tokens in the K and V cache (a decoder's; 0 for an encoder).
     errors : Out(len(ERRORS))
         Error events this cycle (bit per :data:`ERRORS`).
     xbar<u> : Out(shell_signature(...))
@@ -64,6 +81,7 @@ class AcceleratorCore(wiring.Component):
     def __init__(self, cfg: Config, mapping: Mapping | None = None,
                  regmap: RegisterMap | None = None):
         self.cfg = cfg
+        self.decoder = cfg.model.kind == "decoder"
         self.mapping = mapping or map_model(cfg)
         self.regmap = regmap or register_map(cfg, self.mapping)
         self.specs = s = LayerSpecs.from_config(cfg)
@@ -77,6 +95,8 @@ class AcceleratorCore(wiring.Component):
             "param": In(param_signature(self.regmap.addr_bits)),
             "busy": Out(1),
             "tokens": Out(range(s.tokens + 1)),
+            "kv_clear": In(1),
+            "kv_len": Out(range(s.tokens + 1)),
             "errors": Out(len(ERRORS)),
         }
         for u in self.mapping.units:
@@ -98,17 +118,31 @@ class AcceleratorCore(wiring.Component):
         run = ~clearing
         m.d.sync += clearing.eq(0)
 
-        # -- buffers: h0, then x0 .. x_L --------------------------------------------------------
-        m.submodules.buf_h0 = h0 = TokenBuffer(tokens, d, xb)
+        # -- buffers: (h0,) x0 .. x_L (, xo) -----------------------------------------------------
         xs = []
         for i in range(layers + 1):
             b = TokenBuffer(tokens, d, xb, readers=2 if i < layers else 1)
             m.submodules[f"buf_x{i}"] = b
             xs.append(b)
-        for b in (h0, *xs):
+        if self.decoder:
+            inbuf = xs[0]
+            m.submodules.buf_xo = outbuf = TokenBuffer(tokens, d, xb)
+            extra = [outbuf]
+        else:
+            m.submodules.buf_h0 = inbuf = TokenBuffer(tokens, d, xb)
+            outbuf = xs[-1]
+            extra = [inbuf]
+        for b in (*xs, *extra):
             m.d.comb += b.clear.eq(clearing)
 
-        # -- input: beats -> codes -> h0 ---------------------------------------------------------
+        # -- the K and V cache's length (a decoder's) ---------------------------------------------
+        kv_len = self.kv_len
+        room = Signal(range(tokens + 1))  # tokens this run may have
+        m.d.comb += room.eq(tokens - kv_len)
+        with m.If(self.kv_clear & ~run):
+            m.d.sync += kv_len.eq(0)
+
+        # -- input: beats -> codes -> the input buffer --------------------------------------------
         n_final = Signal()
         beat = Signal(cfg.accelerator.stream_bits)
         left = Signal(range(epb + 1))  # codes of the held beat still to write
@@ -116,9 +150,10 @@ class AcceleratorCore(wiring.Component):
         beat_last = Signal()
         ib = self.i_stream
         m.d.comb += ib.ready.eq(run & ~n_final & (left == 0))
-        w = h0.w_stream
+        w = inbuf.w_stream
         writing = left != 0
-        m.d.comb += [w.valid.eq(writing), w.payload.eq(beat[:xb])]
+        fits = inbuf.done < room  # the token being written fits the cache
+        m.d.comb += [w.valid.eq(writing & fits), w.payload.eq(beat[:xb])]
         with m.If(ib.valid & ib.ready):
             m.d.sync += [beat.eq(ib.payload.data), left.eq(epb), beat_last.eq(ib.payload.last)]
         with m.If(writing):
@@ -130,41 +165,35 @@ class AcceleratorCore(wiring.Component):
                 m.d.sync += n_final.eq(1)
                 with m.If(~token_end):
                     m.d.comb += self.errors[ERRORS["tlast"]].eq(1)
-            with m.If(token_end & (h0.done == tokens)):
+            with m.If(token_end & ~fits):
                 m.d.comb += self.errors[ERRORS["kv_overflow"]].eq(1)
-        m.d.comb += [self.busy.eq(run & ((h0.done != 0) | writing | (col != 0))),
-                     self.tokens.eq(h0.done)]
-        n = h0.done
+        m.d.comb += [self.busy.eq(run & ((inbuf.done != 0) | writing | (col != 0))),
+                     self.tokens.eq(inbuf.done)]
+        n = inbuf.done
 
-        # -- the embedding LayerNorm: h0 -> x0, a row at a time ----------------------------------
-        m.submodules.ln0 = ln0 = LayerNorm(s.ln)
-        r0 = self.regmap.region("ln0")
-        port = param_signature(max(1, (r0.words - 1).bit_length())).create(path=("p_ln0",))
+        # -- LayerNorm engines: an encoder's embedding LayerNorm (h0 -> x0), a decoder's final
+        # one (x_L -> xo), a row at a time
+        ln_name = "lnf" if self.decoder else "ln0"
+        m.submodules[ln_name] = ln = LayerNorm(s.ln)
+        r0 = self.regmap.region(ln_name)
+        port = param_signature(max(1, (r0.words - 1).bit_length())).create(path=(f"p_{ln_name}",))
         inside = self.param.addr < r0.end
         if r0.base:  # (a comparison with 0 would be constant: Verilator warns)
             inside &= self.param.addr >= r0.base
         m.d.comb += [port.addr.eq(self.param.addr - r0.base), port.data.eq(self.param.data),
                      port.we.eq(self.param.we & inside)]
-        connect_layernorm_params(m, ln0, port)
-        started = Signal(range(tokens + 1))
-        busy0 = Signal()
-        rd = h0.r0
-        go = run & (n > started) & ~busy0
-        m.d.comb += [rd.start.eq(go), rd.token.eq(started), rd.first.eq(0), rd.count.eq(d)]
-        wiring.connect(m, rd.data, ln0.i_stream)
-        m.d.comb += [xs[0].w_stream.valid.eq(ln0.o_stream.valid),
-                     xs[0].w_stream.payload.eq(ln0.o_stream.payload.y), ln0.o_stream.ready.eq(1)]
-        with m.If(go):
-            m.d.sync += [started.eq(started + 1), busy0.eq(1)]
-        with m.If(ln0.o_stream.valid & ln0.o_stream.payload.last):
-            m.d.sync += busy0.eq(0)
+        connect_layernorm_params(m, ln, port)
+        src, dst = (xs[-1], outbuf) if self.decoder else (inbuf, xs[0])
+        row_layernorm(m, ln_name, ln, src.r0, src.done, dst.w_stream, run, tokens, d)
 
         # -- layers -------------------------------------------------------------------------------
         for i in range(layers):
-            lay = EncoderLayer(cfg, self.mapping, i, self.regmap)
+            lay = TransformerLayer(cfg, self.mapping, i, self.regmap)
             m.submodules[f"layer{i}"] = lay
             m.d.comb += [lay.run.eq(run), lay.n.eq(n), lay.n_final.eq(n_final),
                          lay.x_avail.eq(xs[i].done), lay.y_done.eq(xs[i + 1].done)]
+            if self.decoder:
+                m.d.comb += lay.base.eq(kv_len)
             wiring.connect(m, lay.x_src0, xs[i].r0)
             wiring.connect(m, lay.x_src1, xs[i].r1)
             wiring.connect(m, lay.y_stream, xs[i + 1].w_stream)
@@ -176,8 +205,8 @@ class AcceleratorCore(wiring.Component):
                     wiring.connect(m, getattr(lay, f"xbar{u.index}"),
                                    wiring.flipped(getattr(self, f"xbar{u.index}")))
 
-        # -- output: x_L rows -> beats ------------------------------------------------------------
-        out = xs[-1]
+        # -- output: the last rows -> beats --------------------------------------------------------
+        out = outbuf
         sent = Signal(range(tokens + 1))  # tokens whose beats are all out
         reading = Signal()
         orow = out.r0
@@ -204,14 +233,15 @@ class AcceleratorCore(wiring.Component):
                 m.d.sync += [sent.eq(sent + 1), reading.eq(0)]
                 with m.If(last_token):
                     m.d.sync += clearing.eq(1)
+                    if self.decoder:
+                        m.d.sync += kv_len.eq(kv_len + n)
         with m.If(o_go):
             m.d.sync += reading.eq(1)
         # a sequence that ended with no complete token: nothing to send
         with m.If(run & n_final & (n == 0) & ~writing):
             m.d.sync += clearing.eq(1)
         with m.If(clearing):
-            m.d.sync += [n_final.eq(0), left.eq(0), col.eq(0), started.eq(0), busy0.eq(0),
-                         sent.eq(0), reading.eq(0), full.eq(0), pack.eq(0), packed.eq(0),
-                         o_col.eq(0)]
+            m.d.sync += [n_final.eq(0), left.eq(0), col.eq(0), sent.eq(0), reading.eq(0),
+                         full.eq(0), pack.eq(0), packed.eq(0), o_col.eq(0)]
         return m
 

@@ -33,7 +33,7 @@ from cimforge.golden.accel_program import ProgramFormat
 from cimforge.golden.accel_regmap import CONTROL, ERROR_BITS, ID
 from cimforge.hw.accelerator import ERRORS, AcceleratorCore
 from cimforge.hw.crossbar_shell import prog_signature, shell_signature
-from cimforge.hw.encoder_layer import unit_spec
+from cimforge.hw.transformer_layer import unit_spec
 from cimforge.hw.weight_programmer import WeightProgrammer
 
 __all__ = ["Accelerator"]
@@ -160,6 +160,7 @@ class Accelerator(wiring.Component):
                                                     | prog.tlast_error)]
         clear = Signal(len(ERROR_BITS))
         program_word = control.base + CONTROL["program"][0]
+        kv_clear_word = control.base + CONTROL["kv_clear"][0]
         with m.If(write):
             m.d.sync += [bvalid.eq(1), bresp.eq(0)]
             with m.If(in_control):
@@ -171,6 +172,12 @@ class Accelerator(wiring.Component):
                         m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)
                     with m.Else():
                         m.d.comb += prog.start.eq(self.s_axil_wdata[0])
+                with m.Elif(word == kv_clear_word):
+                    with m.If(busy):
+                        m.d.sync += bresp.eq(0b10)
+                        m.d.comb += events[ERROR_BITS["busy_write"]].eq(1)
+                    with m.Else():
+                        m.d.comb += core.kv_clear.eq(self.s_axil_wdata[0])
                 with m.Else():  # a read-only register, or no register at all
                     m.d.sync += bresp.eq(0b10)
                     m.d.comb += events[ERROR_BITS["bad_address"]].eq(1)
@@ -189,10 +196,12 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.s_axil_rvalid.eq(rvalid), self.s_axil_rdata.eq(rdata),
                      self.s_axil_rresp.eq(rresp), self.s_axil_arready.eq(~rvalid)]
         rword = self.s_axil_araddr[2:]
+        kv_full = core.kv_len == self._core.specs.tokens
         values = {"id": ID, "config": self.digest & 0xFFFFFFFF,
-                  "status": core.busy | (error.any() << 1) | (programming << 2),
+                  "status": (core.busy | (error.any() << 1) | (programming << 2)
+                             | (kv_full << 3)),
                   "error": error, "tokens": core.tokens, "cycles": cycles, "program": 0,
-                  "prog_cycles": prog_cycles}
+                  "prog_cycles": prog_cycles, "kv_tokens": core.kv_len, "kv_clear": 0}
         with m.If(self.s_axil_arvalid & ~rvalid):
             m.d.sync += [rvalid.eq(1), rdata.eq(0), rresp.eq(0b10)]
             for name, (offset, _, _) in CONTROL.items():

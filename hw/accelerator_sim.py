@@ -14,7 +14,7 @@ from cimforge.hw.accelerator import AcceleratorCore
 from cimforge.hw.accelerator_axi import Accelerator
 from cimforge.hw.analog_tile_sim import PROBED
 from cimforge.hw.crossbar_shell import CrossbarModel, prog_signature, shell_signature
-from cimforge.hw.encoder_layer import unit_spec
+from cimforge.hw.transformer_layer import unit_spec
 
 __all__ = ["AcceleratorSim"]
 

@@ -3,9 +3,11 @@ layer's digital-CIM macros (docs/hw-accelerator.md, "Engines").
 
 Once every token's K and V are in the macros (``kv_ready``), for each query token ``t`` and
 head ``h`` in order, one pass at a time: read ``q_(t,h)`` (``d_head`` int8 values) from the
-Q buffer into a command; SCORES on head ``h``'s key macro; the ``n`` scores through the softmax
-unit (a keep bit of 1 each, ``last`` on the ``n``-th); the ``n`` probabilities into a command
-(zero beyond ``n``: rows a longer earlier sequence left in the macro weigh nothing); WEIGHTED
+Q buffer into a command; SCORES on head ``h``'s key macro; the first ``keys`` scores through the
+softmax unit (a keep bit of 1 each, ``last`` on the ``keys``-th) -- ``keys`` is the sequence's
+``n`` in an encoder, and ``base + t + 1`` in a causal decoder (the cache's ``base`` earlier
+tokens and this run's up to ``t``); the probabilities into a command (zero beyond ``keys``:
+rows of later or older tokens weigh nothing); WEIGHTED
 on head ``h``'s value macro (probabilities as unsigned inputs); the ``d_head`` sums through the
 requantiser (the layer's context multiplier) to the context buffer. A pass ends when its last
 context value is out.
@@ -46,10 +48,14 @@ class AttentionEngine(wiring.Component):
     narrow : bool
         The context requantised to ``act_bits`` (else ``residual_bits``).
     addr_bits : int
+    causal : bool
+        Query ``t`` attends to the ``base + t + 1`` first keys (else to ``n``).
 
     Members
     -------
     run : In(1); n : In(range(tokens + 1)); kv_ready : In(1)
+    base : In(range(tokens + 1))
+        Tokens in the macros before this run's (causal only).
     q_src : Out(row_read_signature(tokens, d, act_bits))
     k0, v0, k1, v1, ... : Out(stream.Signature(command_layout(dcim)))
     kr0, vr0, ... : In(stream.Signature(result_layout(dcim)))
@@ -59,15 +65,17 @@ class AttentionEngine(wiring.Component):
     """
 
     def __init__(self, tokens: int, d: int, heads: int, dcim: DcimSpec, sm: SoftmaxSpec,
-                 rq: RequantSpec, narrow: bool, addr_bits: int):
+                 rq: RequantSpec, narrow: bool, addr_bits: int, causal: bool = False):
         if sm.lanes != 1:
             raise ValueError(f"the accelerator's softmax takes one score per beat, not "
                              f"nonlinear.softmax_lanes = {sm.lanes}")
         self.tokens, self.d, self.heads, self.dh = tokens, d, heads, d // heads
         self.dcim, self.sm, self.rq, self.narrow = dcim, sm, rq, narrow
+        self.causal = causal
         members = {
             "run": In(1),
             "n": In(range(tokens + 1)),
+            "base": In(range(tokens + 1)),
             "kv_ready": In(1),
             "q_src": Out(row_read_signature(tokens, d, dcim.bits)),
             "o_stream": Out(stream.Signature(signed(rq.residual_bits))),
@@ -102,6 +110,8 @@ class AttentionEngine(wiring.Component):
         probs = [Signal(bits, name=f"prob{r}") for r in range(dc.rows)]
         ctx = Signal(dh * dc.acc_bits)
         n = self.n
+        keys = Signal(range(self.tokens + 1))  # the keys query t attends to
+        m.d.comb += keys.eq(self.base + t + 1 if self.causal else n)
 
         issued = Signal(range(dh + 1))  # context items into the requantiser
         cmd = Signal(command_layout(dc))
@@ -166,8 +176,9 @@ class AttentionEngine(wiring.Component):
         with m.Elif(state == code["SOFTMAX"]):
             # scores in, one per cycle; probabilities collected as they come out
             sent = Signal(range(dc.rows + 1))
-            m.d.comb += [si.valid.eq(sent < n), si.payload.scores[0].eq(scores[: dc.acc_bits]),
-                         si.payload.keep.eq(1), si.payload.last.eq(sent == n - 1),
+            m.d.comb += [si.valid.eq(sent < keys),
+                         si.payload.scores[0].eq(scores[: dc.acc_bits]),
+                         si.payload.keep.eq(1), si.payload.last.eq(sent == keys - 1),
                          so.ready.eq(1)]
             with m.If(si.valid & si.ready):
                 m.d.sync += [scores.eq(scores >> dc.acc_bits), sent.eq(sent + 1)]

@@ -265,9 +265,6 @@ ACCELERATOR_BLOCKS: dict[str, Block] = {
 def blocks_of(cfg: Config) -> dict[str, Block]:
     """The blocks ``cfg`` generates: every block, and the accelerator's when
     ``accelerator.rtl``."""
-    if cfg.accelerator.rtl and cfg.model.kind != "encoder":
-        raise ConfigError("accelerator.rtl", f"the accelerator's RTL runs encoders; "
-                          f"model.kind is {cfg.model.kind!r}: set rtl = false")
     return {**BLOCKS, **(ACCELERATOR_BLOCKS if cfg.accelerator.rtl else {})}
 
 

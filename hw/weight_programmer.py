@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from cimforge.golden.accel_program import ProgramFormat
 from cimforge.hw.accelerator import beat_layout
 from cimforge.hw.crossbar_shell import prog_signature
-from cimforge.hw.encoder_layer import unit_spec
+from cimforge.hw.transformer_layer import unit_spec
 
 __all__ = ["WeightProgrammer"]
 

@@ -1,7 +1,7 @@
-"""What a bench of the accelerator needs from golden for one sequence: the parameter and
-register writes (word address, value) that set it up, the input beats, every tile unit's read
-sequence (word-line drives to expect, analog values to load) and the expected output beats
-(:mod:`cimforge.golden.accelerator`)."""
+"""What a bench of the accelerator needs from golden for one run (an encoder's sequence, a
+decoder's prefill or decode step): the parameter and register writes (word address, value)
+that set it up, the input beats, every tile unit's read sequence (word-line drives to expect,
+analog values to load) and the expected output beats (:mod:`cimforge.golden.accelerator`)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from cimforge.golden.accel_regmap import (
     RegisterMap,
     bias_base,
 )
-from cimforge.golden.accelerator import AcceleratorModel, TileLinear
+from cimforge.golden.accelerator import AcceleratorDecoder, AcceleratorModel, TileLinear
+from cimforge.golden.int_decoder import IntKVCache
 from cimforge.golden.nonlinear import LayerNormParams, Multiplier
-from cimforge.hw.encoder_layer import unit_spec
+from cimforge.hw.transformer_layer import unit_spec
 from cimforge.verif.tile_case import TileCase
 
 __all__ = ["AccelCase", "accelerator_model", "pack_beats", "parameter_writes", "real_layers",
@@ -71,11 +72,15 @@ def _drainer_writes(region, linears: list[TileLinear], res: Multiplier | None
     return writes
 
 
-def parameter_writes(model: AcceleratorModel, regmap: RegisterMap) -> list[tuple[int, int]]:
-    """Every parameter write of ``model``: the embedding LayerNorm and, per layer, the
-    drainers' multipliers and biases, the attention multipliers, the LayerNorms and the GELU
-    table."""
-    writes = _layernorm_writes(regmap.region("ln0"), model.ln0)
+def parameter_writes(model: AcceleratorModel | AcceleratorDecoder, regmap: RegisterMap
+                     ) -> list[tuple[int, int]]:
+    """Every parameter write of ``model``: the embedding LayerNorm (an encoder's) or the final
+    LayerNorm (a decoder's) and, per layer, the drainers' multipliers and biases, the
+    attention multipliers, the LayerNorms and the GELU table."""
+    if isinstance(model, AcceleratorDecoder):
+        writes = _layernorm_writes(regmap.region("lnf"), model.lnf)
+    else:
+        writes = _layernorm_writes(regmap.region("ln0"), model.ln0)
     for i, b in enumerate(model.blocks):
         r = lambda name, i=i: regmap.region(f"l{i}.{name}")  # noqa: E731
         writes += _drainer_writes(r("qkv"), [b.q, b.k, b.v], None)
@@ -125,11 +130,13 @@ def unpack_beats(beats: list[int], d: int, bits: int, per_beat: int) -> np.ndarr
 
 @dataclass
 class AccelCase:
-    """Golden side of one sequence on the accelerator.
+    """Golden side of one run on the accelerator.
 
-    ``model`` is the golden accelerator; ``h`` the embedding codes (n, d) the host streams;
-    ``levels`` what the bench saw programmed into each unit's crossbars (the reads come from
-    crossbars holding these; the expected results from golden's own).
+    ``model`` is the golden accelerator (an encoder's or a decoder's); ``h`` the embedding
+    codes (n, d) the host streams; ``levels`` what the bench saw programmed into each unit's
+    crossbars (the reads come from crossbars holding these; the expected results from golden's
+    own). A decoder's run continues the sequence in ``cache`` (its tokens at positions
+    ``cache.length ..``; the case advances the cache).
 
     Attributes
     ----------
@@ -148,6 +155,7 @@ class AccelCase:
     h: np.ndarray
     per_beat: int
     levels: dict[int, np.ndarray] | None = None  # what each unit's crossbars were programmed to
+    cache: IntKVCache | None = None  # a decoder's K and V cache before the run
 
     def __post_init__(self):
         model, cfg = self.model, self.cfg
@@ -155,7 +163,14 @@ class AccelCase:
                 for name in ("q", "k", "v", "o", "ff1", "ff2")]
         for lin in lins:
             lin.inputs.clear()
-        self.expected = model.run(self.h)
+        if isinstance(model, AcceleratorDecoder):
+            if self.cache is None:
+                self.cache = model.new_cache()
+            self.base = self.cache.length
+            self.expected = model.forward_codes(self.h, self.cache)
+        else:
+            self.base = 0
+            self.expected = model.run(self.h)
         self.writes = parameter_writes(model, self.regmap)
         self.units: dict[int, TileCase] = {}
         for lin in lins:
@@ -164,7 +179,8 @@ class AccelCase:
                 tc = TileCase(cfg.with_sections(tile={"row_tiles": u.row_tiles,
                                                       "col_tiles": u.col_tiles}),
                               lin.w[:, u.first:u.first + u.channels], x, key=u.index,
-                              levels=None if self.levels is None else self.levels[u.index])
+                              levels=None if self.levels is None else self.levels[u.index],
+                              first=self.base)
                 assert tc.spec == unit_spec(cfg, u)
                 self.units[u.index] = tc
                 region = self.regmap.region(f"tile{u.index}")
@@ -180,17 +196,25 @@ def unit_level_maps(model: AcceleratorModel) -> dict[int, np.ndarray]:
             for u, m in zip(lin.units, lin.matrices, strict=True)}
 
 
-def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
+def accelerator_model(cfg: Config, effects: bool = False
+                      ) -> AcceleratorModel | AcceleratorDecoder:
     """The golden accelerator of ``cfg`` for the benches. ``minilm``: the real
     all-MiniLM-L6-v2, its first ``model.n_layers`` layers (its real weights), ranges
-    calibrated on the reference sentences; a model without a checkpoint gets seeded random
-    weights (:meth:`~cimforge.golden.float_model.EncoderWeights.random`, seed ``cfg.seed``)
-    and ranges calibrated on 8 seeded random sequences. ``effects`` switches every analog
-    effect of the tile benches on (the hardware is the same), with the approximate IR drop for
+    calibrated on the reference sentences; another encoder gets seeded random weights
+    (:meth:`~cimforge.golden.float_model.EncoderWeights.random`, seed ``cfg.seed``) and ranges
+    calibrated on 8 seeded random sequences; a decoder, the seeded decoder of
+    :func:`cimforge.golden.int_decoder.calibrated`. ``effects`` switches every analog effect
+    of the tile benches on (the hardware is the same), with the approximate IR drop for
     crossbars larger than 256 x 256."""
     from cimforge.golden.int_model import calibrate
     from cimforge.verif.tile_case import effects_for
 
+    noisy = cfg.with_sections(analog=effects_for(cfg)) if effects else cfg
+    if cfg.model.kind == "decoder":
+        from cimforge.golden.int_decoder import calibrated
+
+        decoder, ranges = calibrated(cfg)
+        return AcceleratorDecoder(decoder, noisy, ranges)
     if cfg.model.name == "minilm":
         from cimforge.data import reference_sentences
 
@@ -205,9 +229,7 @@ def accelerator_model(cfg: Config, effects: bool = False) -> AcceleratorModel:
                              size=int(rng.integers(2, cfg.model.seq_len + 1))).tolist()
                 for _ in range(8)]
         ranges = calibrate(enc, seqs)
-    if effects:
-        cfg = cfg.with_sections(analog=effects_for(cfg))
-    return AcceleratorModel(enc, cfg, ranges)
+    return AcceleratorModel(enc, noisy, ranges)
 
 
 def real_layers(cfg: Config):
@@ -246,7 +268,10 @@ def sentence_codes(model: AcceleratorModel, min_tokens: int) -> tuple[str, np.nd
     return text, model.embedding_codes(ids, np.ones_like(ids, dtype=bool))
 
 
-def random_tokens(model: AcceleratorModel, n: int, rng: np.random.Generator) -> np.ndarray:
-    """The embedding codes of ``n`` random tokens."""
+def random_tokens(model: AcceleratorModel | AcceleratorDecoder, n: int,
+                  rng: np.random.Generator, start: int = 0) -> np.ndarray:
+    """The embedding codes of ``n`` random tokens (a decoder's at positions ``start ..``)."""
     ids = rng.integers(0, model.model.vocab_size, size=(1, n))
+    if isinstance(model, AcceleratorDecoder):
+        return model.embedding_codes(ids[0], start)
     return model.embedding_codes(ids, np.ones_like(ids, dtype=bool))

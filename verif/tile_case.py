@@ -83,6 +83,7 @@ class TileCase:
     x: np.ndarray
     key: int = 0
     levels: np.ndarray | None = None  # the cells' programmed levels, if not w's mapping
+    first: int = 0  # the position of x's first vector in its sequence (its read noise)
 
     def __post_init__(self):
         spec = self.spec = AnalogTileSpec.from_config(self.cfg)
@@ -96,7 +97,7 @@ class TileCase:
         # the crossbar as programmed (its reads), golden's matrix (registers and results)
         reads_side = CimMatrix(self.w, self.cfg, key=self.key, levels=self.levels)
         results_side = CimMatrix(self.w, self.cfg, key=self.key)
-        self.expected = results_side.matmul(self.x, all_channels=True)
+        self.expected = results_side.matmul(self.x, first=self.first, all_channels=True)
         self.registers = self._registers(results_side)
         # what the ADC front ends must see: the gain trims, range exponents and offset trims
         # golden used (no offset trims for flash ADCs)
@@ -104,7 +105,7 @@ class TileCase:
         self.ranges = [int(e) for e in results_side.slice_exp]
         self.trims = ([int(t) for t in results_side.adc_trim_q] if spec.adc_kind == "sar"
                       else [])
-        conv = reads_side.convert(self.x)  # (n, row tile, group, digit, column)
+        conv = reads_side.convert(self.x, first=self.first)  # (n, row tile, group, digit, col)
         reads = conv.codes.shape[0] * spec.reads_per_vector
         if spec.adc_kind == "sar":
             self.values = conv.codes.reshape(reads, -1)

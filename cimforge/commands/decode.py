@@ -40,14 +40,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from cimforge.golden.accelerator import AcceleratorDecoder
-    from cimforge.golden.int_decoder import (
-        IntOnlyDecoder,
-        agreement,
-        calibrate_decoder,
-        calibration_prompts,
-        seeded_decoder,
-        vocab_head,
-    )
+    from cimforge.golden.int_decoder import IntOnlyDecoder, agreement, calibrated, vocab_head
     from cimforge.golden.mapping import MappingError
 
     cfg = load_config(args.config)
@@ -57,8 +50,7 @@ def run(args) -> int:
     for name in ("prompt", "sequences"):
         if getattr(args, name) < 1:
             raise CliError(f"--{name} must be at least 1, not {getattr(args, name)}")
-    decoder = seeded_decoder(cfg)
-    ranges = calibrate_decoder(decoder, calibration_prompts(decoder, 16, seed=cfg.seed))
+    decoder, ranges = calibrated(cfg)
     head = vocab_head(cfg)
     try:
         models = {m: (IntOnlyDecoder if m == "int" else AcceleratorDecoder)(decoder, cfg, ranges)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cimforge.cli import main
-from cimforge.config import ConfigError, load_config
+from cimforge.config import load_config
 from cimforge.golden.accelerator import AcceleratorDecoder
 from cimforge.golden.float_model import Decoder, DecoderWeights
 from cimforge.golden.int_decoder import (
@@ -17,7 +17,6 @@ from cimforge.golden.int_decoder import (
     calibrate_decoder,
     calibration_prompts,
 )
-from cimforge.hw.generate import blocks_of
 
 CFG = load_config("tiny-decoder")
 # every noisy effect, per-read noise included (the PCM model has none of its own)
@@ -120,8 +119,3 @@ def test_decode_command_refuses(capsys, argv, message):
     captured = capsys.readouterr()
     assert message in captured.err and not captured.out
 
-
-def test_accelerator_rtl_refuses_a_decoder():
-    with pytest.raises(ConfigError, match="the accelerator's RTL runs encoders; model.kind "
-                                          "is 'decoder'"):
-        blocks_of(CFG.with_sections(accelerator={"rtl": True}))

@@ -21,7 +21,7 @@ from cimforge.golden.accel_program import (
 )
 from cimforge.golden.mapping import map_model
 from cimforge.hw.crossbar_shell import CrossbarModel
-from cimforge.hw.encoder_layer import unit_spec
+from cimforge.hw.transformer_layer import unit_spec
 from cimforge.hw.weight_programmer import WeightProgrammer
 
 # tiny with 8-row crossbars: the whole image in a few thousand cycles

@@ -1,8 +1,9 @@
-"""One encoder layer of the accelerator: its tile units, digital-CIM macros, non-linear units,
-scratchpad buffers and engines (docs/hw-accelerator.md).
+"""One layer of the accelerator -- an encoder's (post-LN) or a decoder's (pre-LN, causal) --
+with its tile units, digital-CIM macros, non-linear units, scratchpad buffers and engines
+(docs/hw-accelerator.md).
 
 Engines, each taking tokens in order and coupled to the others only through the buffers'
-row counts:
+row counts. An encoder layer:
 
 * **QKV**: feeder (layer input ``x`` -> per-token scaling -> q, k, v units); drainer (q, k, v
   channels through one requantiser, narrow) -> q to the Q buffer, k and v by head into the
@@ -16,8 +17,14 @@ row counts:
 * **FFN2**: feeder (``a`` -> scaling -> ff2 unit); drainer (+ ``x1`` requantised by the second
   residual multiplier) -> LayerNorm 2 -> the layer output (the next layer's input buffer).
 
-The layer's input buffer and output buffer belong to the top (the input is the embedding
-LayerNorm's output or the previous layer's).
+A decoder layer moves the LayerNorms before the matrices that read them: **LN1** (``x`` ->
+LayerNorm 1 -> ``xn``, a row at a time) feeds QKV; the O drainer's sums (+ ``x``) are the
+``x1`` buffer itself; **LN2** (``x1`` -> LayerNorm 2 -> ``x1n``) feeds FFN1; the FFN2
+drainer's sums (+ ``x1``) are the layer output. K and V of run token ``t`` go to macro row
+``base + t`` (``base``: the tokens the cache held before this run), and query ``t`` attends
+to the first ``base + t + 1`` rows.
+
+The layer's input buffer and output buffer belong to the top.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ from cimforge.hw.scratchpad import TokenBuffer, row_read_signature
 from cimforge.hw.tile_drainer import TileDrainer, param_signature
 from cimforge.hw.tile_feeder import TileFeeder
 
-__all__ = ["EncoderLayer", "unit_spec", "LayerSpecs"]
+__all__ = ["TransformerLayer", "unit_spec", "LayerSpecs", "row_layernorm",
+           "connect_layernorm_params"]
 
 
 def unit_spec(cfg: Config, unit: TileUnit) -> AnalogTileSpec:
@@ -96,6 +104,26 @@ class LayerSpecs:
                    dcim=DcimSpec.from_config(cfg), x_bits=cfg.nonlinear.residual_bits)
 
 
+def row_layernorm(m: Module, name: str, ln: LayerNorm, src, avail, dst, run, tokens: int,
+                  width: int) -> None:
+    """A LayerNorm engine: row ``t`` of a buffer (``src``: its read port, the buffer's side)
+    through ``ln`` into the stream ``dst``, once ``avail > t`` and the previous row's last
+    output is out; idle and at token 0 while ``run`` is low."""
+    started = Signal(range(tokens + 1), name=f"{name}_started")
+    busy = Signal(name=f"{name}_busy")
+    go = run & (avail > started) & ~busy
+    m.d.comb += [src.start.eq(go), src.token.eq(started), src.first.eq(0), src.count.eq(width)]
+    wiring.connect(m, src.data, ln.i_stream)
+    m.d.comb += [dst.valid.eq(ln.o_stream.valid), dst.payload.eq(ln.o_stream.payload.y),
+                 ln.o_stream.ready.eq(1)]
+    with m.If(go):
+        m.d.sync += [started.eq(started + 1), busy.eq(1)]
+    with m.If(ln.o_stream.valid & ln.o_stream.payload.last):
+        m.d.sync += busy.eq(0)
+    with m.If(~run):
+        m.d.sync += [started.eq(0), busy.eq(0)]
+
+
 def _row_done(m: Module, done, name: str) -> Signal:
     """A pulse in the cycle after a buffer's row count moved."""
     last = Signal.like(done, name=f"{name}_last")
@@ -105,13 +133,15 @@ def _row_done(m: Module, done, name: str) -> Signal:
     return pulse
 
 
-class EncoderLayer(wiring.Component):
-    """Layer ``layer`` of ``mapping``'s model.
+class TransformerLayer(wiring.Component):
+    """Layer ``layer`` of ``mapping``'s model (an encoder's or a decoder's: ``model.kind``).
 
     Members
     -------
     run : In(1); n : In(range(tokens + 1)); n_final : In(1)
         The sequence: in progress, tokens received so far, all received.
+    base : In(range(tokens + 1))
+        Tokens in the K and V cache before this run's (decoder only).
     x_avail : In(range(tokens + 1))
         Rows of the layer input buffer.
     x_src0, x_src1 : Out(row_read_signature)
@@ -128,6 +158,7 @@ class EncoderLayer(wiring.Component):
 
     def __init__(self, cfg: Config, mapping: Mapping, layer: int, regmap: RegisterMap):
         self.cfg, self.mapping, self.layer, self.regmap = cfg, mapping, layer, regmap
+        self.decoder = cfg.model.kind == "decoder"
         self.specs = s = LayerSpecs.from_config(cfg)
         self.units = {name: mapping.units_of(layer, name)
                       for name in ("q", "k", "v", "o", "ff1", "ff2")}
@@ -141,6 +172,8 @@ class EncoderLayer(wiring.Component):
             "y_done": In(range(tokens + 1)),
             "param": In(param_signature(regmap.addr_bits)),
         }
+        if self.decoder:
+            members["base"] = In(range(tokens + 1))
         for us in self.units.values():
             for u in us:
                 members[f"xbar{u.index}"] = Out(shell_signature(unit_spec(cfg, u)))
@@ -204,9 +237,16 @@ class EncoderLayer(wiring.Component):
         bufs = {"q": TokenBuffer(tokens, d, a8), "ctx": TokenBuffer(tokens, d, s.x_bits),
                 "x1": TokenBuffer(tokens, d, s.x_bits, readers=2),
                 "a": TokenBuffer(tokens, f, s.x_bits)}
+        if self.decoder:  # the LayerNorms' outputs, before the matrices that read them
+            bufs.update(xn=TokenBuffer(tokens, d, s.x_bits), x1n=TokenBuffer(tokens, d, s.x_bits))
         for name, b in bufs.items():
             m.submodules[f"buf_{name}"] = b
             m.d.comb += b.clear.eq(~self.run)
+
+        def pre_layernorm(name, src, avail, buf):
+            """A decoder's LayerNorm engine: rows of ``src`` into ``buf``."""
+            row_layernorm(m, name, self._layernorm(m, name), src, avail, buf.w_stream,
+                          self.run, tokens, d)
 
         # -- macros: K and V of every head --------------------------------------------------------
         macros = {}
@@ -217,11 +257,17 @@ class EncoderLayer(wiring.Component):
 
         # -- QKV ----------------------------------------------------------------------------------
         fq = feeder("qkv", s.tq_d, ("q", "k", "v"))
-        m.d.comb += fq.avail.eq(self.x_avail)
-        wiring.connect(m, fq.src, wiring.flipped(self.x_src0))
+        if self.decoder:
+            pre_layernorm("ln1", wiring.flipped(self.x_src0), self.x_avail, bufs["xn"])
+            m.d.comb += fq.avail.eq(bufs["xn"].done)
+            wiring.connect(m, fq.src, bufs["xn"].r0)
+        else:
+            m.d.comb += fq.avail.eq(self.x_avail)
+            wiring.connect(m, fq.src, wiring.flipped(self.x_src0))
         dq = drainer("qkv", ("q", "k", "v"), True, None)
         m.d.comb += [fq.exp_token.eq(dq.token), dq.exp.eq(fq.exp)]
-        # route: q to its buffer, k and v by head into a collector, then WRITE at row t
+        # route: q to its buffer, k and v by head into a collector, then WRITE at the token's
+        # row (its position in the cache for a decoder)
         idx = Signal(range(3 * d))
         o = dq.o_stream
         part = Signal(range(3))
@@ -247,9 +293,10 @@ class EncoderLayer(wiring.Component):
         wrote = Signal()
         last_write = Signal()
         m.d.comb += last_write.eq(kv_is_v & (kv_head == heads - 1))
+        row = dq.token + self.base if self.decoder else dq.token
         eng = AttentionEngine(tokens, d, heads, s.dcim, s.sm, s.rq, s.x_bits == a8,
                               max(1, (self.regmap.region(f"l{self.layer}.attn").words - 1)
-                                  .bit_length()))
+                                  .bit_length()), causal=self.decoder)
         m.submodules.attention = eng
         for (op, h), mc in macros.items():
             cmd = mc.i_stream
@@ -257,7 +304,7 @@ class EncoderLayer(wiring.Component):
                 wiring.connect(m, getattr(eng, f"{op}{h}"), cmd)
             with m.Else():
                 m.d.comb += [cmd.valid.eq(kv_full & (kv_head == h) & (kv_is_v == (op == "v"))),
-                             cmd.payload.op.eq(WRITE), cmd.payload.addr.eq(dq.token),
+                             cmd.payload.op.eq(WRITE), cmd.payload.addr.eq(row),
                              cmd.payload.data.as_value().eq(kv_vec)]
                 with m.If(cmd.valid & cmd.ready):
                     m.d.sync += [kv_full.eq(0), kv_count.eq(0)]
@@ -267,28 +314,38 @@ class EncoderLayer(wiring.Component):
 
         # -- attention ----------------------------------------------------------------------------
         m.d.comb += [eng.run.eq(self.run), eng.n.eq(self.n), eng.kv_ready.eq(kv_ready)]
+        if self.decoder:
+            m.d.comb += eng.base.eq(self.base)
         wiring.connect(m, eng.q_src, bufs["q"].r0)
         wiring.connect(m, eng.o_stream, bufs["ctx"].w_stream)
         wiring.connect(m, self._region_port(m, "attn"), eng.param)
 
-        # -- O: context -> o unit -> + x -> LayerNorm 1 -> x1 ------------------------------------
+        # -- O: context -> o unit -> + x -> x1 (encoder: through LayerNorm 1) ---------------------
         fo = feeder("o", s.tq_d, ("o",))
         m.d.comb += fo.avail.eq(bufs["ctx"].done)
         wiring.connect(m, fo.src, bufs["ctx"].r0)
         do = drainer("o", ("o",), False, d)
         m.d.comb += [fo.exp_token.eq(do.token), do.exp.eq(fo.exp)]
         wiring.connect(m, do.res_src, wiring.flipped(self.x_src1))
-        ln1 = self._layernorm(m, "ln1")
-        wiring.connect(m, do.o_stream, ln1.i_stream)
-        m.d.comb += [bufs["x1"].w_stream.valid.eq(ln1.o_stream.valid),
-                     bufs["x1"].w_stream.payload.eq(ln1.o_stream.payload.y),
-                     ln1.o_stream.ready.eq(1),
-                     do.row_done.eq(_row_done(m, bufs["x1"].done, "x1"))]
+        if self.decoder:
+            wiring.connect(m, do.o_stream, bufs["x1"].w_stream)
+        else:
+            ln1 = self._layernorm(m, "ln1")
+            wiring.connect(m, do.o_stream, ln1.i_stream)
+            m.d.comb += [bufs["x1"].w_stream.valid.eq(ln1.o_stream.valid),
+                         bufs["x1"].w_stream.payload.eq(ln1.o_stream.payload.y),
+                         ln1.o_stream.ready.eq(1)]
+        m.d.comb += do.row_done.eq(_row_done(m, bufs["x1"].done, "x1"))
 
-        # -- FFN1: x1 -> ff1 units -> GELU -> a ----------------------------------------------------
+        # -- FFN1: x1 (decoder: through LayerNorm 2) -> ff1 units -> GELU -> a --------------------
         ff = feeder("ff1", s.tq_d, ("ff1",))
-        m.d.comb += ff.avail.eq(bufs["x1"].done)
-        wiring.connect(m, ff.src, bufs["x1"].r0)
+        if self.decoder:
+            pre_layernorm("ln2", bufs["x1"].r0, bufs["x1"].done, bufs["x1n"])
+            m.d.comb += ff.avail.eq(bufs["x1n"].done)
+            wiring.connect(m, ff.src, bufs["x1n"].r0)
+        else:
+            m.d.comb += ff.avail.eq(bufs["x1"].done)
+            wiring.connect(m, ff.src, bufs["x1"].r0)
         df = drainer("ff1", ("ff1",), True, None)
         m.d.comb += [ff.exp_token.eq(df.token), df.exp.eq(ff.exp)]
         m.submodules.act = act = Activation(s.act)
@@ -300,19 +357,22 @@ class EncoderLayer(wiring.Component):
         self._activation_params(m, act)
         m.d.comb += df.row_done.eq(_row_done(m, bufs["a"].done, "a"))
 
-        # -- FFN2: a -> ff2 unit -> + x1 -> LayerNorm 2 -> y --------------------------------------
+        # -- FFN2: a -> ff2 unit -> + x1 -> y (encoder: through LayerNorm 2) ----------------------
         f2 = feeder("ff2", s.tq_ff, ("ff2",))
         m.d.comb += f2.avail.eq(bufs["a"].done)
         wiring.connect(m, f2.src, bufs["a"].r0)
         d2 = drainer("ff2", ("ff2",), False, d)
         m.d.comb += [f2.exp_token.eq(d2.token), d2.exp.eq(f2.exp)]
         wiring.connect(m, d2.res_src, bufs["x1"].r1)
-        ln2 = self._layernorm(m, "ln2")
-        wiring.connect(m, d2.o_stream, ln2.i_stream)
-        m.d.comb += [self.y_stream.valid.eq(ln2.o_stream.valid),
-                     self.y_stream.payload.eq(ln2.o_stream.payload.y),
-                     ln2.o_stream.ready.eq(self.y_stream.ready),
-                     d2.row_done.eq(_row_done(m, self.y_done, "y"))]
+        if self.decoder:
+            wiring.connect(m, d2.o_stream, wiring.flipped(self.y_stream))
+        else:
+            ln2 = self._layernorm(m, "ln2")
+            wiring.connect(m, d2.o_stream, ln2.i_stream)
+            m.d.comb += [self.y_stream.valid.eq(ln2.o_stream.valid),
+                         self.y_stream.payload.eq(ln2.o_stream.payload.y),
+                         ln2.o_stream.ready.eq(self.y_stream.ready)]
+        m.d.comb += d2.row_done.eq(_row_done(m, self.y_done, "y"))
         return m
 
     def _layernorm(self, m: Module, name: str) -> LayerNorm:
