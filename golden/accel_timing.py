@@ -1,6 +1,7 @@
 """Cycle model of the accelerator core (``hw/accelerator.py``): the cycle of every input beat's
-acceptance and every output beat, from the config, the sequence length and the host's stream
-behaviour; and the lower bounds on a sequence's latency (docs/hw-accelerator.md, "Timing").
+acceptance and every output beat, from the config, the run's length (and a decoder's cache
+length) and the host's stream behaviour; and the lower bounds on a run's latency
+(docs/hw-accelerator.md, "Timing").
 
 The core's engines take tokens in order and meet only at the scratchpad buffers, whose row
 counts say when a token's row is there; no buffer ever fills (each holds a whole sequence), so
@@ -66,6 +67,7 @@ class AcceleratorTiming:
         from cimforge.hw.transformer_layer import LayerSpecs, unit_spec
 
         self.cfg = cfg
+        self.decoder = cfg.model.kind == "decoder"
         self.mapping = mapping or map_model(cfg)
         self.specs = s = LayerSpecs.from_config(cfg)
         self.d, self.f = cfg.model.d_model, cfg.model.d_ff
@@ -90,8 +92,9 @@ class AcceleratorTiming:
     def _tile_key(spec: AnalogTileSpec) -> tuple:
         return (spec.reads_per_vector, spec.read_cycles)
 
-    def bounds(self, n: int) -> Bounds:
-        """Lower bounds on the latency of an ``n``-token sequence at full rate.
+    def bounds(self, n: int, base: int = 0) -> Bounds:
+        """Lower bounds on the latency of an ``n``-token run at full rate (a decoder's after
+        ``base`` cached tokens).
 
         ``bound`` is the larger of the busiest resource's work (a matrix's tile units do
         ``n`` vectors) and the critical path of the data dependencies (the last token in, its
@@ -100,17 +103,43 @@ class AcceleratorTiming:
         units cannot start before the first token's context exists, which needs every
         token's K and V (no sooner than the k units' ``n`` vectors), then do their ``n``
         vectors, and the last one still has the rest of its chain after it. Any schedule of
-        this hardware takes at least ``tight`` cycles."""
+        this hardware takes at least ``tight`` cycles. A decoder has no such barrier (query
+        ``t`` needs the K and V of tokens up to ``t`` only): its ``tight`` is ``bound``."""
+        if self.decoder:
+            return _decoder_bounds(self, n, base)
         return _bounds(self, n)
+
+    def step_split(self, base: int) -> dict[str, int]:
+        """Where the cycles of a decoder's decode step go (one token after ``base`` cached,
+        at full rate, nothing overlapping): the tile units' reads of the vectors on the
+        token's chain (k, o, ff1, ff2 of every layer), the digital-CIM macros' SCORES and
+        WEIGHTED of every head, the softmax rows, the LayerNorm rows (two a layer and the
+        final one), and the rest (the streams, the feeders' scaling, the drainers'
+        requantisers, the query and context moves, the units' pipelines); the parts sum to
+        the step's latency."""
+        if not self.decoder:
+            raise ValueError("a decode step is a decoder's: model.kind must be 'decoder'")
+        layers, heads, keys = self.cfg.model.n_layers, self.heads, base + 1
+        vec = {name: t.spec.reads_per_vector * t.spec.read_cycles
+               for name, t in self.tiles.items()}
+        softmax = self.specs.sm.timing.schedule([False] * (keys - 1) + [True],
+                                                [0] + [None] * (keys - 1)).taken[-1] + 1
+        parts = {"tile reads": layers * (vec["k"] + vec["o"] + vec["ff1"] + vec["ff2"]),
+                 "digital-CIM": layers * heads * 2 * self.dcim.latency,
+                 "softmax": layers * heads * softmax,
+                 "LayerNorm": (2 * layers + 1) * (self._ln[-1] + 1)}
+        parts["the rest"] = self.schedule(1, base=base).latency - sum(parts.values())
+        return parts
 
     # -- the run -------------------------------------------------------------------------------
 
     def schedule(self, n: int, offered: Sequence[int | None] | None = None,
-                 sink_ready: Callable[[int], bool] | None = None) -> AccelSchedule:
-        """Predict one sequence of ``n`` tokens: input beat ``i`` offered from cycle
-        ``offered[i]`` (``None``: the cycle after beat ``i - 1`` was accepted; default: every
-        beat so) and held until taken; the host ready for output beats in cycle ``c`` when
-        ``sink_ready(c)`` (always by default)."""
+                 sink_ready: Callable[[int], bool] | None = None, base: int = 0
+                 ) -> AccelSchedule:
+        """Predict one run of ``n`` tokens (a decoder's after ``base`` cached tokens): input
+        beat ``i`` offered from cycle ``offered[i]`` (``None``: the cycle after beat ``i - 1``
+        was accepted; default: every beat so) and held until taken; the host ready for output
+        beats in cycle ``c`` when ``sink_ready(c)`` (always by default)."""
         d, epb = self.d, self.per_beat
         beats_per_token = -(-d // epb)
         beats = n * beats_per_token
@@ -132,14 +161,19 @@ class AcceleratorTiming:
             if col == 0:
                 rows_h0.append(last + 1)
         out.accepted = acc
-        out.rows["h0"] = rows_h0
-
-        # the embedding LayerNorm, a row at a time
-        rows_x = self._passes(rows_h0, lambda g: g + self._ln[-1] + 1)
+        ln_pass = lambda g: g + self._ln[-1] + 1  # noqa: E731 (a LayerNorm engine's row)
+        if self.decoder:  # the input buffer is x0; the final LayerNorm before the output
+            rows_x = rows_h0
+        else:  # the embedding LayerNorm, a row at a time
+            out.rows["h0"] = rows_h0
+            rows_x = self._passes(rows_h0, ln_pass)
         out.rows["x0"] = rows_x
         for layer in range(self.cfg.model.n_layers):
-            rows_x = self._layer(layer, n, rows_x, out)
+            rows_x = self._layer(layer, n, base, rows_x, out)
             out.rows[f"x{layer + 1}"] = rows_x
+        if self.decoder:
+            rows_x = self._passes(rows_x, ln_pass)
+            out.rows["xo"] = rows_x
         self._output(rows_x, n, ready, out)
         return out
 
@@ -183,22 +217,31 @@ class AcceleratorTiming:
             free_feeder = sched.accepted[t] + 1
         return done
 
-    def _attention_pass(self, n: int) -> tuple[int, int]:
-        """One (token, head) pass from its first cycle: (cycles to its last context value
-        written, cycles until the engine may start the next pass)."""
+    def _attention_pass(self, keys: int) -> tuple[int, int]:
+        """One (token, head) pass over ``keys`` keys from its first cycle: (cycles to its last
+        context value written, cycles until the engine may start the next pass)."""
         dh = self.dh
         scores = dh + 2  # q read (first value at +2), SCORES from the cycle after the last
         result = scores + self.dcim.latency  # the scores are taken
-        lasts = [False] * (n - 1) + [True]
-        sm = self.specs.sm.timing.schedule(lasts, [0] + [None] * (n - 1))
+        lasts = [False] * (keys - 1) + [True]
+        sm = self.specs.sm.timing.schedule(lasts, [0] + [None] * (keys - 1))
         probs = result + 1 + sm.taken[-1]  # the last probability
         context = probs + 1 + self.dcim.latency + 1  # WEIGHTED, its result, then CONTEXT
         last = context + dh + 2  # the last context value out of the requantiser
         return last, last + 1
 
-    def _layer(self, layer: int, n: int, rows_x: list[int], out: AccelSchedule) -> list[int]:
+    def _keys(self, n: int, base: int, t: int) -> int:
+        """The keys query ``t`` of a run attends to: all ``n`` (an encoder's), or the cache's
+        ``base`` and this run's up to ``t`` (a decoder's)."""
+        return base + t + 1 if self.decoder else n
+
+    def _layer(self, layer: int, n: int, base: int, rows_x: list[int], out: AccelSchedule
+               ) -> list[int]:
         d, f, heads = self.d, self.f, self.heads
         ln_last = self._ln[-1]  # a LayerNorm row's last output, relative to a read's start
+        if self.decoder:  # LayerNorm 1 before the projections
+            rows_x = self._passes(rows_x, lambda g: g + ln_last + 1)
+            out.rows[f"l{layer}.xn"] = rows_x
 
         # QKV: q, k and v channels through one requantiser (outputs from take + 5, one a
         # cycle); each full k or v head is written to its macro the cycle after, stalling the
@@ -215,18 +258,24 @@ class AcceleratorTiming:
         out.rows[f"l{layer}.q"] = q_rows
         out.rows[f"l{layer}.kv"] = kv
         # attention: from the cycle every K and V is written, (token, head) passes back to back
-        last, step = self._attention_pass(n)
-        first = kv[-1]
-        ctx = [first + (t * heads + heads - 1) * step + last + 1 for t in range(n)]
+        ctx, start = [], kv[-1]
+        for t in range(n):
+            last, step = self._attention_pass(self._keys(n, base, t))
+            ctx.append(start + (heads - 1) * step + last + 1)
+            start += heads * step
         out.rows[f"l{layer}.ctx"] = ctx
 
-        # a drainer whose requantiser adds a residual: outputs from take + 8; a LayerNorm after
-        def drain_ln(t: int, take: int) -> tuple[int, int]:
-            w = take + 6 + ln_last  # the LayerNorm's last output, written
+        # a drainer whose requantiser adds a residual: outputs from take + 8, one a cycle; an
+        # encoder's LayerNorm after
+        def drain_res(t: int, take: int) -> tuple[int, int]:
+            w = take + 8 + d - 1 if self.decoder else take + 6 + ln_last  # the last, written
             return w + 1, w + 2
 
-        x1 = self._feed_and_drain("o", ctx, self._tq_d, drain_ln)
+        x1 = self._feed_and_drain("o", ctx, self._tq_d, drain_res)
         out.rows[f"l{layer}.x1"] = x1
+        if self.decoder:  # LayerNorm 2 before the FFN
+            x1 = self._passes(x1, lambda g: g + ln_last + 1)
+            out.rows[f"l{layer}.x1n"] = x1
 
         # FFN1: outputs from take + 5, GELU (a stall pipeline) after
         act_depth = self.act.depth
@@ -237,7 +286,7 @@ class AcceleratorTiming:
 
         a = self._feed_and_drain("ff1", x1, self._tq_d, drain_act)
         out.rows[f"l{layer}.a"] = a
-        return self._feed_and_drain("ff2", a, self._tq_ff, drain_ln)
+        return self._feed_and_drain("ff2", a, self._tq_ff, drain_res)
 
     def _output(self, rows: list[int], n: int, ready, out: AccelSchedule) -> None:
         """Token rows of the last buffer into beats: a row read from the cycle it is there
@@ -337,3 +386,32 @@ def _bounds(tm: AcceleratorTiming, n: int) -> Bounds:
     busiest = max(work.values())
     return Bounds(work, critical, max(busiest, critical), max(tight, busiest, critical),
                   tight_at)
+
+
+def _decoder_bounds(tm: AcceleratorTiming, n: int, base: int) -> Bounds:
+    """See :meth:`AcceleratorTiming.bounds`: a decoder's run of ``n`` tokens after ``base``."""
+    d, f, epb = tm.d, tm.f, tm.per_beat
+    beats = n * -(-d // epb)
+    vec = {name: t.spec.reads_per_vector * t.spec.read_cycles for name, t in tm.tiles.items()}
+    keys = [base + t + 1 for t in range(n)]
+    work = {"input stream": beats * (epb + 1) - 1, "output stream": beats}
+    for name, v in vec.items():
+        work[f"{name} units (each layer)"] = n * v
+    work["digital-CIM macros (each)"] = n * tm.dcim.latency
+    work["softmax (each layer)"] = sum(keys)
+    work["LayerNorm (each)"] = n * d
+    feed_d, feed_ff = tm._tq_d[-1] + 1, tm._tq_ff[-1] + 1
+    ln = tm._ln[-1] + 1  # a LayerNorm engine's row
+    drain_qkv = 5 + 3 * d + 2 * tm.heads
+    drain_res = 8 + d
+    drain_act = 5 + tm.act.depth + f
+    # the last token: its beats, then through every layer -- LayerNorm 1, its k vector, one
+    # attention pass over every key, o, LayerNorm 2, the FFN -- the final LayerNorm, its beats
+    layer = (ln + feed_d + vec["k"] + drain_qkv + tm._attention_pass(keys[-1])[0]
+             + feed_d + vec["o"] + drain_res + ln + feed_d + vec["ff1"] + drain_act
+             + feed_ff + vec["ff2"] + drain_res)
+    row_in = -(-d // epb) * (epb + 1)
+    out_token = READ_LATENCY + -(-d // epb) * 2
+    critical = row_in * n + tm.cfg.model.n_layers * layer + ln + out_token
+    bound = max(max(work.values()), critical)
+    return Bounds(work, critical, bound, bound, "")

@@ -71,14 +71,15 @@ def _accelerator_section(rows: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return []
     lines = ["## Accelerator", "",
-             "| simulator | tokens | cycles (measured / predicted) | cycles per token | "
+             "| simulator | tokens | cached | cycles (measured / predicted) | cycles per token | "
              "bound (busiest, critical path) | latency / bound | tight bound | latency / tight |"
              " programming the weights (cycles) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for sim, r in runs:
         prog = r.get("prog_cycles")
         lines.append(
-            f"| {sim} | {r['tokens']} | {r['cycles']:,} / {r['predicted_cycles']:,} | "
+            f"| {sim} | {r['tokens']} | {r.get('base', 0)} | "
+            f"{r['cycles']:,} / {r['predicted_cycles']:,} | "
             f"{r['cycles_per_token']:.0f} | {r['bound']:,} ({r['busiest']}, "
             f"{r['critical_path']:,}) | {r['cycles'] / r['bound']:.2f} | "
             f"{r['tight_bound']:,} | {r['cycles'] / r['tight_bound']:.3f} | "
@@ -86,10 +87,12 @@ def _accelerator_section(rows: list[dict[str, Any]]) -> list[str]:
     use = runs[0][1]["busy_share"]
     lines += ["", "Busy share of the sequence's cycles, by resource: "
               + ", ".join(f"{k} {v:.0%}" for k, v in use.items()) + ".", "",
-              "*bound*: the larger of the busiest resource's work and the data dependencies' "
-              "critical path; *tight bound*: no matrix's units can start before every token's "
-              "K and V exist, then do every token's vector, and the last one still has the rest "
-              "of its layer after it (docs/hw-accelerator.md).", ""]
+              "*cached*: tokens in a decoder's K and V cache before the run (a prefill has 0, "
+              "a decode step runs 1 token after them); *bound*: the larger of the busiest "
+              "resource's work and the data dependencies' critical path; *tight bound*: an "
+              "encoder's matrices cannot start before every token's K and V exist, then do "
+              "every token's vector, and the last one still has the rest of its layer after it "
+              "(a decoder's is the bound) (docs/hw-accelerator.md).", ""]
     return lines
 
 

@@ -1,5 +1,5 @@
 """The whole accelerator: the cocotb bench on the generated Verilog, driven through its AXI
-ports (``tiny``: every layer of its encoder).
+ports (``tiny``: every layer of its encoder; ``tiny-decoder``: a prefill and decode steps).
 
 Verilator runs every test by default; Icarus runs the ideal test by default (weights
 programmed, one 8-token sequence: about 2.5 minutes) and every test under ``-m full``
@@ -15,7 +15,12 @@ CASES = [
     pytest.param("tiny", "verilator", ALL, id="tiny-verilator"),
     pytest.param("tiny", "icarus", IDEAL, id="tiny-icarus-ideal"),
     pytest.param("tiny", "icarus", ALL, id="tiny-icarus", marks=pytest.mark.full),
-    # two layers chaining (a 10 MB design: 8 minutes to build)
+    # generation: a prompt, then token by token on the K and V cache
+    pytest.param("tiny-decoder", "verilator", ALL, id="tiny-decoder-verilator"),
+    pytest.param("tiny-decoder", "icarus", IDEAL, id="tiny-decoder-icarus-ideal"),
+    pytest.param("tiny-decoder", "icarus", ALL, id="tiny-decoder-icarus",
+                 marks=pytest.mark.full),
+    # two layers chaining (a 4.7 MB design)
     pytest.param("tiny-2layer", "verilator", ALL, id="tiny-2layer-verilator",
                  marks=pytest.mark.full),
     pytest.param("tiny-2layer", "icarus", IDEAL, id="tiny-2layer-icarus-ideal",

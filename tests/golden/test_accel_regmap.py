@@ -74,3 +74,36 @@ def test_latency_is_never_below_its_bounds(n):
     b = tm.bounds(n)
     assert max(b.work.values()) <= b.bound <= b.tight <= latency
     assert b.critical_path <= b.bound
+
+
+DECODER = load_config("tiny-decoder")
+
+
+@pytest.mark.parametrize("n, base", [(1, 0), (1, 7), (1, 15), (4, 0), (3, 9), (16, 0)])
+def test_decoder_latency_is_never_below_its_bound(n, base):
+    tm = AcceleratorTiming(DECODER)
+    latency = tm.schedule(n, base=base).latency
+    b = tm.bounds(n, base)
+    assert max(b.work.values()) <= b.bound == b.tight <= latency
+    assert b.critical_path <= b.bound
+
+
+def test_a_decode_step_grows_with_the_cache_and_splits_into_its_parts():
+    tm = AcceleratorTiming(DECODER)
+    steps = [tm.schedule(1, base=c).latency for c in range(DECODER.dcim.rows)]
+    assert all(a < b for a, b in zip(steps, steps[1:]))  # each cached key: more softmax
+    for c in (0, 9):
+        split = tm.step_split(c)
+        assert sum(split.values()) == steps[c] and min(split.values()) > 0, split
+    # what grows is the softmax rows: one more key in every head's row
+    grow = {k: tm.step_split(9)[k] - tm.step_split(0)[k] for k in tm.step_split(0)}
+    assert grow["softmax"] == steps[9] - steps[0] and grow["tile reads"] == 0
+    with pytest.raises(ValueError, match="a decode step is a decoder's"):
+        AcceleratorTiming(TINY).step_split(0)
+
+
+def test_the_decoder_map_has_the_final_layernorm():
+    rm = register_map(DECODER, map_model(DECODER))
+    names = {r.name for r in rm.regions}
+    assert "lnf" in names and "ln0" not in names
+    assert {"ln0"} <= {r.name for r in register_map(TINY, map_model(TINY)).regions}

@@ -20,10 +20,15 @@ adapters read those crossbars (:class:`cimforge.golden.cim.CimMatrix` built from
 levels, with golden's programming effects), so a weight never programmed or programmed wrong
 changes the reads.
 
-A sequence's test writes everything over AXI4-Lite, streams the tokens in, takes the hidden
+A run's test writes everything over AXI4-Lite, streams the tokens in, takes the hidden
 states out under a flow pattern, and checks every output beat bit-exact and every input and
-output beat at the predicted cycle, the CYCLES and TOKENS registers, and that nothing is
-left over.
+output beat at the predicted cycle, the CYCLES, TOKENS and KV_TOKENS registers, and that
+nothing is left over.
+
+A decoder config's tests generate: a prefill of a random prompt, then decode steps of one
+token each, the next token chosen as a host would -- the arg-max of the seeded vocabulary head
+(:func:`cimforge.golden.int_decoder.vocab_head`) over the hidden state the accelerator just
+returned -- each step checked as a run on golden's cache; and the cache at its capacity.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from cimforge.golden.accel_program import (
 from cimforge.golden.accel_regmap import CONTROL, ERROR_BITS, ID, Region, RegisterMap
 from cimforge.golden.accel_timing import AcceleratorTiming
 from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.golden.int_decoder import IntOnlyDecoder, vocab_head
 from cimforge.golden.mapping import map_model
 from cimforge.verif.accel_case import (
     AccelCase,
@@ -58,6 +64,7 @@ from cimforge.verif.accel_case import (
     random_tokens,
     sentence_codes,
     unit_level_maps,
+    unpack_beats,
 )
 from cimforge.verif.axi import OKAY, SLVERR, AxiLiteMaster, AxisSink, AxisSource
 from cimforge.verif.benches.analog_tile import AnalogAdapter
@@ -66,7 +73,9 @@ from cimforge.verif.scoreboard import Scoreboard
 from cimforge.verif.streams import FLOW_PATTERNS, PERIOD_PS, CycleClock
 
 ACCEL_PATTERNS = ("full_rate", "idle_backpressure")
-PROGRAMMING = 1 << 2  # STATUS bit
+PROGRAMMING = 1 << 2  # STATUS bits
+KV_FULL = 1 << 3
+DECODE_STEPS = 8  # a decoder test's steps after the prefill
 # What the crossbars hold: non-volatile, it outlives a reset and so the test that wrote it
 # (the later tests of a simulation run on the weights an earlier one programmed)
 _CROSSBARS: dict = {}
@@ -134,6 +143,8 @@ class AccelTB:
         self.programmed: dict[int, np.ndarray] | None = None
         self.prog_cycles: int | None = None
         self._models: dict[bool, object] = {}
+        self.decoder = self.cfg.model.kind == "decoder"
+        self._caches: dict[bool, object] = {}  # a decoder's golden K and V caches
 
     def control(self, name: str) -> int:
         """Byte address of control register ``name``."""
@@ -167,10 +178,16 @@ class AccelTB:
         return self._models[effects]
 
     def case(self, n: int, effects: bool = False, h: np.ndarray | None = None) -> AccelCase:
-        """A sequence on the crossbars as programmed: the embedding codes ``h``, or for the
+        """A run on the crossbars as programmed: the embedding codes ``h``, or for the
         real MiniLM the shortest reference sentence of at least ``n`` tokens, else ``n``
-        random tokens."""
+        random tokens. A decoder's run continues golden's cache (:meth:`new_sequence`)."""
         model = self.model(effects)
+        if self.decoder:
+            cache = self._caches.setdefault(effects, model.new_cache())
+            if h is None:
+                h = random_tokens(model, n, self.rng, cache.length)
+            return AccelCase(model.cfg, model, self.regmap, h, self.per_beat, self.programmed,
+                             cache=cache)
         if h is None and self.cfg.model.name == "minilm":
             text, h = sentence_codes(model, n)
             self.dut._log.info(f"sentence ({len(h)} tokens): {text!r}")
@@ -224,22 +241,47 @@ class AccelTB:
                      timed_cycles=int(get_sim_time(unit="ps") - start_ps) // PERIOD_PS,
                      wall_seconds=time.perf_counter() - start, errors=len(b.errors))
 
+    async def new_sequence(self) -> None:
+        """A decoder's next run starts a new sequence: KV_CLEAR, and golden's caches
+        emptied."""
+        self.board.compare("KV_CLEAR", OKAY, await self.axil.write(self.control("kv_clear"), 1))
+        self._caches.clear()
+
+    async def generate(self, prompt: int, steps: int, effects: bool = False) -> list[int]:
+        """A decoder's generation from a new sequence: a prefill of ``prompt`` random tokens,
+        then ``steps`` decode steps, each token the arg-max of the vocabulary head over the
+        hidden state the accelerator returned last; every run checked. The tokens fed."""
+        model = self.model(effects)
+        head = vocab_head(self.cfg)
+        await self.new_sequence()
+        ids = self.rng.integers(0, self.cfg.model.vocab_size, prompt).tolist()
+        case = self.case(prompt, effects, model.embedding_codes(ids))
+        for step in range(steps + 1):
+            if step:
+                case = self.case(1, effects, model.embedding_codes(ids[-1:], len(ids) - 1))
+            received = await self.run(case)
+            hidden = unpack_beats(received, self.cfg.model.d_model,
+                                  model.spec.residual_bits, self.per_beat)
+            ids.append(int(np.argmax(model.hidden(hidden[-1]) @ head)))
+        return ids[:-1]
+
     async def write_all(self, case: AccelCase) -> None:
         for word, value in case.writes:
             resp = await self.axil.write(4 * word, value)
             if resp != OKAY:
                 self.board.error(f"write of word {word:#x}: response {resp}, expected OKAY")
 
-    async def run(self, case: AccelCase, board: Scoreboard | None = None) -> None:
-        """Write everything, stream the sequence, take the output; check (on ``board``,
-        default the test's)."""
+    async def run(self, case: AccelCase, board: Scoreboard | None = None) -> list[int]:
+        """Write everything (a decoder's parameters once a sequence), stream the run, take
+        the output; check (on ``board``, default the test's). The output beats' data."""
         b = board or self.board
         for adapter in self.adapters.values():
             adapter.board = b
         start, start_ps = time.perf_counter(), get_sim_time(unit="ps")
-        await self.write_all(case)
-        self.dut._log.info("%d register writes in %.1f s", len(case.writes),
-                           time.perf_counter() - start)
+        if case.base == 0:
+            await self.write_all(case)
+            self.dut._log.info("%d register writes in %.1f s", len(case.writes),
+                               time.perf_counter() - start)
         for u, adapter in self.adapters.items():
             adapter.serve(case.units[u])
         first_samples = {u: len(a.samples) for u, a in self.adapters.items()}
@@ -247,9 +289,9 @@ class AccelTB:
         sent_before, received_before = len(self.source.sent), len(self.sink.received)
         self.source.send(data | last << self.cfg.accelerator.stream_bits
                          for data, last in case.beats)
-        n = len(case.h)
+        n, base = len(case.h), case.base
         out_beats = len(case.beats)
-        budget = self.timing.schedule(n).taken[-1] * 4 + 2000
+        budget = self.timing.schedule(n, base=base).taken[-1] * 4 + 2000
         budget = int(budget / (1 - self.idle) / (1 - self.stall))
         await self.sink.wait_for(received_before + out_beats, budget)
         await ClockCycles(self.dut.clk, 50)  # anything extra shows now
@@ -269,7 +311,7 @@ class AccelTB:
         for u, adapter in self.adapters.items():
             b.compare(f"unit {u} reads", len(case.units[u].drives),
                       len(adapter.samples) - first_samples[u])
-        model = self.timing.schedule(n, [t.offered for t in sent], self.sink.ready_in)
+        model = self.timing.schedule(n, [t.offered for t in sent], self.sink.ready_in, base)
         for name, got in (("input accepted", [t.taken for t in sent]),
                           ("output offered", [t.offered for t in received]),
                           ("output taken", [t.taken for t in received])):
@@ -279,33 +321,56 @@ class AccelTB:
         cycles, _ = await self.axil.read(self.control("cycles"))
         if sent and received:
             b.compare("CYCLES register", received[-1].taken - sent[0].taken + 1, cycles)
-        b.compare("TOKENS after the sequence (cleared)", (0, OKAY),
+        b.compare("TOKENS after the run (cleared)", (0, OKAY),
                   await self.axil.read(self.control("tokens")))
+        b.compare("KV_TOKENS after the run", (base + n if self.decoder else 0, OKAY),
+                  await self.axil.read(self.control("kv_tokens")))
         for adapter in self.adapters.values():
             adapter.board = self.board
+        data = [t.payload & ((1 << width) - 1) for t in received if t.payload is not None]
         if b is not self.board:
-            return
-        bounds = self.timing.bounds(n)
+            return data
+        bounds = self.timing.bounds(n, base)
         latency = model.latency
-        write_record(test=b.name, pattern=self.pattern, seed=self.seed, tokens=n,
+        write_record(test=b.name, pattern=self.pattern, seed=self.seed, tokens=n, base=base,
                      cycles=cycles, predicted_cycles=latency,
                      cycles_per_token=cycles / n, bound=bounds.bound, tight_bound=bounds.tight,
                      busiest=bounds.busiest, critical_path=bounds.critical_path,
                      busy_share={k: round(w / latency, 4) for k, w in bounds.work.items()},
                      prog_cycles=self.prog_cycles, wall_seconds=self.wall_seconds,
-                     timed_cycles=self.timed_cycles, register_writes=len(case.writes),
+                     timed_cycles=self.timed_cycles,
+                     register_writes=len(case.writes) if base == 0 else 0,
                      errors=len(b.errors))
         b.assert_clean(f"test seed {self.seed}; rerun with "
                        f"COCOTB_RANDOM_SEED={os.environ.get('COCOTB_RANDOM_SEED')}")
+        return data
 
 
 @cocotb.test()
 async def ideal_equals_integer_model(dut):
     """No device effect, ADCs resolving every read: the accelerator's hidden states are the
-    integer model's, bit for bit, through AXI; the ID and CONFIG registers read back."""
+    integer model's, bit for bit, through AXI; the ID and CONFIG registers read back. A
+    decoder: a prefill of half ``seq_len`` and :data:`DECODE_STEPS` decode steps, the tokens
+    chosen from the accelerator's own outputs, equal to the integer decoder's full forward
+    of the same tokens."""
     tb = AccelTB(dut, "ideal_equals_integer_model")
     await tb.start()
     await tb.program()
+    for name, want in (("id", ID), ("config", tb.digest)):
+        got, resp = await tb.axil.read(tb.control(name))
+        tb.board.compare(f"{name.upper()} register", (want, OKAY), (got, resp))
+    if tb.decoder:
+        ids = await tb.generate(tb.cfg.model.seq_len // 2, DECODE_STEPS)
+        model = tb.model()
+        ints = IntOnlyDecoder(model.float_model, model.cfg, model.ranges)
+        cache = tb._caches[False]
+        tb.board.compare("golden accelerator equals the integer model",
+                         ints.forward_codes(ints.embedding_codes(ids), ints.new_cache()).tolist(),
+                         model.forward_codes(model.embedding_codes(ids), model.new_cache())
+                         .tolist())
+        tb.board.compare("cache length", len(ids), cache.length)
+        tb.board.assert_clean(f"test seed {tb.seed}")
+        return
     case = tb.case(tb.cfg.model.seq_len)
     from cimforge.golden.int_model import IntOnlyEncoder
 
@@ -314,9 +379,6 @@ async def ideal_equals_integer_model(dut):
     tb.board.compare("golden accelerator equals the integer model",
                      ints.codes_from_embeddings(case.h, ones, ones).tolist(),
                      case.expected.tolist())
-    for name, want in (("id", ID), ("config", tb.digest)):
-        got, resp = await tb.axil.read(tb.control(name))
-        tb.board.compare(f"{name.upper()} register", (want, OKAY), (got, resp))
     await tb.run(case)
 
 
@@ -325,10 +387,14 @@ async def ideal_equals_integer_model(dut):
 async def all_effects(dut, pattern: str):
     """Every analog effect on (the tile benches' set: programming and read noise, drift,
     faults, IR drop, drift compensation), random idle and back-pressure on the streams: two
-    sequences back to back, bit- and cycle-exact."""
+    sequences back to back, bit- and cycle-exact (a decoder: a generation, as in
+    ``ideal_equals_integer_model``)."""
     tb = AccelTB(dut, "all_effects", pattern)
     await tb.start()
     await tb.ensure_programmed()
+    if tb.decoder:
+        await tb.generate(tb.cfg.model.seq_len // 2, DECODE_STEPS, effects=True)
+        return
     await tb.run(tb.case(tb.cfg.model.seq_len, effects=True))
     await tb.run(tb.case(max(1, tb.cfg.model.seq_len // 2), effects=True))
 
@@ -348,6 +414,8 @@ async def wrong_weights_detected(dut):
     tb.board.compare("the crossbar holds weights", True, bool(
         unit_level_maps(tb.model())[last.index][:t.rows, :t.cols].any()))
     await tb.program(maps)
+    if tb.decoder:
+        await tb.new_sequence()
     case = tb.case(tb.cfg.model.seq_len)
     wrong = Scoreboard(f"{tb.board.name}, crossbar unprogrammed", dut._log, max_logged=0)
     await tb.run(case, wrong)
@@ -356,27 +424,32 @@ async def wrong_weights_detected(dut):
                   last.index, len(differ), len(case.beats))
     tb.board.compare("output beats differ with a crossbar unprogrammed", True, bool(differ))
     await tb.program()
+    if tb.decoder:
+        await tb.new_sequence()
     await tb.run(tb.case(len(case.h), h=case.h))
     tb.board.assert_clean(f"test seed {tb.seed}")
 
 
 @cocotb.test()
 async def bad_input(dut):
-    """A write where nothing is or to a read-only register, a write or PROGRAM while busy, a
-    read of a write-only region: SLVERR and their ERROR bits; a sequence longer than the KV
-    capacity: ERROR.kv_overflow, the capacity's tokens out; a misplaced tlast in a sequence or
-    in the weight image: ERROR.tlast. ERROR clears by writing 1s."""
+    """A write where nothing is or to a read-only register, a write, PROGRAM or KV_CLEAR
+    while busy, a read of a write-only region: SLVERR and their ERROR bits; a sequence longer
+    than the KV capacity: ERROR.kv_overflow, the capacity's tokens out (a decoder's cache is
+    then full: STATUS.kv_full, and a decode step's token is dropped, with ERROR.kv_overflow
+    and no output, until KV_CLEAR); a misplaced tlast in a sequence or in the weight image:
+    ERROR.tlast. ERROR clears by writing 1s."""
     tb = AccelTB(dut, "bad_input")
     await tb.start()
     await tb.ensure_programmed()
     b = tb.board
     error = tb.control("error")
+    params = tb.regmap.region("lnf" if tb.decoder else "ln0")
     top = 4 * tb.regmap.words
     b.compare("write beyond the map", SLVERR, await tb.axil.write(top, 1))
     b.compare("ERROR after it", (1 << ERROR_BITS["bad_address"], OKAY),
               await tb.axil.read(error))
     b.compare("read of a parameter region", SLVERR,
-              (await tb.axil.read(4 * tb.regmap.region("ln0").base))[1])
+              (await tb.axil.read(4 * params.base))[1])
     await tb.axil.write(error, 0xF)
     b.compare("write to the read-only ID", SLVERR, await tb.axil.write(tb.control("id"), 0))
     b.compare("ERROR after it", (1 << ERROR_BITS["bad_address"], OKAY),
@@ -386,6 +459,8 @@ async def bad_input(dut):
     b.compare("ERROR cleared", (0, OKAY), await tb.axil.read(error))
     # a sequence longer than the capacity: the first `capacity` tokens are computed
     cap = tb.cfg.dcim.rows
+    if tb.decoder:
+        await tb.new_sequence()
     case = tb.case(cap)
     await tb.write_all(case)
     extra = random_tokens(case.model, 2, tb.rng)
@@ -398,9 +473,9 @@ async def bad_input(dut):
     await RisingEdge(dut.s_axis_tready)
     await ClockCycles(dut.clk, 4)
     # a parameter write, or a PROGRAM, while the sequence runs is refused
-    b.compare("write while busy", SLVERR,
-              await tb.axil.write(4 * tb.regmap.region("ln0").base, 0))
+    b.compare("write while busy", SLVERR, await tb.axil.write(4 * params.base, 0))
     b.compare("PROGRAM while busy", SLVERR, await tb.axil.write(tb.control("program"), 1))
+    b.compare("KV_CLEAR while busy", SLVERR, await tb.axil.write(tb.control("kv_clear"), 1))
     await tb.sink.wait_for(before + len(case.beats), 400_000)
     await ClockCycles(dut.clk, 50)
     got = tb.sink.received[before:]
@@ -412,6 +487,24 @@ async def bad_input(dut):
     flags = (1 << ERROR_BITS["kv_overflow"]) | (1 << ERROR_BITS["busy_write"])
     b.compare("ERROR after it", (flags, OKAY), await tb.axil.read(error))
     await tb.axil.write(error, flags)
+    if tb.decoder:
+        # the cache is full: the next run's token is dropped, nothing comes out
+        b.compare("KV_TOKENS of a full cache", (cap, OKAY),
+                  await tb.axil.read(tb.control("kv_tokens")))
+        b.compare("STATUS of a full cache", (KV_FULL, OKAY),
+                  await tb.axil.read(tb.control("status")))
+        before = len(tb.sink.received)
+        tb.source.send(data | last << width for data, last in
+                       pack_beats(extra[:1], case.model.spec.residual_bits, tb.per_beat))
+        await ClockCycles(dut.clk, 400)
+        b.compare("output of a run into a full cache", before, len(tb.sink.received))
+        b.compare("ERROR after it", (1 << ERROR_BITS["kv_overflow"], OKAY),
+                  await tb.axil.read(error))
+        b.compare("KV_TOKENS after it", (cap, OKAY),
+                  await tb.axil.read(tb.control("kv_tokens")))
+        await tb.axil.write(error, 1 << ERROR_BITS["kv_overflow"])
+        await tb.new_sequence()
+        b.compare("STATUS after KV_CLEAR", (0, OKAY), await tb.axil.read(tb.control("status")))
     # tlast on the first beat of the second token: one token computed, the rest dropped
     one = tb.case(1)
     await tb.write_all(one)
