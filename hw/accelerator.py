@@ -139,7 +139,7 @@ class AcceleratorCore(wiring.Component):
         kv_len = self.kv_len
         room = Signal(range(tokens + 1))  # tokens this run may have
         m.d.comb += room.eq(tokens - kv_len)
-        with m.If(self.kv_clear & ~run):
+        with m.If(self.kv_clear & ~self.busy):
             m.d.sync += kv_len.eq(0)
 
         # -- input: beats -> codes -> the input buffer --------------------------------------------

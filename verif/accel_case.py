@@ -156,6 +156,7 @@ class AccelCase:
     per_beat: int
     levels: dict[int, np.ndarray] | None = None  # what each unit's crossbars were programmed to
     cache: IntKVCache | None = None  # a decoder's K and V cache before the run
+    matrices: dict | None = None  # crossbars built for earlier cases (TileCase.matrices)
 
     def __post_init__(self):
         model, cfg = self.model, self.cfg
@@ -180,7 +181,7 @@ class AccelCase:
                                                       "col_tiles": u.col_tiles}),
                               lin.w[:, u.first:u.first + u.channels], x, key=u.index,
                               levels=None if self.levels is None else self.levels[u.index],
-                              first=self.base)
+                              first=self.base, matrices=self.matrices)
                 assert tc.spec == unit_spec(cfg, u)
                 self.units[u.index] = tc
                 region = self.regmap.region(f"tile{u.index}")

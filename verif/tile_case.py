@@ -10,7 +10,7 @@ noisy run is still bit-exact, and the RTL never sees the golden results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,6 +84,19 @@ class TileCase:
     key: int = 0
     levels: np.ndarray | None = None  # the cells' programmed levels, if not w's mapping
     first: int = 0  # the position of x's first vector in its sequence (its read noise)
+    matrices: dict | None = field(default=None, repr=False)
+    """A store of the crossbars built for earlier cases (a decoder's runs of one sequence
+    share them): building one solves its IR drop, seconds a crossbar with the exact solve."""
+
+    def _matrix(self, levels: np.ndarray | None) -> CimMatrix:
+        """The unit's matrix as golden programs it (``levels`` None) or holding ``levels``."""
+        if self.matrices is None:
+            return CimMatrix(self.w, self.cfg, key=self.key, levels=levels)
+        index = (self.key, self.cfg, self.w.shape, self.w.tobytes(),
+                 None if levels is None else levels.tobytes())
+        if index not in self.matrices:
+            self.matrices[index] = CimMatrix(self.w, self.cfg, key=self.key, levels=levels)
+        return self.matrices[index]
 
     def __post_init__(self):
         spec = self.spec = AnalogTileSpec.from_config(self.cfg)
@@ -95,8 +108,8 @@ class TileCase:
                 f"({spec.inputs - spec.rows}, {spec.inputs}], columns in "
                 f"({spec.outputs - spec.channels_per_tile}, {spec.outputs}], not {self.w.shape}")
         # the crossbar as programmed (its reads), golden's matrix (registers and results)
-        reads_side = CimMatrix(self.w, self.cfg, key=self.key, levels=self.levels)
-        results_side = CimMatrix(self.w, self.cfg, key=self.key)
+        reads_side = self._matrix(self.levels)
+        results_side = self._matrix(None)
         self.expected = results_side.matmul(self.x, first=self.first, all_channels=True)
         self.registers = self._registers(results_side)
         # what the ADC front ends must see: the gain trims, range exponents and offset trims

@@ -145,6 +145,7 @@ class AccelTB:
         self._models: dict[bool, object] = {}
         self.decoder = self.cfg.model.kind == "decoder"
         self._caches: dict[bool, object] = {}  # a decoder's golden K and V caches
+        self._matrices: dict = {}  # the crossbars' golden models, built once
 
     def control(self, name: str) -> int:
         """Byte address of control register ``name``."""
@@ -187,13 +188,14 @@ class AccelTB:
             if h is None:
                 h = random_tokens(model, n, self.rng, cache.length)
             return AccelCase(model.cfg, model, self.regmap, h, self.per_beat, self.programmed,
-                             cache=cache)
+                             cache=cache, matrices=self._matrices)
         if h is None and self.cfg.model.name == "minilm":
             text, h = sentence_codes(model, n)
             self.dut._log.info(f"sentence ({len(h)} tokens): {text!r}")
         elif h is None:
             h = random_tokens(model, n, self.rng)
-        return AccelCase(model.cfg, model, self.regmap, h, self.per_beat, self.programmed)
+        return AccelCase(model.cfg, model, self.regmap, h, self.per_beat, self.programmed,
+                         matrices=self._matrices)
 
     async def program(self, level_maps: dict[int, np.ndarray] | None = None) -> None:
         """Program the crossbars with ``level_maps`` (default: golden's mapping of the
