@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cimforge.commands.flow import BUILD_CACHE
 from cimforge.config import load_config
 from cimforge.files import locked
 from cimforge.hw.generate import generate
@@ -68,4 +69,6 @@ def design_manifest():
 
 @pytest.fixture(scope="session")
 def cache_root() -> Path:
-    return CACHE / "builds"
+    # cimforge flow's default build cache, from the project root: a design the flow built
+    # (CI runs it first) is not built again
+    return ROOT / BUILD_CACHE

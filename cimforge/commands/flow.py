@@ -16,6 +16,11 @@ from cimforge.files import write_text_atomic
 
 __all__ = ["add_parser", "run", "render_table"]
 
+# The default build cache, relative to where the flow runs: the test suite's too
+# (tests/conftest.py), so that a clone's first `pytest` reuses what its first `cimforge flow`
+# built (CI and the README run them in that order).
+BUILD_CACHE = Path("build") / "sim-cache"
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -33,8 +38,9 @@ def add_parser(sub):
     )
     p.add_argument(
         "--build-cache", type=Path, default=None, metavar="DIR",
-        help="where simulator builds are kept and reused (default: OUT/sim-build); a build "
-        "is keyed by its Verilog's content and the simulator, so flows of one design share it",
+        help=f"where simulator builds are kept and reused (default: {BUILD_CACHE}, which the "
+        "test suite shares); a build is keyed by its Verilog's content and the simulator, so "
+        "flows and tests of one design share it",
     )
     p.add_argument(
         "--seed", type=int, default=None,
@@ -127,7 +133,7 @@ def run(args) -> int:
         except ValueError:
             raise CliError(f"COCOTB_RANDOM_SEED={env_seed!r}: must be an integer") from None
     out: Path = args.out
-    build_cache: Path = args.build_cache or out / "sim-build"
+    build_cache: Path = args.build_cache or BUILD_CACHE
     rtl = out / "rtl"
     t0 = time.monotonic()
     _progress(f"[generate] config {cfg.name} -> {rtl}")
