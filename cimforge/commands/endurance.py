@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from cimforge.commands.generate import add_config_argument
-from cimforge.config import load_config
+from cimforge.config import KNOWN_DEVICES, load_config
 from cimforge.errors import CliError
 
 __all__ = ["add_parser", "run"]
@@ -47,8 +47,6 @@ def run(args) -> int:
     print(f"writes per generated token: K and V cache {e.kv_bits:,} bits ({e.kv_rows} macro "
           f"rows), activation buffers {e.buffer_bits:,} bits, crossbars {e.crossbar_bits}")
     print(f"{'device':8} {'endurance':>10} {'K and V cache':>16} {'activation buffers':>19}")
-    from cimforge.config import KNOWN_DEVICES
-
     for name, life in e.lifetime_s.items():
         print(f"{name:8} {KNOWN_DEVICES[name].endurance:>10.0e} "
               f"{duration(life['K and V cache']):>16} {duration(life['activation buffers']):>19}")
