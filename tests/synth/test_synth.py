@@ -1,0 +1,108 @@
+"""cimforge synth: the out-of-context wrapper, a small block through Yosys and nextpnr, and
+the command's refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from cimforge.cli import main
+from cimforge.config import load_config
+from cimforge.synth.blocks import all_tops, synth_blocks, synth_verilog
+from cimforge.synth.harness import HARNESS_TOP, harness_verilog, top_ports
+from cimforge.verif.simulators import find_simulator
+
+
+@pytest.fixture(scope="module")
+def activation_v() -> str:
+    return synth_verilog("activation", load_config("tiny"))
+
+
+def test_top_ports_are_the_modules_declarations(activation_v):
+    ports = {p.name: p for p in top_ports(activation_v, "activation")}
+    assert {"clk", "rst", "i_stream__payload", "o_stream__payload"} <= set(ports)
+    assert ports["clk"].width == 1 and ports["clk"].direction == "input"
+    assert ports["o_stream__payload"].direction == "output"
+    with pytest.raises(ValueError, match="module 'nope' is not in the Verilog"):
+        top_ports(activation_v, "nope")
+
+
+def test_harness_connects_every_port_bit_once(activation_v, tmp_path):
+    ports = top_ports(activation_v, "activation")
+    text = harness_verilog(activation_v, "activation")
+    n_in = sum(p.width for p in ports if p.direction == "input" and p.name not in ("clk", "rst"))
+    n_out = sum(p.width for p in ports if p.direction == "output")
+    assert f"reg [{n_in - 1}:0] in_q;" in text and f"reg [{n_out - 1}:0] out_q;" in text
+    for p in ports:
+        assert f".{p.name}(" in text
+    # the wrapper and the block lint clean together (Verilator, every warning on)
+    verilator = find_simulator("verilator")
+    (tmp_path / "block.v").write_text(activation_v)
+    (tmp_path / "harness.v").write_text(text)
+    with verilator.environment():
+        lint = subprocess.run([str(verilator.executable), "--lint-only", "-Wall",
+                               "-Wno-DECLFILENAME", "--top-module", HARNESS_TOP,
+                               "block.v", "harness.v"],
+                              cwd=tmp_path, capture_output=True, text=True)
+    harness_warnings = [line for line in lint.stderr.splitlines() if "harness.v" in line]
+    assert not harness_warnings, lint.stderr
+
+
+def test_default_tops_follow_the_config():
+    assert "accelerator" in synth_blocks(load_config("tiny"))
+    assert "accelerator" not in synth_blocks(load_config("minilm"))
+    assert "analog_tile" in all_tops() and "analog_tile_sim" not in all_tops()
+
+
+def test_synth_a_small_block(tmp_path, capsys):
+    """activation on the ECP5-25k, two seeds: cells, fmax per seed, the critical path, and
+    the second run read from the cache."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["synth", "--config", "tiny", "--blocks", "activation", "--seeds", "2",
+            "--out", str(out), "--cache", str(cache)]
+    assert main(argv) == 0
+    report = json.loads((out / "synth.json").read_text())
+    (row,) = report["blocks"]
+    assert row["block"] == "activation" and row["device"] == "LFE5U-25F-6BG256"
+    assert row["cells"]["lut4"] > 0 and row["cells"]["ff"] > 0
+    # its GELU table is a block RAM
+    assert row["cells"]["bram"] >= 1
+    f = row["fmax_mhz"]
+    assert set(f["seeds"]) == {"1", "2"} and f["min"] <= f["median"] <= f["max"]
+    cp = row["critical_path"]
+    # nextpnr's fmax is the inverse of its critical path's delay
+    median_seed_fmax = sorted(f["seeds"].values())[0]
+    assert 1000 / cp["delay_ns"] == pytest.approx(median_seed_fmax, rel=0.01)
+    assert cp["logic_ns"] + cp["routing_ns"] == pytest.approx(cp["delay_ns"], abs=0.01)
+    assert "| activation |" in (out / "synth.md").read_text()
+    # cached: the same figures, no tool run
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "[synth]" not in capsys.readouterr().err
+    assert json.loads((out / "synth.json").read_text())["blocks"][0]["fmax_mhz"] == f
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--blocks", "nope"], "--blocks 'nope': nope; the tops are"),
+    (["--blocks", ","], "--blocks ',': empty"),
+    (["--device", "12k"], "--device '12k' is not a ecp5 device"),
+    (["--seeds", "0"], "--seeds must be in [1, 20], not 0"),
+    (["--freq", "0"], "--freq must be in [1, 1000] MHz, not 0"),
+    (["--jobs", "0"], "--jobs must be in [1, 64], not 0"),
+])
+def test_bad_arguments(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["synth", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_out_naming_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["synth", "--blocks", "activation", "--out", str(f)]) == 2
+    assert "must name a directory" in capsys.readouterr().err
+    assert f.read_text() == "x"
