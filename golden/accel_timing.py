@@ -87,6 +87,7 @@ class AcceleratorTiming:
         self._ln = _shifted(s.ln.timing.schedule, self.d, 0)
         self._tq_d = _shifted(s.tq_d.timing.schedule, self.d, 0)
         self._tq_ff = _shifted(s.tq_ff.timing.schedule, self.f, 0)
+        self._passes_by_keys: dict[int, tuple[int, int]] = {}
 
     @staticmethod
     def _tile_key(spec: AnalogTileSpec) -> tuple:
@@ -197,7 +198,6 @@ class AcceleratorTiming:
         row is in the destination, cycle the drainer is free again). The drainer releases the
         units' results in the cycle before it is free."""
         tile = self.tiles[units]
-        offers: list[int] = []
         free_at: list[int] = []  # the drainer is busy from a take until it is free again
         done: list[int] = []
 
@@ -210,16 +210,21 @@ class AcceleratorTiming:
             return free_at[t] - 1
 
         free_feeder = 0
-        for t, a in enumerate(avail):
+        run = tile.run(release)  # vector t's offer waits for vector t - 1's acceptance
+        for a in avail:
             start = max(a, free_feeder)
-            offers.append(start + tq[-1] + 1)  # the collector is full the cycle after
-            sched = tile.schedule(offers, release)
-            free_feeder = sched.accepted[t] + 1
+            # offered once the collector is full, the cycle after the scaling pass
+            free_feeder = run.step(start + tq[-1] + 1) + 1
         return done
 
     def _attention_pass(self, keys: int) -> tuple[int, int]:
         """One (token, head) pass over ``keys`` keys from its first cycle: (cycles to its last
         context value written, cycles until the engine may start the next pass)."""
+        if keys not in self._passes_by_keys:  # the same for every pass over as many keys
+            self._passes_by_keys[keys] = self._attention_pass_cycles(keys)
+        return self._passes_by_keys[keys]
+
+    def _attention_pass_cycles(self, keys: int) -> tuple[int, int]:
         dh = self.dh
         scores = dh + 2  # q read (first value at +2), SCORES from the cycle after the last
         result = scores + self.dcim.latency  # the scores are taken

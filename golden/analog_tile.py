@@ -272,35 +272,15 @@ class AnalogTileTiming:
         An offer must come after the previous vector's acceptance (a stream source offers one
         item at a time). Returns every acceptance, first-read, result and release cycle.
         """
-        release = release or (lambda v, c: c)
-        L = self.read_cycles
-        P = self.spec.reads_per_vector
-        acc, first, offered, released, last_read = [], [], [], [], []
-        for v, o in enumerate(offered_inputs):
-            if o is None:
-                o = acc[v - 1] + 1 if v else 0
-            elif v and o <= acc[v - 1]:
-                raise ValueError(f"vector {v} offered in cycle {o}, not after vector {v - 1} "
-                                 f"was accepted (cycle {acc[v - 1]})")
-            a = o if v < 2 else max(o, last_read[v - 2] + 1)
-            s = a + 1
-            if v >= 1:
-                s = max(s, last_read[v - 1] + L)
-            if v >= 2:
-                s = max(s, released[v - 2] + 1)
-            end = s + (P - 1) * L
-            f = end + self.result_latency
-            if v >= 1:
-                f = max(f, released[v - 1] + 1)
-            r = release(v, f)
-            if r < f:
-                raise ValueError(f"result {v} released in cycle {r}, before it was valid ({f})")
-            acc.append(a)
-            first.append(s)
-            last_read.append(end)
-            offered.append(f)
-            released.append(r)
-        return Schedule(acc, first, offered, released)
+        run = self.run(release)
+        for o in offered_inputs:
+            run.step(o)
+        return run.result()
+
+    def run(self, release: Callable[[int, int], int] | None = None) -> TileRun:
+        """A run fed one vector at a time (:meth:`TileRun.step`), for a source whose next
+        offer depends on when the previous vector was taken: :meth:`schedule`'s rules."""
+        return TileRun(self, release or (lambda v, c: c))
 
     def collected(self, offered_inputs: Sequence[int | None],
                   sink_ready: Callable[[int], bool] | None = None) -> Schedule:
@@ -334,3 +314,52 @@ class AnalogTileTiming:
         collector, with the input always valid and the output always ready."""
         sched = self.collected([None] * vectors)
         return sched.offered[-1] - sched.accepted[0]
+
+
+class TileRun:
+    """One run of the unit's cycle model, vector by vector: :meth:`step` takes vector ``v``'s
+    offer and returns its acceptance cycle; :meth:`result` is the run so far
+    (:meth:`AnalogTileTiming.schedule` is a run stepped over every offer)."""
+
+    def __init__(self, timing: AnalogTileTiming, release: Callable[[int, int], int]):
+        self._L = timing.read_cycles
+        self._P = timing.spec.reads_per_vector
+        self._result_latency = timing.result_latency
+        self._release = release
+        self.accepted: list[int] = []
+        self._first: list[int] = []
+        self._offered: list[int] = []
+        self._released: list[int] = []
+        self._last_read: list[int] = []
+
+    def step(self, o: int | None) -> int:
+        acc, L, v = self.accepted, self._L, len(self.accepted)
+        last_read, released = self._last_read, self._released
+        if o is None:
+            o = acc[v - 1] + 1 if v else 0
+        elif v and o <= acc[v - 1]:
+            raise ValueError(f"vector {v} offered in cycle {o}, not after vector {v - 1} "
+                             f"was accepted (cycle {acc[v - 1]})")
+        a = o if v < 2 else max(o, last_read[v - 2] + 1)
+        s = a + 1
+        if v >= 1:
+            s = max(s, last_read[v - 1] + L)
+        if v >= 2:
+            s = max(s, released[v - 2] + 1)
+        end = s + (self._P - 1) * L
+        f = end + self._result_latency
+        if v >= 1:
+            f = max(f, released[v - 1] + 1)
+        r = self._release(v, f)
+        if r < f:
+            raise ValueError(f"result {v} released in cycle {r}, before it was valid ({f})")
+        acc.append(a)
+        self._first.append(s)
+        last_read.append(end)
+        self._offered.append(f)
+        released.append(r)
+        return a
+
+    def result(self) -> Schedule:
+        return Schedule(list(self.accepted), list(self._first), list(self._offered),
+                        list(self._released))
