@@ -15,8 +15,8 @@ from cimforge.errors import CliError
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = ("generate", "map", "flow", "synth", "embed", "decode", "latency", "endurance",
-            "sweep", "profile")
+COMMANDS = ("generate", "map", "flow", "synth", "estimate", "embed", "decode", "latency",
+            "endurance", "sweep", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,7 @@ __all__ = [
     "AdcConfig",
     "DcimConfig",
     "AcceleratorConfig",
+    "CostConfig",
     "DeviceConfig",
     "AnalogConfig",
     "NonlinearConfig",
@@ -591,13 +592,63 @@ KNOWN_DEVICES: dict[str, DeviceConfig] = {
                      0.002, pcm_model=False, write_verify_iterations=10),
         DeviceConfig("pcm", 4, 25.0, 100.0, 16.0, 6e-9, 150e-9, 1e7, 0.0, 0.0, 0.0, 0.0,
                      pcm_model=True, write_verify_iterations=10),
-        DeviceConfig("fefet", 4, 10.0, 1000.0, 16.0, 0.1, 175e-9, 1e10, 0.02, 0.005, 0.002,
+        DeviceConfig("fefet", 4, 10.0, 1000.0, 16.0, 1e-13, 175e-9, 1e10, 0.02, 0.005, 0.002,
                      0.001, pcm_model=False, write_verify_iterations=5),
         DeviceConfig("mram", 1, 200.0, 2.5, 55.0, 1e-9, 1e-9, 1e15, 0.01, 0.005, 0.0, 0.0,
                      pcm_model=False, write_verify_iterations=1),
     )
 }
 assert tuple(KNOWN_DEVICES) == DEVICE_PRESETS
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Technology and circuit parameters of the analytic cost model (``golden/cost.py``;
+    every default's source is in ``docs/ppa.md``). They describe the chip an estimate is for,
+    not the RTL: :meth:`Config.digest` leaves them out, so changing them rebuilds nothing.
+
+    Parameters
+    ----------
+    node_nm : float
+        CMOS technology node, nm (7 to 130): sets F for the cell area and scales the digital,
+        ADC and driver figures (Stillmaker and Baas's tables).
+    vdd : float
+        Digital supply, volts.
+    v_read : float
+        Read voltage across a cell at the full input level, volts.
+    v_wordline : float
+        Swing of a word line (the access transistors' gates) when a row is driven, volts.
+    t_read_ns : float
+        Time a read's current flows (the bit lines' integration), ns.
+    g_mean_fraction : float
+        Mean cell conductance as a fraction of the way from G_min to G_max (0.5: levels
+        spread evenly).
+    adc_enob_loss : float
+        Bits an ADC's effective resolution falls short of its resolution (for the survey's
+        bound on its energy).
+    digital_activity : float
+        Fraction of a digital unit's gates that switch in a busy cycle, relative to an
+        adder's operation on fresh operands.
+    """
+
+    node_nm: float = 22.0
+    vdd: float = 0.8
+    v_read: float = 0.2
+    v_wordline: float = 0.8
+    t_read_ns: float = 10.0
+    g_mean_fraction: float = 0.5
+    adc_enob_loss: float = 1.0
+    digital_activity: float = 0.5
+
+    def __post_init__(self):
+        _check_float("node_nm", self.node_nm, lo=7.0, hi=130.0)
+        _check_float("vdd", self.vdd, lo=0.3, hi=2.0)
+        _check_float("v_read", self.v_read, lo=0.0, hi=2.0, lo_open=True)
+        _check_float("t_read_ns", self.t_read_ns, lo=0.0, hi=1e6, lo_open=True)
+        _check_float("g_mean_fraction", self.g_mean_fraction, lo=0.0, hi=1.0)
+        _check_float("v_wordline", self.v_wordline, lo=0.0, hi=5.0)
+        _check_float("adc_enob_loss", self.adc_enob_loss, lo=0.0, hi=4.0)
+        _check_float("digital_activity", self.digital_activity, lo=0.0, hi=1.0)
+
 
 IR_DROP_MODES = ("off", "exact", "approx")
 
@@ -672,6 +723,7 @@ _SECTIONS: dict[str, type] = {
     "analog": AnalogConfig,
     "nonlinear": NonlinearConfig,
     "accelerator": AcceleratorConfig,
+    "cost": CostConfig,
 }
 
 # Sections whose named entry starts from a known set of values: section -> (key, known).
@@ -696,6 +748,7 @@ class Config:
     analog: AnalogConfig = field(default_factory=AnalogConfig)
     nonlinear: NonlinearConfig = field(default_factory=NonlinearConfig)
     accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
 
     def __post_init__(self):
         _check_str("name", self.name)
@@ -809,9 +862,11 @@ class Config:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of every value (the name excluded)."""
+        """SHA-256 of the canonical JSON of every value (the name and the cost model's
+        parameters excluded: they change no hardware)."""
         d = self.to_dict()
         d.pop("name")
+        d.pop("cost")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 

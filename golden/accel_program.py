@@ -147,6 +147,18 @@ class ProgramSchedule:
     def cycles(self) -> int:
         return self.done - self.accepted[0] + 1
 
+    @staticmethod
+    def full_rate_cycles(fmt: ProgramFormat) -> int:
+        """:attr:`cycles` of :meth:`of` with the beats back to back, in closed form (a BERT
+        image is millions of rows): each round writes row ``r`` of every crossbar, a row's
+        beats and its write cycle after the previous row's, and a round starts no sooner than
+        ``cycles_per_row + 1`` cycles after the previous one (the first crossbar's previous
+        write must be over)."""
+        xbars = fmt.mapping.crossbars
+        per_round = xbars * (fmt.beats_per_row + 1)
+        period = max(per_round, fmt.cycles_per_row + 1)
+        return (fmt.cfg.tile.rows - 1) * period + per_round + fmt.cycles_per_row
+
     @classmethod
     def of(cls, fmt: ProgramFormat, offered: list[int] | None = None) -> ProgramSchedule:
         """The schedule for beats offered at cycles ``offered`` (default: back to back from

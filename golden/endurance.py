@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from cimforge.config import KNOWN_DEVICES, Config
 from cimforge.golden.accel_timing import AcceleratorTiming
 
-__all__ = ["Endurance", "endurance", "duration"]
+__all__ = ["Endurance", "buffer_bits", "endurance", "duration"]
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
@@ -47,7 +47,7 @@ class Endurance:
         return dict(self.__dict__)
 
 
-def _buffer_bits(cfg: Config) -> int:
+def buffer_bits(cfg: Config) -> int:
     """Bits one token writes into the token buffers (``hw/accelerator.py``,
     ``hw/transformer_layer.py``): per layer q (act_bits), the context, x1, the FFN's
     activations and, a decoder's, the two LayerNorms' outputs (residual_bits); the top's
@@ -75,7 +75,7 @@ def endurance(cfg: Config) -> Endurance:
     per_cell = {"K and V cache": rate / m.seq_len, "activation buffers": rate}
     lifetime = {name: {mem: dev.endurance / w for mem, w in per_cell.items()}
                 for name, dev in KNOWN_DEVICES.items()}
-    return Endurance(cfg.name, step, rate, m.seq_len, kv_bits, kv_rows, _buffer_bits(cfg), 0,
+    return Endurance(cfg.name, step, rate, m.seq_len, kv_bits, kv_rows, buffer_bits(cfg), 0,
                      lifetime)
 
 

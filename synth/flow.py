@@ -8,8 +8,9 @@ Targets:
   ``--timing-allow-fail`` so that a miss is measured, not an error;
 * ``ice40``: ``synth_ice40`` then nextpnr-ice40 on an iCE40 HX8K;
 * ``generic``: technology-independent ``synth`` then ``abc -g cmos2`` (NAND, NOR, NOT and
-  flip-flops) and ``stat -tech cmos``: cell counts and Yosys' transistor estimate, the ASIC view.
-  No place and route, no fmax.
+  flip-flops) and ``stat -tech cmos``: cell counts and Yosys' transistor estimate, the ASIC view
+  (memories are left as memories, not counted: a chip holds them in SRAM). No place and
+  route, no fmax.
 
 Every step is cached by content under ``cache_root/<target>/<block>-<key>/``: the key hashes
 the Verilog, the wrapper, the Yosys script and the tools' versions, and each place-and-route
@@ -59,8 +60,9 @@ def _ice40_script(top: str, file: str) -> str:
 
 
 def _generic_script(top: str, file: str) -> str:
-    return (f"read_verilog {file}; synth -top {top} -flatten; abc -g cmos2; opt_clean; "
-            "tee -q -o stat.json stat -json -tech cmos")
+    # memories stay $mem cells (not counted as gates: a chip holds them in SRAM macros)
+    return (f"read_verilog {file}; synth -top {top} -flatten -run :fine; opt -full; techmap; "
+            "opt -fast; abc -g cmos2; opt_clean; tee -q -o stat.json stat -json -tech cmos")
 
 
 TARGETS = {
@@ -99,19 +101,22 @@ def _key(*parts: str) -> str:
     return h.hexdigest()[:16]
 
 
-_FF_SUFFIX = re.compile(r"_(TRELLIS_FF|SB_DFF\w*)_Q(_\d+)?$|\$.*$")
+_FF_SUFFIX = re.compile(r"_(TRELLIS_FF|SB_DFF\w*)_Q(_\d+)?$")
+_COMB_SUFFIX = re.compile(r"\$CCU2_COMB\d$")
 
 
 def signal_of(cell: str) -> str:
     """The RTL signal a placed cell comes from: nextpnr names a flip-flop after the signal it
-    drives (``dut.rq_s1_shift_TRELLIS_FF_Q_3`` -> ``rq_s1_shift``), inside ``dut.``."""
-    name = cell.removeprefix("dut.")
-    return _FF_SUFFIX.sub("", name) or name
+    drives (``dut.rq_s1_shift_TRELLIS_FF_Q_3`` -> ``rq_s1_shift``), inside ``dut.``; an
+    escaped name loses its backslash (``dut.\\$like_TRELLIS_FF_Q_15`` -> ``$like``)."""
+    name = cell.removeprefix("dut.").removeprefix("\\")
+    return _FF_SUFFIX.sub("", _COMB_SUFFIX.sub("", name)) or name
 
 
 def critical_path(report: dict[str, Any]) -> dict[str, Any] | None:
     """The clock-to-clock critical path of a nextpnr ``--report``: start and end signals,
-    delay split into logic and routing, logic levels, and the RTL lines it runs through."""
+    delay split into logic and routing, the logic cells it crosses (LUTs, and each carry
+    cell of an adder's chain), and the RTL lines it runs through."""
     paths = [p for p in report.get("critical_paths", [])
              if p.get("from", "").startswith("posedge") and p.get("to", "").startswith("posedge")]
     if not paths:
@@ -128,14 +133,19 @@ def critical_path(report: dict[str, Any]) -> dict[str, Any] | None:
     return {"from": signal_of(segs[0]["from"]["cell"]), "to": signal_of(segs[-1]["to"]["cell"]),
             "delay_ns": round(logic + routing, 3), "logic_ns": round(logic, 3),
             "routing_ns": round(routing, 3),
-            "levels": sum(1 for s in segs if s["type"] == "logic"), "sources": sources[:8]}
+            "cells": sum(1 for s in segs if s["type"] == "logic"), "sources": sources[:8]}
 
 
 def _cells(target: str, stat: dict[str, Any], module: str) -> dict[str, int]:
     by_type = stat["modules"][f"\\{module}"]["num_cells_by_type"]
     if target == "generic":
-        return {"cells": sum(by_type.values()),
-                "ff": sum(n for t, n in by_type.items() if "DFF" in t)}
+        gates = {t: n for t, n in by_type.items() if not t.startswith("$mem")}
+        ff = sum(n for t, n in gates.items() if "DFF" in t)
+        # NAND2 equivalents: NAND and NOR 1, NOT 1/2 (2 transistors of 4), a flip-flop 6
+        nand2 = (gates.get("$_NAND_", 0) + gates.get("$_NOR_", 0)
+                 + gates.get("$_NOT_", 0) / 2 + 6 * ff)
+        return {"cells": sum(gates.values()), "ff": ff, "nand2_eq": round(nand2, 1),
+                "memories": sum(n for t, n in by_type.items() if t.startswith("$mem"))}
     cols = {col: sum(by_type.get(t, 0) for t in types)
             for col, types in _CELLS[target].items()}
     known = {t for types in _CELLS[target].values() for t in types}

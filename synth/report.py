@@ -1,14 +1,19 @@
 """``synth.md`` and ``synth.json``: one row per synthesized top.
 
-A row (``synth.json``'s ``"blocks"`` list) has ``block``, ``target``, ``device``, ``cells``
-(the block's own cells by kind: ``lut4``, ``carry`` (CCU2C, two LUT4 each), ``mux`` (PFUMX,
-L6MUX21), ``ff``, ``bram``, ``dsp``, ``lutram``, ``other``; for ``generic``: ``cells``,
-``ff`` and ``transistors``), ``harness_cells`` (the out-of-context wrapper's),
-``port_bits``, ``fmax_mhz`` (``seeds``: seed -> MHz, ``median``, ``min``, ``max``,
-``target``), ``critical_path`` (of the median seed: ``from``, ``to``, ``delay_ns``,
-``logic_ns``, ``routing_ns``, ``levels``, ``sources``), ``utilization`` (nextpnr's used and
-available per resource, wrapper included), ``seconds`` and, when place and route failed,
-``error``.
+A row (``synth.json``'s ``"blocks"`` list) has:
+
+* ``block``, ``target``, ``device``;
+* ``cells``: the block's own cells by kind -- ``lut4``, ``carry`` (CCU2C, two LUT4 each),
+  ``mux`` (PFUMX, L6MUX21), ``ff``, ``bram``, ``dsp``, ``lutram``, ``other``; for
+  ``generic``: ``cells``, ``ff``, ``nand2_eq`` (NAND and NOR 1, NOT 1/2, a flip-flop 6),
+  ``memories`` (left as memories), and the row's ``transistors`` (Yosys' estimate of the
+  gates);
+* ``harness_cells`` (the out-of-context wrapper's) and ``port_bits``;
+* ``fmax_mhz``: ``seeds`` (seed -> MHz), ``median``, ``min``, ``max``, ``target``;
+* ``critical_path`` of the median seed: ``from``, ``to``, ``delay_ns``, ``logic_ns``,
+  ``routing_ns``, ``cells``, ``sources``;
+* ``utilization``: nextpnr's used and available per resource, wrapper included;
+* ``seconds``, and ``error`` when place and route failed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def _path(row: dict[str, Any]) -> str:
     cp = row.get("critical_path")
     if not cp:
         return row.get("error", "")
-    return (f"`{cp['from']}` -> `{cp['to']}`: {cp['delay_ns']:.2f} ns, {cp['levels']} levels "
+    return (f"`{cp['from']}` -> `{cp['to']}`: {cp['delay_ns']:.2f} ns, {cp['cells']} cells "
             f"({cp['routing_ns'] / cp['delay_ns']:.0%} routing)")
 
 
@@ -64,9 +69,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     if gen:
         lines += ["", "Technology-independent gates (Yosys `synth`, `abc -g cmos2`, "
                   "`stat -tech cmos`):", "",
-                  "| block | cells | FF | transistors (estimate) |", "|---|---:|---:|---:|"]
+                  "| block | cells | FF | NAND2 eq. | memories | transistors (Yosys, gates "
+                  "only) |", "|---|---:|---:|---:|---:|---:|"]
         for r in gen:
             c = r["cells"]
             lines.append(f"| {r['block']} | {c['cells']:,} | {c['ff']:,} | "
-                         f"{r['transistors']:,} |")
+                         f"{c['nand2_eq']:,.0f} | {c['memories']} | {r['transistors']:,} |")
     return "\n".join(lines) + "\n"

@@ -1,11 +1,16 @@
-"""``cimforge sweep``: MiniLM through the analog crossbar model over ADC bits x inference time
-x seeds, cosine similarity to float per point, to a CSV and a PNG plot.
+"""``cimforge sweep``: MiniLM through the analog crossbar model over ADC bits x bits per cell x
+rows per read x inference time x seeds: cosine similarity to float and the cost estimate per
+point, to a CSV and two PNG plots.
 
 Every point is ``cimforge embed --mode cim`` with the config's ``adc.bits``,
-``analog.t_inference`` and ``seed`` replaced (seeds ``seed, seed + 1, ...``); the float
-embeddings of the same sentences are the reference. The CSV has one row per point; the plot
-shows, per ADC width, the mean cosine (over sentences, averaged over seeds) against time after
-programming, and the worst sentence's as a dashed line.
+``tile.bits_per_cell``, ``tile.rows_per_read``, ``analog.t_inference`` and ``seed`` replaced
+(seeds ``seed, seed + 1, ...``); the float embeddings of the same sentences are the
+reference. Each hardware point also gets ``cimforge estimate``'s figures for MiniLM over the
+config's ``model.seq_len`` tokens (energy, latency, area, TOPS/W). The CSV has one row per
+point; ``OUTPUT.png`` shows, per hardware point, the mean cosine (over sentences, averaged
+over seeds) against time after programming, and the worst sentence's as a dashed line;
+``OUTPUT-pareto.png`` the energy per inference against the mean cosine at every time, the
+points no other point beats in both marked as the Pareto front.
 """
 
 from __future__ import annotations
@@ -22,24 +27,34 @@ from cimforge.data import REFERENCE_SENTENCES, reference_sentences
 from cimforge.errors import CliError
 from cimforge.files import atomic_write, write_text_atomic
 
-__all__ = ["add_parser", "run", "parse_list", "sweep_points", "DEFAULT_SENTENCES"]
+__all__ = ["add_parser", "run", "parse_list", "sweep_points", "hardware_points", "pareto_front",
+           "DEFAULT_SENTENCES"]
 
 DEFAULT_SENTENCES = REFERENCE_SENTENCES
 
-CSV_HEADER = "adc_bits,t_inference_s,seed,mean_cos,min_cos,seconds"
+CSV_HEADER = ("adc_bits,t_inference_s,seed,mean_cos,min_cos,seconds,bits_per_cell,"
+              "rows_per_read,energy_j,latency_s,area_mm2,tops_per_w")
 
 
 def add_parser(sub):
     p = sub.add_parser(
         "sweep",
-        help="accuracy of MiniLM on the analog model over ADC bits x inference time x seeds",
+        help="accuracy and cost of MiniLM on the analog model over ADC bits, bits per cell, "
+        "rows per read, inference time and seeds",
         description="Run MiniLM with every linear layer through the analog crossbar model of "
-        "--config for each ADC width, inference time and seed; write the cosine similarity "
-        "to float (mean and min over sentences) to OUTPUT.csv and a plot to OUTPUT.png.",
+        "--config for each ADC width, bits per cell, rows per read, inference time and seed; "
+        "write the cosine similarity to float (mean and min over sentences) and the cost "
+        "estimate of each hardware point (energy, latency, area, TOPS/W: cimforge estimate) "
+        "to OUTPUT.csv, the accuracy over time to OUTPUT.png and the accuracy-energy Pareto "
+        "front to OUTPUT-pareto.png.",
     )
     p.add_argument("--config", required=True, metavar="PRESET|FILE", help="hardware config")
     p.add_argument("--adc-bits", default="4,6,8", metavar="B,B,..",
                    help="ADC widths (default: 4,6,8)")
+    p.add_argument("--bits-per-cell", default=None, metavar="B,B,..",
+                   help="bits per cell (default: the config's)")
+    p.add_argument("--rows-per-read", default=None, metavar="R,R,..",
+                   help="rows activated per read (default: the config's)")
     p.add_argument("--t-inference", default="1,3600,86400,31536000", metavar="S,S,..",
                    help="seconds after programming (default: 1 s, 1 h, 1 day, 1 year)")
     p.add_argument("--seeds", default=3, type=int, metavar="N",
@@ -65,16 +80,40 @@ def parse_list(flag: str, text: str, kind: type, allowed: str) -> list:
     return values
 
 
-def sweep_points(cfg, adc_bits: list[int], times: list[float], seeds: int) -> list:
-    """Every point's config, in run order (ADC bits, then time, then seed). Raises CliError
-    naming the flag when a value is one the config refuses."""
+def hardware_points(cfg, adc_bits: list[int], bits_per_cell: list[int],
+                    rows_per_read: list[int]) -> list:
+    """The config with every combination of ADC bits, bits per cell and rows per read, in
+    that order. Raises CliError naming the flag when a value is one the config refuses."""
     points = []
     for bits in adc_bits:
         try:
-            adc = dataclasses.replace(cfg.adc, bits=bits)
-            with_bits = dataclasses.replace(cfg, adc=adc)
+            with_bits = dataclasses.replace(cfg, adc=dataclasses.replace(cfg.adc, bits=bits))
         except ConfigError as e:
             raise CliError(f"--adc-bits {bits}: {e}") from None
+        for bpc in bits_per_cell:
+            try:
+                with_bpc = dataclasses.replace(
+                    with_bits, tile=dataclasses.replace(with_bits.tile, bits_per_cell=bpc))
+            except ConfigError as e:
+                raise CliError(f"--bits-per-cell {bpc}: {e}") from None
+            for rpr in rows_per_read:
+                try:
+                    points.append(dataclasses.replace(
+                        with_bpc, tile=dataclasses.replace(with_bpc.tile, rows_per_read=rpr)))
+                except ConfigError as e:
+                    raise CliError(f"--rows-per-read {rpr}: {e}") from None
+    return points
+
+
+def sweep_points(cfg, adc_bits: list[int], times: list[float], seeds: int,
+                 bits_per_cell: list[int] | None = None,
+                 rows_per_read: list[int] | None = None) -> list:
+    """Every point's config, in run order (the hardware points, then time, then seed).
+    Raises CliError naming the flag when a value is one the config refuses."""
+    points = []
+    hw = hardware_points(cfg, adc_bits, bits_per_cell or [cfg.tile.bits_per_cell],
+                         rows_per_read or [cfg.tile.rows_per_read])
+    for with_bits in hw:
         for t in times:
             try:
                 analog = dataclasses.replace(cfg.analog, t_inference=t)
@@ -113,34 +152,93 @@ class _Progress:
 
 def _plot(rows: list[tuple], config_name: str) -> bytes:
     """The PNG of the sweep."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = np.array([r[:5] for r in rows], dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for i, bits in enumerate(sorted(set(data[:, 0]))):
-        mine = data[data[:, 0] == bits]
-        times = sorted(set(mine[:, 1]))
-        mean = [mine[mine[:, 1] == t, 3].mean() for t in times]
-        worst = [mine[mine[:, 1] == t, 4].mean() for t in times]
-        color = f"C{i}"
-        ax.plot(times, mean, "o-", color=color, label=f"{int(bits)}-bit ADC, mean")
-        ax.plot(times, worst, "s--", color=color, alpha=0.7, label=f"{int(bits)}-bit ADC, min")
+    for i, (hw, mine) in enumerate(_by_hardware(rows).items()):
+        times = sorted({r[1] for r in mine})
+        mean = [np.mean([r[3] for r in mine if r[1] == t]) for t in times]
+        worst = [np.mean([r[4] for r in mine if r[1] == t]) for t in times]
+        color = f"C{i % 10}"
+        name = _hw_label(hw)
+        ax.plot(times, mean, "o-", color=color, label=f"{name}, mean")
+        ax.plot(times, worst, "s--", color=color, alpha=0.7, label=f"{name}, min")
     ax.set_xscale("log")
     ax.set_xlabel("time after programming (s)")
     ax.set_ylabel("cosine similarity to float")
     ax.set_title(f"MiniLM on {config_name}: mean over seeds")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return figure_png(fig)
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (laid out tight), the figure closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png")
     plt.close(fig)
     return png.getvalue()
+
+
+def _by_hardware(rows: list[tuple]) -> dict[tuple, list[tuple]]:
+    """Rows grouped by hardware point (ADC bits, bits per cell, rows per read)."""
+    out: dict[tuple, list[tuple]] = {}
+    for r in rows:
+        out.setdefault((r[0], r[6], r[7]), []).append(r)
+    return out
+
+
+def _hw_label(hw: tuple) -> str:
+    return f"{int(hw[0])}b ADC, {int(hw[1])}b/cell, {int(hw[2])} rows"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (energy, cosine) points no other point beats in both (lower energy and
+    higher cosine, one of them strictly), by rising energy."""
+    front = []
+    for i, (e, c) in enumerate(points):
+        beaten = any((e2 <= e and c2 >= c) and (e2 < e or c2 > c) for e2, c2 in points)
+        if not beaten:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _pareto_plot(rows: list[tuple], config_name: str) -> bytes:
+    """The PNG of energy per inference against the mean cosine, the Pareto front marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts, labels = [], []
+    for hw, mine in _by_hardware(rows).items():
+        for t in sorted({r[1] for r in mine}):
+            at = [r for r in mine if r[1] == t]
+            pts.append((at[0][8], float(np.mean([r[3] for r in at]))))
+            labels.append(f"{_hw_label(hw)}, t {t:g} s")
+    front = pareto_front(pts)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="C0", alpha=0.6,
+               label="sweep points")
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "o-", color="C3",
+            label="Pareto front")
+    for i in front:
+        ax.annotate(labels[i], pts[i], fontsize=6, xytext=(4, -8), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (J, cimforge estimate)")
+    ax.set_ylabel("mean cosine similarity to float")
+    ax.set_title(f"MiniLM on {config_name}: accuracy against energy")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure_png(fig)
 
 
 def run(args) -> int:
@@ -155,7 +253,11 @@ def run(args) -> int:
     if cfg.model != KNOWN_MODELS["minilm"]:
         raise CliError(f"--config {args.config}: its [model] is {cfg.model.name!r}: the sweep "
                        "runs MiniLM, so use a config whose [model] name is 'minilm'")
-    points = sweep_points(cfg, adc_bits, times, args.seeds)
+    bpc = (parse_list("--bits-per-cell", args.bits_per_cell, int, "integers")
+           if args.bits_per_cell else None)
+    rpr = (parse_list("--rows-per-read", args.rows_per_read, int, "integers")
+           if args.rows_per_read else None)
+    points = sweep_points(cfg, adc_bits, times, args.seeds, bpc, rpr)
     output = args.output or Path(f"sweep-{cfg.name}.csv")
     if output.suffix != ".csv":
         raise CliError(f"--output {str(output)!r}: must end in .csv (the plot goes beside it)")
@@ -163,6 +265,17 @@ def run(args) -> int:
         raise CliError(f"--output {str(output)!r}: directory {str(output.parent)!r} does not "
                        "exist: create it first")
     sentences = _sentences(args.input)
+    from cimforge.golden.estimate import estimate
+    from cimforge.golden.mapping import MappingError
+
+    costs = {}
+    for point in points:  # the estimate of each hardware point, before any model runs
+        key = (point.adc.bits, point.tile.bits_per_cell, point.tile.rows_per_read)
+        if key not in costs:
+            try:
+                costs[key] = estimate(point)
+            except (MappingError, ValueError) as e:
+                raise CliError(f"cannot estimate {_hw_label(key)}: {e}") from None
 
     from cimforge.commands.embed import load_model
     from cimforge.golden.float_model import l2_normalize
@@ -177,16 +290,25 @@ def run(args) -> int:
         start = time.perf_counter()
         emb = encoder.with_linear(CimLinear(point)).embed(sentences, batch_size=args.batch_size)
         cos = (l2_normalize(emb) * ref).sum(axis=1)
+        est = costs[point.adc.bits, point.tile.bits_per_cell, point.tile.rows_per_read]
         rows.append((point.adc.bits, point.analog.t_inference, point.seed, float(cos.mean()),
-                     float(cos.min()), time.perf_counter() - start))
-        progress.step(done, f"adc {point.adc.bits} bits, t {point.analog.t_inference:g} s, "
-                            f"seed {point.seed}: mean {cos.mean():.4f}")
-    lines = [CSV_HEADER] + [f"{b},{t:g},{s},{m:.6f},{lo:.6f},{sec:.2f}"
-                            for b, t, s, m, lo, sec in rows]
+                     float(cos.min()), time.perf_counter() - start, point.tile.bits_per_cell,
+                     point.tile.rows_per_read, est.total_j, est.latency_s,
+                     sum(est.area_m2.values()) * 1e6, est.tops_per_w))
+        progress.step(done, f"adc {point.adc.bits} bits, {point.tile.bits_per_cell} b/cell, "
+                            f"{point.tile.rows_per_read} rows, t {point.analog.t_inference:g} s,"
+                            f" seed {point.seed}: mean {cos.mean():.4f}")
+    lines = [CSV_HEADER] + [f"{b},{t:g},{s},{m:.6f},{lo:.6f},{sec:.2f},{bpc},{rpr},{e:.6g},"
+                            f"{lat:.6g},{area:.6g},{tw:.6g}"
+                            for b, t, s, m, lo, sec, bpc, rpr, e, lat, area, tw in rows]
     png = _plot(rows, cfg.name)
+    pareto = _pareto_plot(rows, cfg.name)
+    pareto_path = output.with_name(output.stem + "-pareto.png")
     write_text_atomic(output, "\n".join(lines) + "\n")
     with atomic_write(output.with_suffix(".png"), "wb") as f:
         f.write(png)
+    with atomic_write(pareto_path, "wb") as f:
+        f.write(pareto)
     print(f"swept {len(points)} points of {cfg.name} over {len(sentences)} sentences -> "
-          f"{output}, {output.with_suffix('.png')}", file=sys.stderr)
+          f"{output}, {output.with_suffix('.png')}, {pareto_path}", file=sys.stderr)
     return 0

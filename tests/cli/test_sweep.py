@@ -19,11 +19,24 @@ def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     src.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
     out = tmp_path / "sw.csv"
     argv = ["sweep", "--config", "minilm-pcm", "--adc-bits", "8", "--t-inference", "3600",
-            "--seeds", "2", "--input", str(src), "--output", str(out)]
+            "--seeds", "2", "--rows-per-read", "64,128", "--input", str(src),
+            "--output", str(out)]
     assert main(argv) == 0
     rows = out.read_text().splitlines()
-    assert rows[0] == sweep.CSV_HEADER and len(rows) == 3
-    fields = [r.split(",") for r in rows[1:]]
+    assert rows[0] == sweep.CSV_HEADER and len(rows) == 5
+    every = [r.split(",") for r in rows[1:]]
+    assert [f[7] for f in every] == ["64", "64", "128", "128"]
+    # each hardware point's cost columns are cimforge estimate's figures for it
+    from cimforge.golden.estimate import estimate
+
+    for f in every:
+        cfg = load_config("minilm-pcm").with_sections(tile={"rows_per_read": int(f[7])})
+        est = estimate(cfg)
+        assert float(f[8]) == pytest.approx(est.total_j, rel=1e-5)
+        assert float(f[9]) == pytest.approx(est.latency_s, rel=1e-5)
+        assert float(f[11]) == pytest.approx(est.tops_per_w, rel=1e-5)
+    assert float(every[0][8]) != float(every[2][8])  # more rows a read: fewer conversions
+    fields = every[:2]
     assert [f[:3] for f in fields] == [["8", "3600", "0"], ["8", "3600", "1"]]
     means = [float(f[3]) for f in fields]
     assert means[0] != means[1]  # another seed, other draws
@@ -37,10 +50,18 @@ def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     cos = (l2_normalize(enc.with_linear(CimLinear(cfg)).embed(lines[:2]))
            * enc.embed(lines[:2])).sum(axis=1)
     assert means[1] == pytest.approx(cos.mean(), abs=1e-6)
-    assert (tmp_path / "sw.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "sw.csv", "sw.png"]
+    for png in ("sw.png", "sw-pareto.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "sw-pareto.png", "sw.csv",
+                                                           "sw.png"]
     err = capsys.readouterr().err
-    assert "2/2 adc 8 bits, t 3600 s, seed 1" in err and "#" * 24 in err
+    assert "4/4 adc 8 bits, 2 b/cell, 128 rows, t 3600 s, seed 1" in err and "#" * 24 in err
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.90), (2.0, 0.95), (1.5, 0.80), (3.0, 0.95), (0.5, 0.5), (2.5, 0.99)]
+    # (1.5, .80) is beaten by (1, .90); (3, .95) by (2, .95)
+    assert sweep.pareto_front(pts) == [4, 0, 1, 5]
 
 
 def test_default_sentences_are_the_reference():
@@ -64,6 +85,9 @@ def test_parse_list():
     (["--t-inference", "3600,-1"], "--t-inference -1: "),
     (["--t-inference", "1,a"], "--t-inference '1,a': must be a comma-separated list"),
     (["--seeds", "0"], "--seeds 0: must be a positive integer"),
+    (["--bits-per-cell", "3"], "--bits-per-cell 3: "),
+    (["--rows-per-read", "100"], "--rows-per-read 100: "),
+    (["--rows-per-read", "a"], "--rows-per-read 'a': must be a comma-separated list"),
     (["--batch-size", "0"], "--batch-size 0: must be a positive integer"),
     (["--config", "tiny"], "its [model] is 'tiny': the sweep runs MiniLM"),
     (["--config", "nope"], "nope"),
