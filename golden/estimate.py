@@ -120,9 +120,10 @@ def _tile_events(cfg: Config, mapping, vectors: int) -> dict[str, float]:
         ev["rows"] += reads * s.col_tiles * s.rows_per_read
         ev["cells"] += reads * s.col_tiles * s.rows_per_read * s.cols
         ev["conversions"] += conversions
-        # a conversion keeps one ADC lane's logic (its SAR register, its share of the
-        # accumulators and control) busy for its conversion cycles
-        ev["tile_gate_cycles"] += conversions * s.conversion_cycles * lane_gates
+        # a conversion is one operation of its ADC lane's logic (the code's shift and
+        # accumulate, its share of the control); the SAR's one register bit a cycle is
+        # small against it
+        ev["tile_gate_cycles"] += conversions * lane_gates
     return ev
 
 

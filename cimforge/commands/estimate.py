@@ -100,7 +100,7 @@ def _plot(est, config: str, path: Path) -> None:
         for i, (_, v) in enumerate(items):
             ax.text(v * scale, i, f" {v / total:.0%}", va="center", fontsize=7)
         ax.set_xlabel(unit)
-        ax.set_title(f"{title}: {total * scale:,.3g} {unit}", fontsize=9)
+        ax.set_title(f"{title}: {total * scale:,.0f} {unit}", fontsize=9)
         ax.tick_params(labelsize=7)
     what = (f"one token, {est.seq} of context" if est.kind == "decoder"
             else f"{est.seq} tokens")

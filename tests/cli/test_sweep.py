@@ -19,24 +19,22 @@ def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     src.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
     out = tmp_path / "sw.csv"
     argv = ["sweep", "--config", "minilm-pcm", "--adc-bits", "8", "--t-inference", "3600",
-            "--seeds", "2", "--rows-per-read", "64,128", "--input", str(src),
+            "--seeds", "2", "--rows-per-read", "128", "--input", str(src),
             "--output", str(out)]
     assert main(argv) == 0
     rows = out.read_text().splitlines()
-    assert rows[0] == sweep.CSV_HEADER and len(rows) == 5
-    every = [r.split(",") for r in rows[1:]]
-    assert [f[7] for f in every] == ["64", "64", "128", "128"]
-    # each hardware point's cost columns are cimforge estimate's figures for it
+    assert rows[0] == sweep.CSV_HEADER and len(rows) == 3
+    fields = [r.split(",") for r in rows[1:]]
+    # the hardware point's cost columns are cimforge estimate's figures for it
     from cimforge.golden.estimate import estimate
 
-    for f in every:
-        cfg = load_config("minilm-pcm").with_sections(tile={"rows_per_read": int(f[7])})
-        est = estimate(cfg)
+    est = estimate(load_config("minilm-pcm").with_sections(tile={"rows_per_read": 128}))
+    for f in fields:
+        assert f[6:8] == ["2", "128"]
         assert float(f[8]) == pytest.approx(est.total_j, rel=1e-5)
         assert float(f[9]) == pytest.approx(est.latency_s, rel=1e-5)
+        assert float(f[10]) == pytest.approx(sum(est.area_m2.values()) * 1e6, rel=1e-5)
         assert float(f[11]) == pytest.approx(est.tops_per_w, rel=1e-5)
-    assert float(every[0][8]) != float(every[2][8])  # more rows a read: fewer conversions
-    fields = every[:2]
     assert [f[:3] for f in fields] == [["8", "3600", "0"], ["8", "3600", "1"]]
     means = [float(f[3]) for f in fields]
     assert means[0] != means[1]  # another seed, other draws
@@ -46,7 +44,8 @@ def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     from cimforge.golden.quant import CimLinear
 
     enc = load_minilm()
-    cfg = dataclasses.replace(load_config("minilm-pcm"), seed=1)
+    cfg = dataclasses.replace(
+        load_config("minilm-pcm").with_sections(tile={"rows_per_read": 128}), seed=1)
     cos = (l2_normalize(enc.with_linear(CimLinear(cfg)).embed(lines[:2]))
            * enc.embed(lines[:2])).sum(axis=1)
     assert means[1] == pytest.approx(cos.mean(), abs=1e-6)
@@ -55,7 +54,17 @@ def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "sw-pareto.png", "sw.csv",
                                                            "sw.png"]
     err = capsys.readouterr().err
-    assert "4/4 adc 8 bits, 2 b/cell, 128 rows, t 3600 s, seed 1" in err and "#" * 24 in err
+    assert "2/2 adc 8 bits, 2 b/cell, 128 rows, t 3600 s, seed 1" in err and "#" * 24 in err
+
+
+def test_hardware_points_are_every_combination():
+    cfg = load_config("minilm-pcm")
+    pts = sweep.hardware_points(cfg, [6, 8], [1, 2], [64, 256])
+    assert [(p.adc.bits, p.tile.bits_per_cell, p.tile.rows_per_read) for p in pts] == [
+        (b, c, r) for b in (6, 8) for c in (1, 2) for r in (64, 256)]
+    runs = sweep.sweep_points(cfg, [8], [1.0, 10.0], 2, [2], [64, 256])
+    assert [(p.tile.rows_per_read, p.analog.t_inference, p.seed) for p in runs] == [
+        (r, t, s) for r in (64, 256) for t in (1.0, 10.0) for s in (0, 1)]
 
 
 def test_pareto_front():
