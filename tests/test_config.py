@@ -92,6 +92,14 @@ def test_base_relative_to_file(tmp_path):
     assert (cfg.adc.bits, cfg.tile.rows_per_read, cfg.model.name) == (7, 8, "tiny")
 
 
+def test_digest_ignores_the_cost_section():
+    """[cost] parameterises estimates, not hardware: no rebuild when it changes."""
+    cfg = load_config("tiny")
+    cheap = cfg.with_sections(cost={"node_nm": 7.0, "vdd": 0.6})
+    assert cheap.cost.node_nm == 7.0 and cheap.digest() == cfg.digest()
+    assert cfg.with_sections(tile={"rows_per_read": 8}).digest() != cfg.digest()
+
+
 def test_digest_ignores_name_only():
     a = load_config("tiny")
     assert dataclasses.replace(a, name="other").digest() == a.digest()
@@ -151,6 +159,10 @@ BAD = [
     ('base = "nonesuch"\n', r"'nonesuch' is neither a preset nor a TOML file: must be one of"),
     ('base = 3\n', r"cfg\.toml: base: 3 must be a preset name or a TOML path"),
     ('[adc\nbits = 3', r"cfg\.toml: invalid TOML"),
+    # the cost model's section
+    ('base = "tiny"\n[cost]\nnode_nm = 5\n', r"cost\.node_nm: 5 is out of range"),
+    ('base = "tiny"\n[cost]\nvolts = 1\n', r"cost\.volts"),
+    ('base = "tiny"\n[cost]\ng_mean_fraction = 1.5\n', r"cost\.g_mean_fraction: 1\.5 is out"),
     # devices and non-idealities
     ('base = "tiny"\n[device]\npreset = "memristor9"\n',
      r"cfg\.toml: device\.preset: 'memristor9' is not allowed: must be one of sram, reram, pcm"),
