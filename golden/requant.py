@@ -36,7 +36,8 @@ class RequantSpec:
     mult_bits: int
     rounding: str
 
-    DEPTH = 3  # sat((acc << exp) + bias) | * mult | round, saturate, + residual, saturate
+    DEPTH = 8  # acc << exp | sat(+ bias) | * mult (partial products) | their sum | shift (high
+    # bits) | shift (low bits) | round, saturate | + residual, saturate
 
     def __post_init__(self):
         if self.product_bits > WIDE_BITS + 1:

@@ -3,11 +3,12 @@ and multiplexing that simulates the same in every simulator."""
 
 from __future__ import annotations
 
-from amaranth import Const, Format, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Format, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
-__all__ = ["PackedArray", "digit_shift", "limit", "round_shift", "round_shift_var", "select",
-           "tree_sum"]
+__all__ = ["PackedArray", "carry_save_sum", "clamp_shift", "digit_shift", "limit",
+           "partial_products", "round_shift", "round_shift_var", "round_shift_var_staged",
+           "saturate_add", "saturate_sum", "select", "tree_sum"]
 
 
 class PackedArray(data.ArrayLayout):
@@ -111,3 +112,158 @@ def round_shift_var(m: Module, value, shift, mode: str, name: str) -> Signal:
         raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
     m.d.comb += out.eq(q + up)
     return out
+
+
+# -- pipelined forms -------------------------------------------------------------------------
+# The same functions as above, cut so that a unit can register between the parts (a stall
+# pipeline's stages): for timing, not for a different result.
+
+
+def saturate_add(m: Module, a, b, bits: int, name: str) -> Signal:
+    """``limit(m, a + b, bits, True, name)`` for signed ``a`` and ``b``, with the decision
+    off the adder's carry chain: the sum is cut at bit ``bits - 1``, its low bits added
+    (``low``, carry ``c``) while the high parts of ``a`` and ``b`` are added apart (``k``,
+    a few bits): the sum fits signed ``bits`` iff ``k + c`` is -1 or 0, both cases
+    decided before the carry arrives, and it is negative where it does not fit iff ``k`` is.
+    Only a multiplexer by ``c`` follows the chain."""
+    a, b = Value.cast(a), Value.cast(b)
+    if not (a.shape().signed and b.shape().signed) or max(len(a), len(b)) < bits:
+        return limit(m, a + b, bits, True, name)
+    n = bits - 1
+    hi, lo = (1 << n) - 1, -(1 << n)
+    a, b = (Cat(v, v[-1].replicate(n + 1 - len(v))).as_signed() if len(v) <= n else v
+            for v in (a, b))  # each with a high part, if only a sign
+    low = Signal(n + 1, name=f"{name}_low")
+    m.d.comb += low.eq(a[:n] + b[:n])
+    k = Signal(signed(max(len(a), len(b)) - n + 1), name=f"{name}_k")
+    m.d.comb += k.eq(a[n:].as_signed() + b[n:].as_signed())
+    c = low[n]
+    fits = Mux(c, (k == -2) | (k == -1), (k == -1) | (k == 0))
+    top = Mux(c, k == -2, k == -1)  # the result's sign bit where it fits
+    out = Signal(signed(bits), name=name)
+    m.d.comb += out.eq(Mux(fits, Cat(low[:n], top), Mux(k[-1], lo, hi)))
+    return out
+
+
+def saturate_sum(m: Module, q, up, bits: int, name: str) -> Signal:
+    """``limit(m, q + up, bits, True, name)`` for a signed ``q`` and a 1-bit ``up`` (a
+    rounding's increment) with an adder only ``bits`` wide: a ``q`` outside signed ``bits``
+    saturates whatever ``up``, and inside it ``q + up`` overflows only from the top limit,
+    where it saturates to ``q``."""
+    q = Value.cast(q)
+    if bits >= len(q) or not q.shape().signed:
+        return limit(m, q + up, bits, True, name)
+    hi, lo = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
+    out = Signal(signed(bits), name=name)
+    inc = Signal(signed(bits), name=f"{name}_inc")
+    m.d.comb += inc.eq(q[:bits].as_signed() + up)
+    top = q[bits - 1:]
+    fits = top.all() | ~top.any()
+    at_hi = q[:bits - 1].all() & ~q[bits - 1]
+    m.d.comb += out.eq(Mux(fits, Mux(at_hi, hi, inc), Mux(q[-1], lo, hi)))
+    return out
+
+
+def partial_products(a, b, piece: int = 17) -> list[tuple[int, Value]]:
+    """``a * b`` as ``sum(p << offset for offset, p in ...)``: ``a`` cut into ``piece``-bit
+    unsigned slices from bit 0 up (the last with ``a``'s signedness), each multiplied by the
+    whole ``b``. With ``piece`` 17 each product fits one 18x18 multiplier (ECP5's
+    MULT18X18D) for a ``b`` of up to 17 bits, and the products can be registered before
+    they are summed."""
+    a = Value.cast(a)
+    out = []
+    for lo in range(0, len(a), piece):
+        hi = min(lo + piece, len(a))
+        s = a[lo:hi]
+        if hi == len(a) and a.shape().signed:
+            s = s.as_signed()
+        out.append((lo, s * b))
+    return out
+
+
+def carry_save_sum(m: Module, values: list, bits: int, name: str) -> Signal:
+    """The sum of ``values`` modulo ``2^bits`` (exact where it fits signed ``bits``), as a
+    new signal, with a single carry chain: three terms at a time reduced to two by full
+    adders without carries between the bits (``a ^ b ^ c`` and the majority, one bit up),
+    then one adder."""
+    vals = [Value.cast(v) for v in values]
+    terms = []
+    for v in vals:
+        t = Signal(bits, name=f"{name}_t{len(terms)}")
+        m.d.comb += t.eq(Cat(v, v[-1].replicate(bits - len(v)))
+                         if len(v) < bits and v.shape().signed else v[:bits])
+        terms.append(t)
+    while len(terms) > 2:
+        a, b, c, *rest = terms
+        s = Signal(bits, name=f"{name}_s{len(rest)}")
+        cy = Signal(bits, name=f"{name}_c{len(rest)}")
+        m.d.comb += [s.eq(a ^ b ^ c), cy.eq(Cat(Const(0, 1), (a & b) | (a & c) | (b & c)))]
+        terms = [s, cy, *rest]
+    out = Signal(signed(bits), name=name)
+    m.d.comb += out.eq(sum(terms[1:], terms[0]))
+    return out
+
+
+def clamp_shift(m: Module, shift, width: int, name: str):
+    """An unsigned right ``shift`` of a ``width``-bit value, limited to ``width`` (a shift
+    beyond the width rounds like a shift by the width: ``|value / 2^width| <= 1/2``); the
+    shift itself when its field cannot exceed ``width``."""
+    if 2 ** len(shift) - 1 <= width:
+        return shift
+    out = Signal(range(width + 1), name=name)
+    m.d.comb += out.eq(Mux(shift > width, width, shift))
+    return out
+
+
+def round_shift_var_staged(m: Module, stage, value, shift, mode: str, name: str,
+                           carry: dict) -> tuple[Value, Value, dict]:
+    """:func:`round_shift_var` cut by one pipeline stage: ``stage(values)`` registers a dict
+    of values and returns the registered signals (:meth:`StallPipeline.stage`); ``carry``
+    is registered alongside. ``shift`` must not exceed ``len(value)``
+    (:func:`clamp_shift`).
+
+    Returns ``(q, up, carried)``, combinational after the stage: ``q = value >> shift``
+    (``len(value)`` bits, signed), ``up`` the rounding's increment (1 bit: the result is
+    ``q + up``, :func:`saturate_sum`) and the registered ``carry``.
+
+    ``value * 2`` is shifted right by ``shift`` in two steps, by the shift's high bits (a
+    multiple of ``2^k``) before the stage and by its low ``k`` bits after it: the lowest bit
+    of the result is the half below ``q`` (``rest >= half``), and the bits shifted out,
+    ORed (``sticky``, gathered a group of ``2^k`` at a time before the stage and from the
+    remainder after it), say whether the rest is above the half. Shift 0 finds the half 0
+    (the doubling's zero), as :func:`round_shift_var` rounds nothing there."""
+    if mode not in ("floor", "half_up", "half_even"):
+        raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
+    value = Value.cast(value)
+    width = len(value)
+    sbits = len(shift)
+    k = (sbits + 1) // 2  # the low bits, shifted after the stage
+    group = 1 << k
+    v2 = Signal(signed(width + 1), name=f"{name}_x2")
+    m.d.comb += v2.eq(Cat(Const(0, 1), value).as_signed())
+    coarse = shift[k:]
+    u = Signal(signed(width + 1), name=f"{name}_u")
+    m.d.comb += u.eq(v2 >> Cat(Const(0, k), coarse))
+    regs = {"u": u, "fine": shift[:k]}
+    if mode == "half_even":  # the sticky of the coarse step: any bit below coarse * 2^k
+        prefix = [Const(0, 1)]
+        for lo in range(0, width + 1, group):
+            prefix.append(prefix[-1] | v2[lo:min(lo + group, width + 1)].any())
+        regs["sticky"] = Signal(name=f"{name}_sticky")
+        m.d.comb += regs["sticky"].eq(Cat(*prefix).bit_select(coarse, 1))
+    r = stage({**regs, **carry})
+    u, fine = r["u"], r["fine"]
+    t = Signal(signed(width + 1), name=f"{name}_t")
+    m.d.comb += t.eq(u >> fine)
+    q = t[1:].as_signed()
+    if mode == "floor":
+        up = Const(0, 1)
+    elif mode == "half_up":
+        up = t[0]
+    else:
+        below = [Const(0, 1)]  # any of u's low j bits: the ones the fine step drops
+        for j in range(1, group):
+            below.append(below[-1] | u[j - 1])
+        sticky = r["sticky"] | Cat(*below).bit_select(fine, 1)
+        up = t[0] & (sticky | t[1])
+    return q, up, {key: r[key] for key in carry}

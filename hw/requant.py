@@ -9,7 +9,14 @@ from amaranth.lib.wiring import In, Out
 
 from cimforge.config import SHIFT_BITS
 from cimforge.golden.requant import RequantSpec
-from cimforge.hw.numerics import limit, round_shift_var
+from cimforge.hw.numerics import (
+    carry_save_sum,
+    clamp_shift,
+    partial_products,
+    round_shift_var_staged,
+    saturate_add,
+    saturate_sum,
+)
 from cimforge.hw.pipeline import StallPipeline
 from cimforge.hw.spec_unit import SpecUnit
 
@@ -39,9 +46,13 @@ class Requantizer(SpecUnit):
     ``residual_bits``, ``sat_F`` to signed ``full_bits`` (it only acts for an ``exp`` beyond
     ``max_exp``, which the field can carry: the shifted sum saturates, it does not wrap).
 
-    Throughput one item per cycle; latency 3 cycles (a result is offered 3 cycles after its
-    item is accepted), stages: ``sat_F((acc << exp) + bias)``; ``* mult``; round, saturate,
-    add the residual, saturate. Back-pressure stalls the whole pipeline
+    Throughput one item per cycle; latency 8 cycles (a result is offered 8 cycles after its
+    item is accepted, ``RequantSpec.DEPTH``), stages: ``acc << exp``; ``sat_F(. + bias)``
+    (the saturation decided beside the adder's carry chain); ``* mult`` as partial products
+    of 17-bit slices, one 18x18 multiplier each; their sum; the rounding shift by the
+    shift's high bits, then by its low bits (with the rounding's increment); round and
+    saturate; add the residual and saturate. Each stage is at most about one unregistered
+    multiplier's path (about 7.3 ns on an ECP5). Back-pressure stalls the whole pipeline
     (``i_stream.ready = ~o_stream.valid | o_stream.ready``).
 
     Parameters
@@ -68,25 +79,41 @@ class Requantizer(SpecUnit):
         m = Module()
         spec = self._spec
         p = self.i_stream.payload
-        pipe = StallPipeline(m, self.i_stream, self.o_stream, "rq")
-        # acc << exp for every exponent the field holds, before the saturation to full_bits
-        shifted = Signal(signed(spec.acc_bits + spec.exp_field_max + 1))
-        m.d.comb += shifted.eq((p.acc << p.exp) + p.bias)
-        full = limit(m, shifted, spec.full_bits, True, "rq_full")
-        s1 = pipe.stage({"full": full, "mult": p.mult, "shift": p.shift,
-                         "residual": p.residual, "narrow": p.narrow})
-        prod = Signal(signed(spec.product_bits))
-        m.d.comb += prod.eq(s1["full"] * s1["mult"])
-        s2 = pipe.stage({"prod": prod, "shift": s1["shift"], "residual": s1["residual"],
-                         "narrow": s1["narrow"]})
-        y = round_shift_var(m, s2["prod"], s2["shift"], spec.rounding, "rq_round")
-        narrow = s2["narrow"]
         a, r = spec.act_bits, spec.residual_bits
-        y1 = Mux(narrow, limit(m, y, a, True, "rq_sat_a"), limit(m, y, r, True, "rq_sat_r"))
-        y2 = Signal(signed(r + 1))
-        m.d.comb += y2.eq(y1 + s2["residual"])
-        out = Mux(narrow, limit(m, y2, a, True, "rq_out_a"), limit(m, y2, r, True, "rq_out_r"))
-        s3 = pipe.stage({"out": out})
+        pipe = StallPipeline(m, self.i_stream, self.o_stream, "rq")
+        # 1: acc << exp, for every exponent the field holds; the shift limited to the product
+        shl = Signal(signed(spec.acc_bits + spec.exp_field_max))
+        m.d.comb += shl.eq(p.acc << p.exp)
+        shift = clamp_shift(m, p.shift, spec.product_bits, "rq_shift")
+        s = pipe.stage({"shl": shl, "bias": p.bias, "mult": p.mult, "shift": shift,
+                        "residual": p.residual, "narrow": p.narrow})
+        keep = ("shift", "residual", "narrow")
+        # 2: + bias, saturated to full_bits
+        full = saturate_add(m, s["shl"], s["bias"], spec.full_bits, "rq_full")
+        s = pipe.stage({"full": full, "mult": s["mult"], **{k: s[k] for k in keep}})
+        # 3: * mult, as partial products of 17-bit slices of full (one DSP each)
+        parts = partial_products(s["full"], s["mult"])
+        s = pipe.stage({**{f"pp{i}": pp for i, (_, pp) in enumerate(parts)},
+                        **{k: s[k] for k in keep}})
+        # 4: their sum, the product
+        prod = carry_save_sum(m, [s[f"pp{i}"] << off for i, (off, _) in enumerate(parts)],
+                              spec.product_bits, "rq_prod")
+        s = pipe.stage({"prod": prod, **{k: s[k] for k in keep}})
+        # 5, 6: the rounding shift in two steps
+        q, up, s = round_shift_var_staged(m, pipe.stage, s["prod"], s["shift"], spec.rounding,
+                                          "rq_round", {"residual": s["residual"],
+                                                       "narrow": s["narrow"]})
+        s = pipe.stage({"q": q, "up": up, "residual": s["residual"], "narrow": s["narrow"]})
+        # 7: round and saturate
+        narrow = s["narrow"]
+        y1 = Mux(narrow, saturate_sum(m, s["q"], s["up"], a, "rq_sat_a"),
+                 saturate_sum(m, s["q"], s["up"], r, "rq_sat_r"))
+        s = pipe.stage({"y1": y1, "residual": s["residual"], "narrow": narrow})
+        # 8: + residual, saturated
+        narrow = s["narrow"]
+        out = Mux(narrow, saturate_add(m, s["y1"], s["residual"], a, "rq_out_a"),
+                  saturate_add(m, s["y1"], s["residual"], r, "rq_out_r"))
+        s = pipe.stage({"out": out})
         assert pipe.depth == spec.DEPTH
-        pipe.finish(s3["out"])
+        pipe.finish(s["out"])
         return m
