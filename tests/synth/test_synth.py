@@ -106,3 +106,20 @@ def test_out_naming_a_file(tmp_path, capsys):
     assert main(["synth", "--blocks", "activation", "--out", str(f)]) == 2
     assert "must name a directory" in capsys.readouterr().err
     assert f.read_text() == "x"
+
+
+@pytest.mark.full
+def test_synth_every_block_of_tiny(tmp_path):
+    """Every block's synthesis top through Yosys and nextpnr (slow: the digital CIM macro's
+    place and route takes most of an hour): each places, routes and has an fmax and a
+    critical path. (The 100 MHz target is docs/ppa.md's table, closed block by block.)"""
+    out = tmp_path / "out"
+    blocks = [b for b in synth_blocks(load_config("tiny")) if b != "accelerator"]
+    assert main(["synth", "--config", "tiny", "--blocks", ",".join(blocks), "--seeds", "1",
+                 "--out", str(out)]) == 0
+    rows = json.loads((out / "synth.json").read_text())["blocks"]
+    assert [r["block"] for r in rows] == blocks
+    for r in rows:
+        assert "error" not in r, r
+        assert r["fmax_mhz"]["median"] > 0 and r["critical_path"]["delay_ns"] > 0
+        assert r["cells"]["lut4"] > 0
