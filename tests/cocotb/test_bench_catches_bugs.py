@@ -67,7 +67,8 @@ def test_mutant_fails_with_seed_and_log(tiny_manifest, tmp_path, cache_root, pat
     "block, pattern, new, testcase, symptom",
     [
         # int8 saturation after the residual add one short: the corners see it
-        ("requant", r"\? 17'h0007f :", "? 17'h0007e :", "corners",
+        ("requant", r"rq_out_a_k\[9\] \? 8'h80 : 8'h7f;", "rq_out_a_k[9] ? 8'h80 : 8'h7e;",
+         "corners",
          r"corners\[full_rate\]: \d+ mismatch"),
         # one entry of the 2^fraction table off by 2 (its LSB never shows: every exponent
         # with a fraction is also shifted right at least once): too small to move a
