@@ -19,7 +19,7 @@ counts per inference, each a sum over the mapping's units (``docs/ppa.md`` deriv
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cimforge.config import KNOWN_DEVICES, KNOWN_MODELS, Config
@@ -80,7 +80,6 @@ class Estimate:
     writes_bits: dict[str, float]
     lifetime_s: dict[str, float]
     gpu: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latency_s(self) -> float:
@@ -169,8 +168,10 @@ def estimate(cfg: Config, model: str | None = None, seq: int | None = None) -> E
 
     # -- energy ----------------------------------------------------------------------------
     dev, t = cfg.device, cfg.tile
-    conversion_cycles = cfg.adc.bits if cfg.adc.kind == "sar" else 1
-    adc_rate = cfg.accelerator.clock_mhz * 1e6 / conversion_cycles
+    from cimforge.golden.analog_tile import AnalogTileSpec
+
+    adc_rate = (cfg.accelerator.clock_mhz * 1e6
+                / AnalogTileSpec.from_config(cfg).conversion_cycles)
     energy = {
         "ADCs": ev["conversions"] * tech.adc_j(cfg.adc.bits, adc_rate),
         "crossbar reads": ev["cells"] * tech.cell_read_j(dev.g_min_us, dev.g_max_us,
@@ -193,6 +194,10 @@ def estimate(cfg: Config, model: str | None = None, seq: int | None = None) -> E
     digital_gates = (
         sum(DIGITAL_GATES["analog_tile"] * unit_spec(cfg, u).col_tiles * t.cols
             / REFERENCE_TILE_COLS for u in mapping.units)
+        # a layer's units (hw/transformer_layer.py): four drainers' requantisers and the
+        # residual ones of o and ff2, the attention engine's; four feeders' per-token
+        # scaling; two LayerNorms (an encoder's after o and ff2, a decoder's before);
+        # and the top's one (embedding or final)
         + layers * (7 * DIGITAL_GATES["requant"] + 4 * DIGITAL_GATES["token_quant"]
                     + DIGITAL_GATES["softmax"] + DIGITAL_GATES["activation"]
                     + 2 * DIGITAL_GATES["layernorm"]) + DIGITAL_GATES["layernorm"])

@@ -11,12 +11,12 @@ chip, and docs/ppa.md says which.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cimforge.config import CostConfig
 from cimforge.golden.cost import Tech
 
-__all__ = ["MvmCase", "CASES", "mvm_energy_j", "validate"]
+__all__ = ["MvmCase", "CASES", "validate"]
 
 # NAND2 equivalents of a 32-bit adder (the Yosys flow of golden/cost.py): the digital work of
 # one conversion's shift-and-add
@@ -34,7 +34,7 @@ class MvmCase:
     chip: str
     figure: str
     published: float
-    unit: str  # "TOPS/W" or "pJ"
+    unit: str  # "TOPS/W", "pJ" (an MVM) or "pJ/MAC"
     cost: CostConfig
     rows: int
     cols: int
@@ -61,12 +61,11 @@ class MvmCase:
         }
 
     def model(self) -> float:
+        """The model's figure in the case's ``unit``: TOPS/W, pJ an MVM, or pJ a MAC."""
         e = sum(self.components().values())
-        return self.ops / e / 1e12 if self.unit == "TOPS/W" else e * 1e12
-
-
-def mvm_energy_j(case: MvmCase) -> float:
-    return sum(case.components().values())
+        if self.unit == "TOPS/W":
+            return self.ops / e / 1e12
+        return e / (self.ops / 2) * 1e12 if self.unit == "pJ/MAC" else e * 1e12
 
 
 def _ibm(phases: int, published: float) -> MvmCase:
@@ -138,15 +137,9 @@ def validate(cases: tuple[MvmCase, ...] = CASES) -> list[dict]:
     rows = []
     for case in cases:
         model = case.model()
-        if case.unit == "pJ/MAC":
-            model = mvm_energy_j(case) / (case.ops / 2) * 1e12
         rows.append({"chip": case.chip, "figure": case.figure, "unit": case.unit,
                      "published": case.published, "model": model,
                      "ratio": model / case.published,
                      "components_j": case.components()})
     return rows
 
-
-def with_cost(case: MvmCase, **changes) -> MvmCase:
-    """``case`` with some cost parameters changed (for sensitivity studies)."""
-    return replace(case, cost=replace(case.cost, **changes))

@@ -90,3 +90,14 @@ def test_schedule_refuses_a_wrong_beat_count():
     fmt = ProgramFormat(map_model(TINY))
     with pytest.raises(ValueError, match="beats offered"):
         ProgramSchedule.of(fmt, [0, 1, 2])
+
+
+@pytest.mark.parametrize("name, sections", [
+    ("tiny", {}), ("tiny-2layer", {}), ("minilm-layer", {}),
+    # few crossbars against a long write: each round waits for the first crossbar's write
+    ("tiny", {"device": {"write_verify_iterations": 100}}),
+    ("tiny", {"accelerator": {"clock_mhz": 1000.0}}),
+])
+def test_full_rate_cycles_in_closed_form(name, sections):
+    fmt = ProgramFormat(map_model(load_config(name).with_sections(**sections)))
+    assert ProgramSchedule.full_rate_cycles(fmt) == ProgramSchedule.of(fmt).cycles
