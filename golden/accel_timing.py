@@ -81,6 +81,12 @@ class AcceleratorTiming:
             assert len(timings) == 1, f"the units of {name} must share their timing"
             self.tiles[name] = AnalogTileTiming(unit_spec(cfg, self.mapping.units_of(0, name)[0]))
         self.rq = PipelineTiming(3)
+        # a drainer's first requantised output, from its take: the first channel is read the
+        # cycle after and enters the requantiser through the units' result pipeline; with a
+        # residual, once the residual row's first value (a buffer read) is requantised too
+        enter = 1 + AnalogTileTiming.RESULT_DEPTH
+        self._drain_out = enter + self.rq.depth
+        self._drain_res_out = max(enter, READ_LATENCY + self.rq.depth) + self.rq.depth
         self.act = s.act.timing
         self.dcim = DcimTiming(s.dcim)
         # single-row passes, relative to their start (a reader's start)
@@ -248,15 +254,16 @@ class AcceleratorTiming:
             rows_x = self._passes(rows_x, lambda g: g + ln_last + 1)
             out.rows[f"l{layer}.xn"] = rows_x
 
-        # QKV: q, k and v channels through one requantiser (outputs from take + 5, one a
-        # cycle); each full k or v head is written to its macro the cycle after, stalling the
-        # next k or v value one cycle (2 heads x 2 - 1 stalls); the row is done the cycle
-        # after the last WRITE, the drainer free the cycle after that
+        # QKV: q, k and v channels through one requantiser (outputs from take + _drain_out,
+        # one a cycle); each full k or v head is written to its macro the cycle after,
+        # stalling the next k or v value one cycle (2 heads x 2 - 1 stalls); the row is done
+        # the cycle after the last WRITE, the drainer free the cycle after that
         q_rows: list[int] = []
+        first_out, res_out = self._drain_out, self._drain_res_out
 
         def drain_qkv(t: int, take: int) -> tuple[int, int]:
-            q_rows.append(take + 5 + d)
-            last = take + 5 + 3 * d - 1 + 2 * heads - 1
+            q_rows.append(take + first_out + d)
+            last = take + first_out + 3 * d - 1 + 2 * heads - 1
             return last + 2, last + 2
 
         kv = self._feed_and_drain("q", rows_x, self._tq_d, drain_qkv)
@@ -270,10 +277,12 @@ class AcceleratorTiming:
             start += heads * step
         out.rows[f"l{layer}.ctx"] = ctx
 
-        # a drainer whose requantiser adds a residual: outputs from take + 8, one a cycle; an
-        # encoder's LayerNorm after
+        # a drainer whose requantiser adds a residual: outputs from take + _drain_res_out,
+        # one a cycle; an encoder's LayerNorm after (its row read from the first output, less
+        # a read's latency)
         def drain_res(t: int, take: int) -> tuple[int, int]:
-            w = take + 8 + d - 1 if self.decoder else take + 6 + ln_last  # the last, written
+            w = (take + res_out + d - 1 if self.decoder  # the last, written
+                 else take + res_out - READ_LATENCY + ln_last)
             return w + 1, w + 2
 
         x1 = self._feed_and_drain("o", ctx, self._tq_d, drain_res)
@@ -282,11 +291,11 @@ class AcceleratorTiming:
             x1 = self._passes(x1, lambda g: g + ln_last + 1)
             out.rows[f"l{layer}.x1n"] = x1
 
-        # FFN1: outputs from take + 5, GELU (a stall pipeline) after
+        # FFN1: outputs from take + _drain_out, GELU (a stall pipeline) after
         act_depth = self.act.depth
 
         def drain_act(t: int, take: int) -> tuple[int, int]:
-            w = take + 5 + act_depth + f - 1
+            w = take + first_out + act_depth + f - 1
             return w + 1, w + 2
 
         a = self._feed_and_drain("ff1", x1, self._tq_d, drain_act)
@@ -350,9 +359,9 @@ def _bounds(tm: AcceleratorTiming, n: int) -> Bounds:
     first_beat = 0
     row_in = -(-d // epb) * (epb + 1)  # a token's beats, each taken after its codes
     ln0 = ln + 1
-    drain_qkv = 5 + 3 * d + 2 * heads
-    drain_ln = 6 + ln + 1
-    drain_act = 5 + tm.act.depth + f
+    drain_qkv = tm._drain_out + 3 * d + 2 * heads
+    drain_ln = tm._drain_res_out - READ_LATENCY + ln + 1
+    drain_act = tm._drain_out + tm.act.depth + f
     pass_last, pass_step = tm._attention_pass(n)
     out_token = READ_LATENCY + -(-d // epb) * 2  # a token's beats at full rate
     one_layer_tail_from_ctx = (feed["d"] + vec["o"] + drain_ln + feed["d"] + vec["ff1"]
@@ -407,9 +416,9 @@ def _decoder_bounds(tm: AcceleratorTiming, n: int, base: int) -> Bounds:
     work["LayerNorm (each)"] = n * d
     feed_d, feed_ff = tm._tq_d[-1] + 1, tm._tq_ff[-1] + 1
     ln = tm._ln[-1] + 1  # a LayerNorm engine's row
-    drain_qkv = 5 + 3 * d + 2 * tm.heads
-    drain_res = 8 + d
-    drain_act = 5 + tm.act.depth + f
+    drain_qkv = tm._drain_out + 3 * d + 2 * tm.heads
+    drain_res = tm._drain_res_out + d
+    drain_act = tm._drain_out + tm.act.depth + f
     # the last token: its beats, then through every layer -- LayerNorm 1, its k vector, one
     # attention pass over every key, o, LayerNorm 2, the FFN -- the final LayerNorm, its beats
     layer = (ln + feed_d + vec["k"] + drain_qkv + tm._attention_pass(keys[-1])[0]
