@@ -32,7 +32,6 @@ from cimforge.golden.mapping import Mapping, map_model
 __all__ = ["AcceleratorTiming", "AccelSchedule", "Bounds"]
 
 READ_LATENCY = 2  # a buffer read port: first element two cycles after its start
-DRAIN_ISSUE = 2  # a drainer's first item into its requantiser two cycles after the take
 
 
 @dataclass
@@ -81,11 +80,12 @@ class AcceleratorTiming:
             assert len(timings) == 1, f"the units of {name} must share their timing"
             self.tiles[name] = AnalogTileTiming(unit_spec(cfg, self.mapping.units_of(0, name)[0]))
         self.rq = s.rq.timing  # a drainer's and the attention engine's requantisers
-        # a drainer's first output after its take: the item issued, read, then the
-        # requantiser; with a residual, the residual's requantiser first (its row read from
-        # the take) and the item joined to its result
-        self.drain_first = DRAIN_ISSUE + self.rq.latency
-        self.drain_res_first = READ_LATENCY + 2 * self.rq.latency
+        # a drainer's first requantised output, from its take: the first channel is read the
+        # cycle after and enters the requantiser through the units' result pipeline; with a
+        # residual, once the residual row's first value (a buffer read) is requantised too
+        enter = 1 + AnalogTileTiming.RESULT_DEPTH
+        self.drain_first = enter + self.rq.latency
+        self.drain_res_first = max(enter, READ_LATENCY + self.rq.latency) + self.rq.latency
         self.act = s.act.timing
         self.dcim = DcimTiming(s.dcim)
         # single-row passes, relative to their start (a reader's start)

@@ -250,8 +250,12 @@ class AnalogTileTiming:
     spec: AnalogTileSpec
 
     # cycles after a read issues besides its L conversion cycles: sample (1), code register
-    # (1), beat sum (1), accumulator write (1)
-    TAIL = 4
+    # (1), signed codes and shifts (1), beat sum (1), beat clamped to an addend (1),
+    # accumulator write (1)
+    TAIL = 6
+    # the result port's pipeline: a channel read is on its data port this many cycles later
+    # (accumulator read; channel and drift factor; partial products; their rounded sum)
+    RESULT_DEPTH = 4
 
     @property
     def read_cycles(self) -> int:
@@ -287,8 +291,9 @@ class AnalogTileTiming:
         """The unit with the result collector of its simulation top
         (:class:`cimforge.hw.analog_tile_sim.AnalogTileSim`): from the first cycle a result is
         valid and the collector's stream buffer is empty, it reads channel ``i`` in the
-        ``i``-th cycle, releases the result in the cycle the last channel arrives and offers
-        the whole result on its stream from the next; the sink takes it in the first cycle
+        ``i``-th cycle, releases the result in the cycle the last channel arrives
+        (:attr:`RESULT_DEPTH` cycles after its read) and offers the whole result on its
+        stream from the next; the sink takes it in the first cycle
         ``c`` with ``sink_ready(c)`` (always, by default). ``offered`` and ``taken`` are the
         collector's stream."""
         ready = sink_ready or (lambda c: True)
@@ -298,13 +303,14 @@ class AnalogTileTiming:
 
         def release(v: int, valid: int) -> int:
             start = valid if v == 0 else max(valid, out_taken[v - 1] + 1)
-            o = start + n + 1
+            released = start + n - 1 + self.RESULT_DEPTH
+            o = released + 1
             t = o
             while not ready(t):
                 t += 1
             out_offered.append(o)
             out_taken.append(t)
-            return start + n
+            return released
 
         sched = self.schedule(offered_inputs, release)
         return Schedule(sched.accepted, sched.first_read, out_offered, out_taken)

@@ -60,17 +60,17 @@ class TokenQuantTiming:
     """Cycle model of :class:`cimforge.hw.token_quant.TokenQuantizer`: **collect** takes a
     value per cycle into one of ``slots`` row buffers (default 2), tracking the largest
     magnitude (the exponent is known with the row's last value); **output** reads a finished
-    row, a value per cycle, through a two-stage stall pipeline (read; shift, round and
-    saturate). A row's first result comes ``d + 2`` cycles after its first value; with two
-    slots or more, rows stream at one value per cycle."""
+    row, a value per cycle, through a three-stage stall pipeline (read, with the exponent;
+    shift and rounding bit; round and saturate). A row's first result comes ``d + 3`` cycles
+    after its first value; with two slots or more, rows stream at one value per cycle."""
 
-    OUT_DEPTH = 2
+    OUT_DEPTH = 3
 
     def __init__(self, spec: TokenQuantSpec):
         self.spec = spec
 
     def first_result_latency(self) -> int:
-        return self.spec.d + 2
+        return self.spec.d + 3
 
     def schedule(self, offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:

@@ -24,7 +24,7 @@ from cimforge.golden.cim import (
     SCALE_FRAC_BITS,
 )
 from cimforge.hw.crossbar_shell import shell_signature
-from cimforge.hw.numerics import PackedArray, digit_shift, limit, round_shift, select, tree_sum
+from cimforge.hw.numerics import PackedArray, digit_shift, limit, select, tree_sum
 
 __all__ = ["AnalogTile", "accumulator_plan", "csr_signature", "input_layout",
            "result_signature"]
@@ -48,16 +48,21 @@ def input_layout(spec: AnalogTileSpec) -> PackedArray:
 
 def result_signature(spec: AnalogTileSpec) -> wiring.Signature:
     """The result port, from the unit's side. ``valid``: the oldest result not yet released
-    is complete. The reader reads its channels in any order, one per cycle: channel ``addr``
-    in a cycle with ``en`` high is on ``data`` from the next cycle on (held until the next
-    read); channel ``c * channels_per_tile + h`` is channel ``h`` of column tile ``c``. A
-    cycle with ``release`` high (only while ``valid``) hands the result back: its bank may
-    accumulate again, and the next result becomes the one read."""
+    is complete. The reader reads its channels in any order, one per cycle, through a
+    pipeline of :attr:`~cimforge.golden.analog_tile.AnalogTileTiming.RESULT_DEPTH` stages that
+    moves in every cycle with ``stall`` low and holds in a cycle with it high: channel
+    ``addr`` read in a cycle with ``en`` high (and ``stall`` low) is on ``data`` once the
+    pipeline has moved ``RESULT_DEPTH`` times -- ``RESULT_DEPTH`` cycles later without a
+    stall -- and stays there until the next read's channel arrives; channel
+    ``c * channels_per_tile + h`` is channel ``h`` of column tile ``c``. A cycle with
+    ``release`` high (only while ``valid``) hands the result back: its bank may accumulate
+    again, and the next result becomes the one read."""
     return wiring.Signature({
         "valid": Out(1),
         "addr": In(range(max(spec.outputs, 2))),
         "en": In(1),
         "data": Out(signed(spec.acc_bits)),
+        "stall": In(1),
         "release": In(1),
     })
 
@@ -78,6 +83,38 @@ def accumulator_plan(spec: AnalogTileSpec) -> tuple[int, list[list[tuple[int, in
         return cpa // cpc, [[(a, 0)] for a in range(adcs)]
     per = cpc // cpa
     return 1, [[(lane * per + k, k * cpa) for k in range(per)] for lane in range(spec.outputs)]
+
+
+# the width of the pieces the drift product is split into: a signed 18 x 18 multiplier each
+_PRODUCT_CHUNK = 17
+
+
+def _round_increment(lsb, guard, sticky, mode: str):
+    """What rounding adds to a quotient whose lowest bit is ``lsb``: ``guard`` is the highest
+    bit shifted out, ``sticky`` whether any below it is set (the rule of
+    :func:`cimforge.golden.numerics.round_shift`)."""
+    if mode == "floor":
+        return Const(0, 1)
+    if mode == "half_up":
+        return guard
+    if mode == "half_even":
+        return guard & (sticky | lsb)
+    raise ValueError(f"mode must be one of floor, half_up, half_even, not {mode!r}")
+
+
+def _limit_narrow(m: Module, value, bits: int, saturate: bool, name: str) -> Signal:
+    """:func:`cimforge.hw.numerics.limit` for a value only a few bits wider than ``bits``:
+    it fits when its bits from ``bits - 1`` up are all equal, a test of a few bits (a
+    comparison with the limits would be a carry chain after the adder that makes it)."""
+    out = Signal(signed(bits), name=name)
+    if not saturate:
+        m.d.comb += out.eq(value[:bits])
+        return out
+    top = value[bits - 1:]
+    fits = (top == 0) | (top == (1 << len(top)) - 1)
+    hi, lo = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
+    m.d.comb += out.eq(Mux(fits, value[:bits], Mux(value[-1], lo, hi)))
+    return out
 
 
 def _counter(n: int) -> range:
@@ -173,11 +210,15 @@ class AnalogTile(wiring.Component):
                     m.d.sync += reg.eq(value)
         m.d.comb += [x.gain[c].eq(gain[c]) for c in range(spec.col_tiles)]
         m.d.comb += [x.range_exp[k].eq(rexp[k]) for k in range(S)]
-        # the shift of each slice's codes relative to the finest range (registered: a range
-        # written while idle takes effect in the next cycle)
-        e_min = rexp[0]
-        for k in range(1, S):
-            e_min = Mux(rexp[k] < e_min, rexp[k], e_min)
+        # the shift of each slice's codes relative to the finest range, in two registered
+        # steps, the smallest exponent and then the shifts (a range written while idle is in
+        # the shifts from the third cycle after the write)
+        mins = list(rexp)
+        while len(mins) > 1:  # a tree of pairwise minima
+            mins = [Mux(mins[i + 1] < mins[i], mins[i + 1], mins[i]) if i + 1 < len(mins)
+                    else mins[i] for i in range(0, len(mins), 2)]
+        e_min = Signal(signed(RANGE_EXP_BITS))
+        m.d.sync += e_min.eq(mins[0])
         slice_shift = [Signal(range(spec.max_term_shift + 1), name=f"slice_shift{k}")
                        for k in range(S)]
         m.d.sync += [slice_shift[k].eq(k * spec.bits_per_cell + rexp[k] - e_min)
@@ -323,64 +364,100 @@ class AnalogTile(wiring.Component):
         d_shift = Signal(range(spec.act_bits))
         m.d.comb += d_shift.eq(digit_shift(code_digit, spec.act_bits, spec.dac_bits, D))
         sign_digit = code_digit == D - 1
-        beats = []
+        # the term stage: each code with its sign, and each term's shift, registered. A term's
+        # shift and sign depend on its column within the channel: one per offset, shared by
+        # every lane; (-1)^neg (code << shift) = ((-1)^neg code) << shift
+        term_valid = Signal()
+        term_last = Signal()
+        term_entry = Signal(_counter(depth))
+        term_first = Signal()  # the entry's first beat of the vector: start from 0
+        m.d.sync += [term_valid.eq(code_valid), term_last.eq(code_valid & code_last)]
+        with m.If(code_valid):
+            m.d.sync += [term_entry.eq(code_entry), term_first.eq(code_first & (code_q == 0))]
+        shifts, signed_codes = {}, {}
+        for offset in sorted({off for terms_of in lane_terms for _, off in terms_of}):
+            q = Signal(range(cpc), name=f"col_o{offset}")
+            neg = Signal(name=f"neg_o{offset}")
+            shift = Signal(range(spec.max_term_shift + 1), name=f"shift_o{offset}")
+            m.d.comb += [q.eq(code_q + offset), neg.eq(q[0] ^ sign_digit)]
+            with m.If(code_valid):
+                m.d.sync += shift.eq(d_shift + select(q >> 1, slice_shift))
+            shifts[offset] = shift
+            for terms_of in lane_terms:
+                for adc, off in terms_of:
+                    if off == offset:
+                        sc = Signal(signed(w + 1), name=f"code{adc}")
+                        with m.If(code_valid):
+                            m.d.sync += sc.eq(Mux(neg, -codes[adc], codes[adc]))
+                        signed_codes[adc] = sc
+        # the beat stage: each lane's terms summed
+        raw_beats = []
         beat_valid = Signal()
         beat_last = Signal()
         beat_entry = Signal(_counter(depth))
-        beat_first = Signal()  # the entry's first beat of the vector: start from 0
-        m.d.sync += [beat_valid.eq(code_valid), beat_last.eq(code_valid & code_last)]
-        with m.If(code_valid):
-            m.d.sync += [beat_entry.eq(code_entry), beat_first.eq(code_first & (code_q == 0))]
-        # a term's shift and sign depend on its column within the channel: one per offset,
-        # shared by every lane
-        signs = {}
-        for offset in sorted({off for terms_of in lane_terms for _, off in terms_of}):
-            q = Signal(range(cpc), name=f"col_o{offset}")
-            shift = Signal(range(spec.max_term_shift + 1), name=f"shift_o{offset}")
-            neg = Signal(name=f"neg_o{offset}")
-            m.d.comb += [q.eq(code_q + offset), shift.eq(d_shift + select(q >> 1, slice_shift)),
-                         neg.eq(q[0] ^ sign_digit)]
-            signs[offset] = (shift, neg)
+        beat_first = Signal()
+        m.d.sync += [beat_valid.eq(term_valid), beat_last.eq(term_valid & term_last)]
+        with m.If(term_valid):
+            m.d.sync += [beat_entry.eq(term_entry), beat_first.eq(term_first)]
         for lane, terms_of in enumerate(lane_terms):
             terms = []
             for adc, offset in terms_of:
-                shift, neg = signs[offset]
-                mag = Signal(spec.term_bits, name=f"mag_l{lane}_a{adc}")
-                m.d.comb += mag.eq(codes[adc] << shift)
-                terms.append(Mux(neg, -mag, mag))
+                term = Signal(signed(spec.term_bits + 1), name=f"term_l{lane}_a{adc}")
+                m.d.comb += term.eq(signed_codes[adc] << shifts[offset])
+                terms.append(term)
             beat = Signal(signed(spec.term_bits + len(terms).bit_length() + 1), name=f"beat{lane}")
             m.d.sync += beat.eq(tree_sum(terms))
-            beats.append(beat)
+            raw_beats.append(beat)
+
+        # the addend stage: each beat clamped (or wrapped) to acc_bits + 1 bits. An accumulator
+        # holds acc_bits, so sat(acc + beat) = sat(acc + clamp(beat)) (and wrapping is modulo
+        # 2^acc_bits): the accumulator's adder is two bits wider than it, not as wide as a beat
+        acc_bits = spec.acc_bits
+        beats = []
+        add_valid = Signal()
+        add_last = Signal()
+        add_entry = Signal(_counter(depth))
+        add_first = Signal()  # the entry's first beat of the vector: start from 0
+        m.d.sync += [add_valid.eq(beat_valid), add_last.eq(beat_valid & beat_last)]
+        with m.If(beat_valid):
+            m.d.sync += [add_entry.eq(beat_entry), add_first.eq(beat_first)]
+        for lane, raw in enumerate(raw_beats):
+            addend = Signal(signed(acc_bits + 1), name=f"addend{lane}")
+            m.d.sync += addend.eq(limit(m, raw, acc_bits + 1, spec.saturate, f"clamped{lane}"))
+            beats.append(addend)
 
         # accumulate, saturating (or wrapping) after every beat: read, add, write back; two
         # banks, so one vector accumulates while the previous one is read out
-        acc_bits = spec.acc_bits
         m.submodules.acc = acc_mem = Memory(shape=unsigned(lanes * acc_bits), depth=2 * depth,
                                             init=[])
         wp = acc_mem.write_port()
         old = acc_mem.read_port(domain="comb")
         abank = Signal()  # the bank being accumulated
-        m.d.comb += [old.addr.eq(abank * depth + beat_entry), wp.addr.eq(old.addr),
-                     wp.en.eq(beat_valid)]
+        m.d.comb += [old.addr.eq(abank * depth + add_entry), wp.addr.eq(old.addr),
+                     wp.en.eq(add_valid)]
         sums = []
         for lane, beat in enumerate(beats):
-            prev = Mux(beat_first, 0, old.data.word_select(lane, acc_bits).as_signed())
-            total = Signal(signed(max(acc_bits, len(beat)) + 1), name=f"sum{lane}")
+            prev = Mux(add_first, 0, old.data.word_select(lane, acc_bits).as_signed())
+            total = Signal(signed(acc_bits + 2), name=f"sum{lane}")
             m.d.comb += total.eq(prev + beat)
-            sums.append(limit(m, total, acc_bits, spec.saturate, f"limited{lane}"))
+            sums.append(_limit_narrow(m, total, acc_bits, spec.saturate, f"limited{lane}"))
         m.d.comb += wp.data.eq(Cat(*sums))
 
         # -- results: complete banks, read channel by channel, released by the reader ------------
         r = self.result
         done = Signal(range(3))  # complete results not yet released
         rbank = Signal()  # the bank of the oldest one
-        complete = beat_valid & beat_last
+        complete = add_valid & add_last
         with m.If(complete):
             m.d.sync += abank.eq(~abank)
         with m.If(r.release):
             m.d.sync += rbank.eq(~rbank)
         m.d.sync += done.eq(done + complete - r.release)
         m.d.comb += r.valid.eq(done != 0)
+        # a read goes through RESULT_DEPTH stages that move together in every cycle without
+        # `stall`: (1) the accumulator read, (2) the channel and its column tile's drift
+        # factor, (3) the partial products, (4) their rounded sum; `data` is that, saturated
+        move = ~r.stall
         rd = acc_mem.read_port(transparent_for=())
         rd_lane = Signal(_counter(lanes))
         rd_tile = Signal(_counter(spec.col_tiles))
@@ -389,11 +466,33 @@ class AnalogTile(wiring.Component):
             m.d.sync += [rd_lane.eq(r.addr // depth),
                          rd_tile.eq(r.addr // spec.channels_per_tile)]
         final = Signal(signed(acc_bits))
-        m.d.comb += final.eq(rd.data.word_select(rd_lane, acc_bits))
-        # drift compensation on the way out: fixed-point scale, rounded, saturated
-        product = Signal(signed(acc_bits + SCALE_BITS + 1))
-        m.d.comb += product.eq(final * select(rd_tile, drift))
-        rounded = round_shift(m, product, SCALE_FRAC_BITS, spec.rounding, "rounded")
+        scale = Signal(SCALE_BITS)
+        with m.If(move):
+            m.d.sync += [final.eq(rd.data.word_select(rd_lane, acc_bits)),
+                         scale.eq(select(rd_tile, drift))]
+        # drift compensation: final x scale / 2^SCALE_FRAC_BITS, rounded, saturated. The
+        # product is taken in pieces of _PRODUCT_CHUNK bits of `final` (unsigned, the top one
+        # signed), a multiplier each; all partial products but the lowest are multiples of
+        # 2^_PRODUCT_CHUNK, above the fraction bits, so the rounding is the lowest one's alone:
+        # its bits below the fraction point decide the increment, which enters the sum of the
+        # shifted partials as its carry
+        chunk = _PRODUCT_CHUNK
+        assert chunk > SCALE_FRAC_BITS
+        partials = []
+        for i, lo in enumerate(range(0, acc_bits, chunk)):
+            hi = min(lo + chunk, acc_bits)
+            piece = final[lo:hi].as_signed() if hi == acc_bits else final[lo:hi]
+            p = Signal(signed(hi - lo + SCALE_BITS + 1), name=f"partial{i}")
+            with m.If(move):
+                m.d.sync += p.eq(piece * scale)
+            partials.append((lo, p))
+        p0 = partials[0][1]
+        up = _round_increment(p0[SCALE_FRAC_BITS], p0[SCALE_FRAC_BITS - 1],
+                              p0[:SCALE_FRAC_BITS - 1].any(), spec.rounding)
+        rounded = Signal(signed(acc_bits + SCALE_BITS + 2 - SCALE_FRAC_BITS))
+        with m.If(move):
+            m.d.sync += rounded.eq(sum((p << (lo - SCALE_FRAC_BITS) for lo, p in partials[1:]),
+                                       p0 >> SCALE_FRAC_BITS) + up)
         m.d.comb += r.data.eq(limit(m, rounded, acc_bits, spec.saturate, "scaled"))
         m.d.sync += outstanding.eq(outstanding + (issue & first_read) - r.release)
         return m

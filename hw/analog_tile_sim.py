@@ -71,18 +71,24 @@ class AnalogTileSim(wiring.Component):
         m.submodules.model = model = self._model
         wiring.connect(m, tile.xbar, model.xbar)
         wiring.connect(m, wiring.flipped(self.i_stream), tile.i_stream)
-        # the collector: channel i read in the i-th cycle, shifted in from the top
+        # the collector: channel i read in the i-th cycle, shifted in from the top as it
+        # arrives, RESULT_DEPTH cycles later (the result port never stalled)
         spec, r, o = self._spec, tile.result, self.o_stream
         n, w = spec.outputs, spec.acc_bits
+        depth = self._tile.timing.RESULT_DEPTH
         reading = Signal()
         index = Signal(range(n + 1))
-        arrived = Signal()  # the channel read in the previous cycle is on r.data
-        last = Signal()
+        # reads in flight: in_flight[k] the read of k + 1 cycles ago; the last is on r.data
+        in_flight = [Signal(name=f"in_flight{k}") for k in range(depth)]
+        lasts = [Signal(name=f"last{k}") for k in range(depth)]
+        arrived, last = in_flight[-1], lasts[-1]
         held = Signal(n * w)
-        start = r.valid & ~reading & ~arrived & ~o.valid
+        start = r.valid & ~reading & ~Cat(*in_flight).any() & ~o.valid
         m.d.comb += [r.en.eq(start | reading), r.addr.eq(index),
                      r.release.eq(arrived & last), o.payload.eq(held)]
-        m.d.sync += [arrived.eq(r.en), last.eq(r.en & (index == n - 1))]
+        m.d.sync += [in_flight[0].eq(r.en), lasts[0].eq(r.en & (index == n - 1))]
+        m.d.sync += [in_flight[k].eq(in_flight[k - 1]) for k in range(1, depth)]
+        m.d.sync += [lasts[k].eq(lasts[k - 1]) for k in range(1, depth)]
         with m.If(r.en):
             m.d.sync += [index.eq(index + 1), reading.eq(index != n - 1)]
         with m.If(r.release):

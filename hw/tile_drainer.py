@@ -7,7 +7,10 @@ For token ``t = 0, 1, ...`` in order: once every unit has a result and the previ
 row is done downstream (``row_done``: the consumer at the end of the chain finished it), the
 drainer takes the results and issues one requantiser item per channel per cycle while the
 requantiser takes them, reading each channel from its unit's result port as it issues it (the
-units' used channels in order). When the row is done it releases the units' results. With a
+units' used channels in order): the items go through a stall pipeline as deep as the units'
+result pipelines (``AnalogTileTiming.RESULT_DEPTH``), which hold when it holds (their
+``stall``), so a channel reaches the requantiser with its item. When the row is done it
+releases the units' results. With a
 residual, it starts reading row ``t`` of the residual buffer at the take, requantises it by
 the block's residual multiplier (a second requantiser) and joins the two streams.
 
@@ -25,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimforge.config import SHIFT_BITS
 from cimforge.golden.accel_regmap import DRAINER_REGS, MULT_BASE, MULT_SHIFT_LSB, bias_base
-from cimforge.golden.analog_tile import AnalogTileSpec
+from cimforge.golden.analog_tile import AnalogTileSpec, AnalogTileTiming
 from cimforge.golden.requant import RequantSpec
 from cimforge.hw.analog_tile import result_signature
 from cimforge.hw.numerics import select
@@ -136,8 +139,15 @@ class TileDrainer(wiring.Component):
             m.d.sync += [busy.eq(0), self.drained.eq(self.drained + 1)]
 
         # -- items: one channel per cycle -------------------------------------------------------
+        # a stall pipeline of the units' result pipelines' depth: a channel read as it issues
+        # is on its unit's data port once the pipeline has moved that many times; every
+        # stage moves unless the last holds an item the requantiser does not take
+        depth = {AnalogTileTiming(u).RESULT_DEPTH for u, _ in self.units}
+        assert len(depth) == 1, "the units' result pipelines must be alike"
+        depth = depth.pop()
         m.submodules.rq = main = Requantizer(rq)
-        valid = Signal()
+        stage_valid = [Signal(name=f"valid{k + 1}") for k in range(depth)]
+        valid = stage_valid[-1]
         acc = Signal(signed(acc_bits))
         res_ok = Const(1)
         residual = Const(0, rq.residual_bits)
@@ -158,15 +168,28 @@ class TileDrainer(wiring.Component):
             m.d.comb += res_rq.o_stream.ready.eq(valid & main.i_stream.ready)
         advance = ~valid | (main.i_stream.ready & res_ok)
         issue = advance & (left != 0) & ~take
-        m.d.comb += [mr.addr.eq(index), br.addr.eq(index), mr.en.eq(issue), br.en.eq(issue)]
         with m.If(advance):
-            m.d.sync += valid.eq(issue)
+            m.d.sync += [stage_valid[0].eq(issue),
+                         *(stage_valid[k].eq(stage_valid[k - 1]) for k in range(1, depth))]
         with m.If(issue):
             m.d.sync += [left.eq(left - 1), index.eq(index + 1)]
-        # each channel read from its unit as it issues: on the unit's data port from the next
-        # cycle, held until that unit's next read
+        # the channel and its unit travel along (stage k + 1 holds them in units[k] and
+        # indices[k]); the parameters are read as the item enters the last stage
+        unit_bits = range(max(len(ports), 2))
+        units = [Signal(unit_bits, name=f"unit{k + 1}") for k in range(depth)]
+        indices = [Signal.like(index, name=f"index{k + 1}") for k in range(depth - 1)]
+        with m.If(advance):
+            m.d.sync += [units[k].eq(units[k - 1]) for k in range(1, depth)]
+            m.d.sync += [indices[k].eq(indices[k - 1]) for k in range(1, depth - 1)]
+        if indices:
+            with m.If(advance):
+                m.d.sync += indices[0].eq(index)
+        param_index = indices[-1] if indices else index
+        m.d.comb += [mr.addr.eq(param_index), br.addr.eq(param_index), mr.en.eq(advance),
+                     br.en.eq(advance)]
+        # each channel read from its unit as it issues, that unit's result pipeline moving
+        # with this one
         first = 0
-        unit = Signal(range(max(len(ports), 2)))
         for i, (q, (_, k)) in enumerate(zip(ports, self.units, strict=True)):
             mine = Const(1)  # (comparisons that are constant would be lint warnings)
             if first:
@@ -174,11 +197,11 @@ class TileDrainer(wiring.Component):
             if first + k < n:
                 mine &= index < first + k
             m.d.comb += [q.addr.eq(index - first), q.en.eq(issue & mine),
-                         q.release.eq(release)]
+                         q.stall.eq(~advance), q.release.eq(release)]
             with m.If(issue & mine):
-                m.d.sync += unit.eq(i)
+                m.d.sync += units[0].eq(i)
             first += k
-        m.d.comb += acc.eq(select(unit, [q.data for q in ports]))
+        m.d.comb += acc.eq(select(units[-1], [q.data for q in ports]))
         mi = main.i_stream
         # one expression for a whole item (a field left at its default would be a constant
         # `always @*`, which Icarus never evaluates)
@@ -189,5 +212,6 @@ class TileDrainer(wiring.Component):
                                        residual, Const(int(self.narrow), 1)))]
         wiring.connect(m, main.o_stream, wiring.flipped(self.o_stream))
         with m.If(~self.run):
-            m.d.sync += [taken.eq(0), busy.eq(0), left.eq(0), valid.eq(0), self.drained.eq(0)]
+            m.d.sync += [taken.eq(0), busy.eq(0), left.eq(0), self.drained.eq(0),
+                         *(v.eq(0) for v in stage_valid)]
         return m
