@@ -628,6 +628,11 @@ class CostConfig:
     digital_activity : float
         Fraction of a digital unit's gates that switch in a busy cycle, relative to an
         adder's operation on fresh operands.
+    adc_static_w : float
+        Power an ADC draws for as long as a conversion lasts (its bias currents, an
+        oscillator's run), watts: the part of an integrating converter's energy that is
+        power x time rather than an event. 0 (the default): converters costed per
+        conversion only.
     """
 
     node_nm: float = 22.0
@@ -638,6 +643,7 @@ class CostConfig:
     g_mean_fraction: float = 0.5
     adc_enob_loss: float = 1.0
     digital_activity: float = 0.5
+    adc_static_w: float = 0.0
 
     def __post_init__(self):
         _check_float("node_nm", self.node_nm, lo=7.0, hi=130.0)
@@ -648,6 +654,7 @@ class CostConfig:
         _check_float("v_wordline", self.v_wordline, lo=0.0, hi=5.0)
         _check_float("adc_enob_loss", self.adc_enob_loss, lo=0.0, hi=4.0)
         _check_float("digital_activity", self.digital_activity, lo=0.0, hi=1.0)
+        _check_float("adc_static_w", self.adc_static_w, lo=0.0, hi=1.0)
 
 
 IR_DROP_MODES = ("off", "exact", "approx")

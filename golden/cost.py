@@ -181,13 +181,15 @@ def mean_input_square(dac_bits: int) -> float:
 
 
 def adc_energy_j(bits: int, rate_hz: float, cost: CostConfig) -> float:
-    """Energy of one conversion of a ``bits``-bit ADC converting at ``rate_hz``."""
+    """Energy of one conversion of a ``bits``-bit ADC converting at ``rate_hz``: the CIM-ADC
+    fit, never below the survey's bound, plus ``cost.adc_static_w`` over the conversion's
+    time ``1 / rate_hz`` (an integrating converter's power x time)."""
     c28 = (100 * bits + 0.001 * 4 ** bits) * 1e-15 * cost.vdd ** 2
     fit = c28 * energy_scale(cost.node_nm, cost.vdd, 28.0, cost.vdd)
     enob = max(0.0, bits - cost.adc_enob_loss)
     best_fom = next(fom for edge, fom in ADC_BEST_FOM_FJ if rate_hz <= edge)
     floor = max(best_fom * 1e-15 * 2 ** enob, ADC_ENVELOPE_J[0] + ADC_ENVELOPE_J[1] * 4 ** enob)
-    return max(fit, floor)
+    return max(fit, floor) + cost.adc_static_w / rate_hz
 
 
 def adc_area_m2(bits: int, node_nm: float) -> float:

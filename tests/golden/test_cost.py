@@ -3,6 +3,7 @@ validation against published chips (golden/validation.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -126,3 +127,28 @@ def test_digital_energy_scales_with_gates_activity_and_node():
 def test_model_config_refuses(model, seq, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         model_config(load_config("minilm"), model, seq)
+
+
+def test_adc_static_power_adds_power_times_the_conversion_time():
+    base = CostConfig(node_nm=14.0, vdd=0.85)
+    static = CostConfig(node_nm=14.0, vdd=0.85, adc_static_w=2e-4)
+    for rate in (1e6, 7.7e6, 1e8):
+        extra = adc_energy_j(8, rate, static) - adc_energy_j(8, rate, base)
+        assert extra == pytest.approx(2e-4 / rate)
+
+
+def test_ibm_adc_power_comes_from_hermes_core_not_the_64_core_chip():
+    from cimforge.golden.validation import CASES, HERMES_CORE_W, HERMES_MVM_S, hermes_adc_static_w
+
+    # the sister chip's measured power is the model's events plus its 256 ADCs' power
+    w = hermes_adc_static_w(0.8)
+    ibm = [c for c in CASES if c.chip.startswith("IBM")]
+    events = sum(dataclasses.replace(
+        ibm[0], cost=dataclasses.replace(ibm[0].cost, vdd=0.8, adc_static_w=0.0)
+    ).components().values())
+    assert events + 256 * w * HERMES_MVM_S == pytest.approx(HERMES_CORE_W * HERMES_MVM_S)
+    assert hermes_adc_static_w(0.85) == pytest.approx(w * 0.85 / 0.8)
+    # the 4-phase mode integrates four windows: its ADC energy is four times the 1-phase's
+    one, four = (c.components()["ADC"] for c in ibm)
+    assert [c.figure.split(", ")[-1] for c in ibm] == ["1-phase", "4-phase"]
+    assert four == pytest.approx(4 * one, rel=0.01)
