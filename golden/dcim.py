@@ -23,7 +23,8 @@ exactly, so results are the exact integer products, sign-extended to ``acc_bits`
 refuses an ``acc_bits`` that could not hold them).
 
 Timing (:class:`DcimTiming`): one command per cycle for writes, ``bits`` cycles per compute,
-a result ``bits + 2`` cycles after its command was accepted.
+a result ``bits + tree_stages + 1`` cycles after its command was accepted (the adder trees are
+pipelined, ``TREE_LEVELS_PER_STAGE`` levels a stage).
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ import numpy as np
 from cimforge.config import Config
 from cimforge.golden.numerics import as_dict, positive_int
 
-__all__ = ["WRITE", "APPEND", "SCORES", "WEIGHTED", "OPS", "DcimSpec", "DcimCommand",
-           "DcimModel", "DcimTiming", "DcimSchedule", "bit_serial"]
+__all__ = ["WRITE", "APPEND", "SCORES", "WEIGHTED", "OPS", "TREE_LEVELS_PER_STAGE", "DcimSpec",
+           "DcimCommand", "DcimModel", "DcimTiming", "DcimSchedule", "bit_serial"]
 
 WRITE, APPEND, SCORES, WEIGHTED = 0, 1, 2, 3
+TREE_LEVELS_PER_STAGE = 2  # adder-tree levels between two registers (the AND in the first)
 OPS = {"write": WRITE, "append": APPEND, "scores": SCORES, "weighted": WEIGHTED}
 
 
@@ -93,6 +95,17 @@ class DcimSpec:
     @property
     def addr_bits(self) -> int:
         return max(1, (self.rows - 1).bit_length())
+
+    @property
+    def tree_levels(self) -> int:
+        """Levels of an output's adder tree (over ``width`` terms)."""
+        return (self.width - 1).bit_length()
+
+    @property
+    def tree_stages(self) -> int:
+        """Registered stages of the adder trees: ``TREE_LEVELS_PER_STAGE`` levels each (at
+        least one stage; the choice of SCORES or WEIGHTED tree in the last)."""
+        return max(1, -(-self.tree_levels // TREE_LEVELS_PER_STAGE))
 
 
 @dataclass(frozen=True)
@@ -203,8 +216,8 @@ class DcimTiming:
       yet taken).
     * A write takes effect at the end of its acceptance cycle. A compute accepted in cycle
       ``A`` applies its bits in cycles ``A + 1 .. A + bits`` and its result is offered in cycle
-      ``A + bits + 2`` (partial sums, then accumulator), or the cycle after the previous
-      result was taken, whichever is later.
+      ``A + bits + tree_stages + 1`` (the adder trees' stages, then the accumulator), or the
+      cycle after the previous result was taken, whichever is later.
     """
 
     spec: DcimSpec
@@ -212,7 +225,7 @@ class DcimTiming:
     @property
     def latency(self) -> int:
         """Cycles from a compute's acceptance to its result being offered (no back-pressure)."""
-        return self.spec.bits + 2
+        return self.spec.bits + self.spec.tree_stages + 1
 
     def schedule(self, commands: Sequence[DcimCommand], offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> DcimSchedule:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from cimforge.golden.dcim import APPEND, OPS, SCORES, WEIGHTED, WRITE, DcimSpec, DcimTiming
-from cimforge.hw.numerics import PackedArray, tree_sum
+from cimforge.golden.dcim import (
+    APPEND,
+    OPS,
+    SCORES,
+    TREE_LEVELS_PER_STAGE,
+    WEIGHTED,
+    WRITE,
+    DcimSpec,
+    DcimTiming,
+)
+from cimforge.hw.numerics import PackedArray
 
 __all__ = ["DigitalCim", "command_layout", "result_layout"]
 
@@ -36,16 +45,16 @@ def result_layout(spec: DcimSpec) -> data.StructLayout:
 class DigitalCim(wiring.Component):
     """A ``rows x cols`` array of signed ``bits``-bit registers with bit-serial compute.
 
-    Commands arrive on ``i_stream``: WRITE and APPEND store a row in the cycle they are
-    accepted; SCORES (``array @ q``, ``q`` signed) and WEIGHTED (``a @ array``, ``a``
+    Commands arrive on ``i_stream``: WRITE and APPEND store a row (written the cycle after
+    they are accepted); SCORES (``array @ q``, ``q`` signed) and WEIGHTED (``a @ array``, ``a``
     unsigned: its elements' bit patterns in the payload's signed fields) apply their input one
     bit per cycle, MSB first: every stored element is ANDed with its bit, an adder tree per
-    output sums them (registered), and the accumulator doubles and adds (the first partial
-    subtracted for SCORES, added for WEIGHTED). Results are exact, sign-extended to
-    ``acc_bits``, on ``o_stream`` through a two-entry buffer.
+    output sums them (pipelined, ``spec.tree_stages`` stages), and the accumulator doubles
+    and adds (the first partial subtracted for SCORES, added for WEIGHTED). Results are
+    exact, sign-extended to ``acc_bits``, on ``o_stream`` through a two-entry buffer.
 
     Timing: :class:`cimforge.golden.dcim.DcimTiming` -- a write per cycle, a compute per ``bits``
-    cycles, results ``bits + 2`` cycles after acceptance.
+    cycles, results ``bits + tree_stages + 1`` cycles after acceptance.
 
     Parameters
     ----------
@@ -86,59 +95,105 @@ class DigitalCim(wiring.Component):
         next_row = Signal(range(rows))
 
         # -- command acceptance -------------------------------------------------------------
+        # (for timing, nothing wide hangs on `accept`, which the input's valid drives: the
+        # bit counter and the operand's load-or-shift follow registers only, and a stored row
+        # is written from registers the cycle after its acceptance)
         busy = Signal()  # a compute is applying its bits
         bit = Signal(range(bits))  # the bit being applied: bits-1 (first) down to 0
+        at_last = Signal()  # busy with bit 0 (a register, so bit == 0 is not on the path)
+        last_bit = busy & at_last
         outstanding = Signal(range(3))  # computes accepted whose results are not yet taken
-        last_bit = busy & (bit == 0)
+        window = Signal()  # a command may be accepted if ready (none in flight, or the last bit)
         accept = Signal()
         transfer = self.o_stream.valid & self.o_stream.ready
         m.d.comb += [
-            self.i_stream.ready.eq((~busy | last_bit) & (outstanding != 2)),
+            window.eq(~busy | last_bit),
+            self.i_stream.ready.eq(window & (outstanding != 2)),
             accept.eq(self.i_stream.valid & self.i_stream.ready),
         ]
         computes = accept & ((cmd.op == SCORES) | (cmd.op == WEIGHTED))
         m.d.sync += outstanding.eq(outstanding + computes - transfer)
 
-        # writes: WRITE to addr, APPEND to the next row of the ring
+        # writes: WRITE to addr, APPEND to the next row of the ring; the row registered with
+        # its one-hot row enable, written the cycle after (a compute accepted then applies its
+        # first bit the cycle after that, so it sees the row, as the cycle model has it)
         target = Mux(cmd.op == APPEND, next_row, cmd.addr)
         storing = accept & ((cmd.op == WRITE) | (cmd.op == APPEND))
+        w_rows = Signal(rows)
+        w_data = Signal(PackedArray(signed(bits), cols))
+        m.d.sync += [w_rows[r].eq(storing & (target == r)) for r in range(rows)]
+        m.d.sync += [w_data[c].eq(cmd.data[c]) for c in range(cols)]
         for r in range(rows):
-            with m.If(storing & (target == r)):
-                m.d.sync += [array[r][c].eq(cmd.data[c]) for c in range(cols)]
+            with m.If(w_rows[r]):
+                m.d.sync += [array[r][c].eq(w_data[c]) for c in range(cols)]
         with m.If(accept & (cmd.op == APPEND)):
             m.d.sync += [next_row.eq(Mux(next_row == rows - 1, 0, next_row + 1)),
                          tokens.eq(Mux(tokens == rows, rows, tokens + 1))]
 
         # -- bit-serial compute ---------------------------------------------------------------
+        # the operand shifts left once a bit cycle: each element's input bit is its top bit, a
+        # register (no multiplexer on the path into the adder trees). In the window it loads
+        # the command's data whether or not a compute is accepted (without one it is not used)
         operand = Signal(PackedArray(signed(bits), spec.width))
         weighted = Signal()
         op_tokens = Signal(range(rows + 1))  # tokens when the compute was accepted
+        with m.If(window):
+            m.d.sync += [operand.eq(cmd.data), bit.eq(bits - 1), at_last.eq(0)]
+        with m.Else():
+            m.d.sync += [bit.eq(bit - 1), at_last.eq(bit == 1),
+                         *(operand[i].eq(operand[i] << 1) for i in range(spec.width))]
         with m.If(computes):
-            m.d.sync += [operand.eq(cmd.data), weighted.eq(cmd.op == WEIGHTED), busy.eq(1),
-                         bit.eq(bits - 1), op_tokens.eq(tokens)]
-        with m.Elif(busy):
-            m.d.sync += bit.eq(bit - 1)
-            with m.If(bit == 0):
-                m.d.sync += busy.eq(0)
-        in_bits = [operand[i].as_unsigned().bit_select(bit, 1) for i in range(spec.width)]
+            m.d.sync += [weighted.eq(cmd.op == WEIGHTED), busy.eq(1), op_tokens.eq(tokens)]
+        with m.Elif(last_bit):
+            m.d.sync += busy.eq(0)
+        in_bits = [operand[i][bits - 1] for i in range(spec.width)]
 
-        # stage 1: partial sums of this bit, per output
+        # the adder trees: each output has two (its row's for SCORES, its column's for
+        # WEIGHTED) over `width` terms (zeros past the array's edge), TREE_LEVELS_PER_STAGE
+        # levels between registers; the AND gates in the first stage, the choice of tree in
+        # the last. The control signals travel alongside: a compute accepted in the last bit
+        # cycle overwrites operand, weighted and op_tokens at its end.
+        stages = spec.tree_stages
+
+        def tree(terms: list, name: str):
+            terms = terms + [Const(0, signed(bits))] * (spec.width - len(terms))
+            for stage in range(stages):
+                for _ in range(TREE_LEVELS_PER_STAGE):
+                    terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                             for i in range(0, len(terms), 2)]
+                if stage < stages - 1:
+                    regs = [Signal(signed(len(t)), name=f"{name}_s{stage + 1}_{i}")
+                            for i, t in enumerate(terms)]
+                    m.d.sync += [r.eq(t) for r, t in zip(regs, terms, strict=True)]
+                    terms = regs
+            assert len(terms) == 1
+            return terms[0]
+
+        def delayed(sig, n: int, name: str):
+            for k in range(n):
+                reg = Signal.like(sig, name=f"{name}_d{k + 1}")
+                m.d.sync += reg.eq(sig)
+                sig = reg
+            return sig
+
+        # the stage-1 view of a bit cycle, then as the last tree stage sees it
+        c_valid, c_first, c_last = busy, busy & (bit == bits - 1), last_bit
+        t_weighted = delayed(weighted, stages - 1, "weighted")
         partial = [Signal(signed(spec.partial_bits), name=f"partial{j}")
                    for j in range(spec.width)]
-        # (a compute accepted in the last bit cycle overwrites operand, weighted and op_tokens
-        # at its end: what the result needs travels with the partials)
-        p_valid, p_first, p_last, p_weighted = Signal(), Signal(), Signal(), Signal()
-        p_tokens = Signal(range(rows + 1))
-        m.d.sync += [p_valid.eq(busy), p_first.eq(busy & (bit == bits - 1)),
-                     p_last.eq(last_bit), p_weighted.eq(weighted), p_tokens.eq(op_tokens)]
         for j in range(spec.width):
-            score = (tree_sum([Mux(in_bits[c], array[j][c], 0) for c in range(cols)])
+            score = (tree([Mux(in_bits[c], array[j][c], 0) for c in range(cols)], f"score{j}")
                      if j < rows else 0)
-            column = (tree_sum([Mux(in_bits[r], array[r][j], 0) for r in range(rows)])
-                      if j < cols else 0)
-            m.d.sync += partial[j].eq(Mux(weighted, column, score))
+            column = (tree([Mux(in_bits[r], array[r][j], 0) for r in range(rows)],
+                           f"column{j}") if j < cols else 0)
+            m.d.sync += partial[j].eq(Mux(t_weighted, column, score))
+        p_valid = delayed(c_valid, stages, "valid")
+        p_first = delayed(c_first, stages, "first")
+        p_last = delayed(c_last, stages, "last")
+        p_weighted = delayed(t_weighted, 1, "p_weighted")
+        p_tokens = delayed(op_tokens, stages, "tokens")
 
-        # stage 2: accumulate, MSB first; the first bit's partial is subtracted for SCORES
+        # the accumulator, MSB first: the first bit's partial is subtracted for SCORES
         # (a signed input: its sign bit) and added for WEIGHTED (an unsigned input)
         accs = [Signal(signed(spec.exact_bits), name=f"acc{j}") for j in range(spec.width)]
         nexts = []
