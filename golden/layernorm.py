@@ -142,8 +142,8 @@ class LayerNormTiming:
     stream at one value per cycle."""
 
     SUM_DEPTH = 3  # S1 and g | h g as partial products | V + their sum
-    OUT_DEPTH = 11  # read | c | c r partial products | their sum | shift (high bits) | shift
-    # (low bits), n | n gamma | + beta | shift (high bits) | shift (low bits) | saturate
+    OUT_DEPTH = 9  # read | c | c r partial products | their sum, shift (high bits) | shift
+    # (low bits), n | n gamma | + beta, shift (high bits) | shift (low bits) | saturate
 
     def __init__(self, spec: LayerNormSpec):
         self.spec = spec

@@ -37,7 +37,7 @@ class LayerNorm(SpecUnit):
     (:func:`cimforge.golden.nonlinear.layer_norm`).
 
     Three stages around ``spec.slots`` row buffers (default 3), each cut so that a path holds
-    at most one multiplier or one wide carry chain (ECP5, tiny: about 120 MHz):
+    at most one multiplier or one wide carry chain (ECP5, tiny: about 126 MHz):
 
     * **collect** writes the row and, three registers behind the input, sums ``S1`` and
       ``V = d S2 - S1^2`` itself: a value ``h`` adds ``h g`` with ``g = (d - 1) h - 2 S1``
@@ -49,14 +49,14 @@ class LayerNorm(SpecUnit):
       reciprocal's normalisation done on the way (the root's bits from its leading one
       written into the mantissa); then the seed and three stages a Newton step
       (:func:`cimforge.hw.reciprocal.newton_steps_staged`, overlapping the next row).
-    * **output** reads the row again through an 11-stage stall pipeline: read; ``c = d h_i -
-      S1``; ``c r`` as partial products; their sum; the rounding shift by ``z + p - nf`` in
-      two steps (``n``); ``n gamma_i``; ``+ beta_i``; the rounding shift by ``shift`` in two
-      steps; saturate. A row may start one cycle before its reciprocal is written: the first
-      value takes it at its second stage.
+    * **output** reads the row again through a 9-stage stall pipeline: read; ``c = d h_i -
+      S1``; ``c r`` as partial products; their sum and the rounding shift by ``z + p - nf``
+      by its high bits; by its low bits (``n``); ``n gamma_i``; ``+ beta_i`` and the rounding
+      shift by ``shift`` by its high bits; by its low bits; saturate. A row may start one
+      cycle before its reciprocal is written: the first value takes it at its second stage.
 
-    Latency: a row's first result ``d + sqrt_steps + max(1, 3 recip_steps) + 15`` cycles
-    after its first value into an idle unit (tiny: 73); throughput one value per cycle for
+    Latency: a row's first result ``d + sqrt_steps + max(1, 3 recip_steps) + 13`` cycles
+    after its first value into an idle unit (tiny: 71); throughput one value per cycle for
     rows of at least ``sqrt_steps + max(1, 3 recip_steps) + 4`` values (tiny: 30). The exact
     cycle model: :class:`cimforge.golden.layernorm.LayerNormTiming`.
 
@@ -180,22 +180,26 @@ class LayerNorm(SpecUnit):
         root = Signal(unsigned(n_steps))
         blen = Signal(range(n_steps + 1))  # bit length of the root so far
         mant_m = Signal(unsigned(p + 1))
+        r_fed = Signal()  # the steps are done: r_k == sqrt_steps, registered
         r_start = ~r_busy & summed[r_slot] & ~started[r_slot]
-        feed = r_busy & (r_k == n_steps)
+        feed = r_busy & r_fed
+        # a step's compare, outside the conditions below: a comb assignment inside one is
+        # conditional itself and would put the step's control in front of the carry chain
+        cur = Signal(unsigned(n_steps + 3))
+        diff = Signal(signed(n_steps + 4))
+        m.d.comb += [cur.eq(Cat(vsh[-2:], rem)), diff.eq(cur - Cat(Const(1, 2), root))]
+        bit = ~diff[-1]
         with m.If(r_start):
-            m.d.sync += [r_busy.eq(1), r_k.eq(0), vsh.eq(select(r_slot, v)), rem.eq(0),
-                         root.eq(0), blen.eq(0), mant_m.eq(0)]
+            m.d.sync += [r_busy.eq(1), r_k.eq(0), r_fed.eq(0), vsh.eq(select(r_slot, v)),
+                         rem.eq(0), root.eq(0), blen.eq(0), mant_m.eq(0)]
             started.set(r_slot)
         with m.Elif(feed):
-            m.d.sync += [r_busy.eq(0), r_slot.eq(next_slot(r_slot, slots))]
+            m.d.sync += [r_busy.eq(0), r_fed.eq(0), r_slot.eq(next_slot(r_slot, slots))]
         with m.Elif(r_busy):
-            cur = Signal(unsigned(n_steps + 3))
-            diff = Signal(signed(n_steps + 4))
-            m.d.comb += [cur.eq(Cat(vsh[-2:], rem)), diff.eq(cur - Cat(Const(1, 2), root))]
-            bit = ~diff[-1]
+            # only multiplexers by the new bit follow the compare
             m.d.sync += [rem.eq(Mux(bit, diff, cur)), root.eq(Cat(bit, root[:-1])),
-                         vsh.eq(vsh << 2), r_k.eq(r_k + 1),
-                         blen.eq(blen + ((blen != 0) | bit))]
+                         vsh.eq(vsh << 2), r_k.eq(r_k + 1), r_fed.eq(r_k == n_steps - 1),
+                         blen.eq(Mux((blen != 0) | bit, blen + 1, blen))]
             for j in range(p + 1):
                 if p - j <= n_steps:
                     with m.If(blen == p - j):
@@ -203,8 +207,11 @@ class LayerNorm(SpecUnit):
         stages, r_mant = newton_steps_staged(
             m, {"valid": feed, "m": mant_m, "blen": blen, "slot": r_slot}, nl, "ln_recip")
         last = stages[-1]
-        # the root's exponent z = bitlen - 1 (0 for a zero root, whose reciprocal is 0) and
-        # the normalising shift z + p - nf, from the bit length the stages carried
+        # the root's exponent z = bitlen - 1 (0 for a zero root) and the normalising shift
+        # z + p - nf, from the bit length the stages carried. A zero root's reciprocal is 0 in
+        # golden; here it is the seed's result, unused: a zero root is V = 0, a constant row,
+        # whose every c_i = d h_i - S1 is 0, so c_i r = 0 all the same (and no multiplexer
+        # follows the last multiplier)
         zero = last["blen"] == 0
         nshift = Signal(range(n_steps + p - nf), name="ln_nshift_row")
         m.d.comb += nshift.eq(Mux(zero, 0, last["blen"] - 1) + (p - nf))
@@ -213,14 +220,14 @@ class LayerNorm(SpecUnit):
         with m.If(last["valid"]):
             for s in range(slots):
                 with m.If(last["slot"] == s):
-                    m.d.sync += [mant[s].eq(Mux(zero, 0, r_mant)), nsh[s].eq(nshift)]
+                    m.d.sync += [mant[s].eq(r_mant), nsh[s].eq(nshift)]
         # a row may start out one cycle before its reciprocal is written: its first value
         # takes the reciprocal at the output's second stage
         early = stages[-2] if len(stages) > 1 else {"valid": feed, "slot": r_slot}
         with m.If(early["valid"]):
             done.set(early["slot"])
 
-        # -- output: an 11-stage stall pipeline ------------------------------------------------
+        # -- output: a 9-stage stall pipeline ------------------------------------------------
         o = self.o_stream
         advance = Signal()
         m.d.comb += advance.eq(~o.valid | o.ready)
@@ -265,30 +272,27 @@ class LayerNorm(SpecUnit):
         parts = partial_products(s["c"], s["mant"])
         s = stage({**{f"pp{i}": pp for i, (_, pp) in enumerate(parts)},
                    "nshift": s["nshift"], **{k: s[k] for k in keep}})
-        # 4: their sum
+        # 4, 5: their sum, and n = round(c r / 2^(z + p - nf)) by the shift's high bits, then
+        # its low bits
         prod_bits = len(cval) + p + 2
         prod = carry_save_sum(m, [s[f"pp{i}"] << off for i, (off, _) in enumerate(parts)],
                               prod_bits, "ln_prod")
         nshift = clamp_shift(m, s["nshift"], prod_bits, "ln_nshift")
-        s = stage({"prod": prod, "nshift": nshift, **{k: s[k] for k in keep}})
-        # 5, 6: n = round(c r / 2^(z + p - nf)), the shift in two steps
-        q, up, s = round_shift_var_staged(m, stage, s["prod"], s["nshift"], spec.rounding,
-                                          "ln_n", {k: s[k] for k in keep})
+        q, up, s = round_shift_var_staged(m, stage, prod, nshift, spec.rounding, "ln_n",
+                                          {k: s[k] for k in keep})
         n = Signal(signed(spec.norm_bits))
         m.d.comb += n.eq(q + up)
         s = stage({"n": n, **{k: s[k] for k in keep}})
-        # 7: n gamma
+        # 6: n gamma
         s = stage({"ng": s["n"] * s["g"], "b": s["b"], "last": s["last"]})
-        # 8: + beta
+        # 7, 8: + beta and round by shift, its high bits, then its low bits
         acc = Signal(signed(max(len(s["ng"]), beta_bits) + 1))
         m.d.comb += acc.eq(s["ng"] + s["b"])
-        s = stage({"acc": acc, "last": s["last"]})
-        # 9, 10: round by shift
         shift = clamp_shift(m, self.shift, len(acc), "ln_shift")
-        q, up, s = round_shift_var_staged(m, stage, s["acc"], shift, spec.rounding, "ln_y",
+        q, up, s = round_shift_var_staged(m, stage, acc, shift, spec.rounding, "ln_y",
                                           {"last": s["last"]})
         s = stage({"q": q, "up": up, "last": s["last"]})
-        # 11: saturate: the output register
+        # 9: saturate: the output register
         y = saturate_sum(m, s["q"], s["up"], spec.out_bits, "ln_sat")
         s = stage({"y": y, "last": s["last"]})
         assert depth == LayerNormTiming.OUT_DEPTH
