@@ -96,9 +96,23 @@ class LayerNormSpec:
         return self.ln_frac_bits + (3 * self.d).bit_length() // 2 + 1 + 2
 
     @property
+    def v_max(self) -> int:
+        """The largest ``V``: ``V = d^2`` times the row's variance, at most a quarter of the
+        square of the values' range (Popoviciu; half the row at each end of signed
+        ``in_bits`` reaches it for an even ``d``)."""
+        return (self.d * ((1 << self.in_bits) - 1)) ** 2 // 4
+
+    @property
     def sqrt_steps(self) -> int:
-        """Cycles of the square root: one result bit each."""
-        return (self.v_bits + 1) // 2
+        """Cycles of the square root, one result bit each: the root of :attr:`v_max`'s
+        bits (tiny: 20; ``v_bits`` would give 22)."""
+        return (self.v_max.bit_length() + 1) // 2
+
+    @property
+    def g_bits(self) -> int:
+        """Signed width of ``g = (d - 1) h - 2 S1`` (``S1`` of at most ``d - 1`` values), the
+        factor of ``h`` in a value's increment of ``V``."""
+        return self.in_bits + (3 * (self.d - 1)).bit_length()
 
     @property
     def timing(self) -> LayerNormTiming:
@@ -115,38 +129,47 @@ def layer_norm_rows(spec: LayerNormSpec, rows: np.ndarray, gamma: np.ndarray, be
 class LayerNormTiming:
     """Cycle model of :class:`cimforge.hw.layernorm.LayerNorm`.
 
-    **Collect** takes a value per cycle into one of ``slots`` row buffers (default 3), summing
-    values and squares; **statistics** takes finished rows in order: ``V = d S2 - S1^2``
-    (1 cycle), the square root (:attr:`LayerNormSpec.sqrt_steps` cycles), then the
-    reciprocal pipeline (``2 + recip_steps`` stages, overlapping the next row); **output**
-    reads a row whose reciprocal is known, a value per cycle, through a three-stage stall pipeline
-    (normalise; gamma and beta; output register). A row's first result comes
-    :meth:`first_result_latency` cycles after its first value; with the default slots, rows
-    of at least :attr:`full_rate_length` values stream at one value per cycle."""
+    **Collect** takes a value per cycle into one of ``slots`` row buffers (default 3); the
+    value's share of ``S1`` and ``V`` is summed :attr:`SUM_DEPTH` registers later (a row's
+    ``V`` is in its slot ``SUM_DEPTH`` edges after its last value was taken);
+    **statistics** takes summed rows in order: a cycle to load ``V``, the square root
+    (:attr:`LayerNormSpec.sqrt_steps` cycles), a cycle to feed the reciprocal's
+    :attr:`recip_regs` stages (overlapping the next row); **output** reads a row whose
+    reciprocal is known -- from one cycle before it is written, as the first value takes it
+    at its second stage -- a value per cycle, through an :attr:`OUT_DEPTH`-stage stall
+    pipeline. A row's first result comes :meth:`first_result_latency` cycles after its
+    first value; with the default slots, rows of at least :attr:`full_rate_length` values
+    stream at one value per cycle."""
 
-    OUT_DEPTH = 3
+    SUM_DEPTH = 3  # S1 and g | h g as partial products | V + their sum
+    OUT_DEPTH = 9  # read | c | c r partial products | their sum, shift (high bits) | shift
+    # (low bits), n | n gamma | + beta, shift (high bits) | shift (low bits) | saturate
 
     def __init__(self, spec: LayerNormSpec):
         self.spec = spec
 
+    @property
+    def recip_regs(self) -> int:
+        """Registered stages of the reciprocal after the square root: the seed, three a
+        Newton step (the last step's result goes into the row's own register)."""
+        return max(1, 3 * self.spec.recip_steps)
+
     def first_result_latency(self) -> int:
         """Cycles from a row's first value accepted to its first result offered, at full rate
-        into an idle unit: the row, the square root, the reciprocal, the output stages."""
-        return self.spec.d + self.spec.sqrt_steps + self.spec.recip_steps + 7
+        into an idle unit: the row, its sums, the square root, the reciprocal, the output
+        stages."""
+        return (self.spec.d + self.SUM_DEPTH + self.spec.sqrt_steps + self.recip_regs
+                + self.OUT_DEPTH + 1)
 
     @property
     def full_rate_length(self) -> int:
-        """Shortest row that streams at one value per cycle, back to back: the statistics
-        stage and the reciprocal must finish a row while the next is collected. For the
-        default 3 slots (others raise ``ValueError``: ask :meth:`schedule`)."""
+        """Shortest row that streams at one value per cycle, back to back: the sums, the
+        square root and the reciprocal must finish a row while the next is collected. For
+        the default 3 slots (others raise ``ValueError``: ask :meth:`schedule`)."""
         if self.spec.slots != 3:
             raise ValueError(f"full_rate_length holds for 3 slots, not {self.spec.slots}: "
                              "use schedule()")
-        return self.spec.sqrt_steps + self.spec.recip_steps + 4
-
-    @property
-    def recip_depth(self) -> int:
-        return 2 + self.spec.recip_steps
+        return self.SUM_DEPTH + self.spec.sqrt_steps + self.recip_regs + 1
 
     def schedule(self, offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:
@@ -155,24 +178,37 @@ class LayerNormTiming:
         steps, slots = self.spec.sqrt_steps, self.spec.slots
         src, out = Source(offered), OutputPipeline(self.OUT_DEPTH, sink_ready, len(offered))
         rows = RowRing(self.spec.d, slots)
+        summed = [False] * slots
         started = [False] * slots
         done = [False] * slots
         r_busy, r_slot, r_k = False, 0, 0
-        recip_pipe: list[int | None] = [None] * self.recip_depth
+        # a row's end on its way to its V; the reciprocal's stages up to the one that sets
+        # the row's done flag (the last but one)
+        sum_pipe: list[int | None] = [None] * self.SUM_DEPTH
+        recip_pipe: list[int | None] = [None] * (self.recip_regs - 1)
         cycle = 0
         while not out.done:
             advance = out.begin(cycle)
             rows.begin()
             take_in = rows.can_collect and src.offering(cycle)
-            r_start = not r_busy and rows.full[r_slot] and not started[r_slot]
+            r_start = not r_busy and summed[r_slot] and not started[r_slot]
             feed = r_busy and r_k == steps
             c_issue = advance and (rows.c_busy or done[rows.c_slot])
             # -- edge ----------------------------------------------------------------------
+            ended = None
             if take_in:
+                if rows.a_count == self.spec.d - 1:
+                    ended = rows.a_slot
                 rows.collect()
                 src.accepted.append(cycle)
-            finished = recip_pipe[-1]
-            recip_pipe = [r_slot if feed else None, *recip_pipe[:-1]]
+            now_summed = sum_pipe[-1]
+            sum_pipe = [ended, *sum_pipe[:-1]]
+            fed = r_slot if feed else None
+            if recip_pipe:
+                finished = recip_pipe[-1]
+                recip_pipe = [fed, *recip_pipe[:-1]]
+            else:
+                finished = fed
             if r_start:
                 started[r_slot] = True
                 r_busy, r_k = True, 0
@@ -184,7 +220,9 @@ class LayerNormTiming:
             if c_issue:
                 freed = rows.issue()
                 if freed is not None:
-                    started[freed] = done[freed] = False
+                    summed[freed] = started[freed] = done[freed] = False
+            if now_summed is not None:
+                summed[now_summed] = True
             if finished is not None:
                 done[finished] = True
             out.end(cycle, c_issue)

@@ -9,7 +9,7 @@ from cimforge.golden.nonlinear import NonlinearSpec, recip_seed_table
 from cimforge.hw.numerics import select
 from cimforge.hw.pipeline import registers
 
-__all__ = ["bit_length", "reciprocal_pipeline"]
+__all__ = ["bit_length", "newton_steps_staged", "reciprocal_pipeline"]
 
 
 def bit_length(m: Module, value, name: str) -> Signal:
@@ -65,3 +65,48 @@ def reciprocal_pipeline(m: Module, value, valid, tags: dict, spec: NonlinearSpec
     r_out = Mux(st["zero"], 0, st["r"])
     z_out = Mux(st["zero"], 0, st["z"])
     return st["valid"], r_out, z_out, {k: st[k] for k in tags}
+
+
+def newton_steps_staged(m: Module, st: dict, spec: NonlinearSpec, name: str):
+    """The seed and Newton-Raphson steps of :func:`reciprocal_pipeline` on a mantissa already
+    normalised, cut for timing: at most one multiplier between registers.
+
+    ``st`` holds registered signals: ``valid``, ``m`` (``p + 1`` bits, leading one at bit
+    ``p = recip_bits``) and any tags. The seed is looked up from ``m`` into the first stage;
+    each step then takes three: ``u = m r`` (one multiplier); ``w = 2^(p+1) - (u >> p)``;
+    ``r = (r w) >> p`` (one multiplier). For every seed and step ``0 < w < 2^(p+1)`` and
+    ``r <= 2^p`` (:func:`cimforge.golden.nonlinear.reciprocal`), so both products are
+    ``p + 1`` by ``p + 1`` bits: one 18x18 multiplier each at ``p <= 17``.
+
+    Returns ``(stages, r)``: the dicts of the ``max(1, 3 recip_steps)`` registered stages
+    (each with ``valid``, ``m`` and the tags) and the result ``r`` (``p + 1`` bits),
+    combinational from the last stage: the caller registers it (a row's own register), one
+    edge after the last stage.
+    """
+    p = spec.recip_bits
+    table = [int(v) for v in recip_seed_table(spec)]
+    sb = spec.recip_seed_bits
+    seed = Signal(unsigned(p + 1), name=f"{name}_seed")
+    m.d.comb += seed.eq(select(st["m"][p - sb:p], table))
+    st = registers(m, {**st, "r": seed}, f"{name}_s0")
+    stages = [st]
+    two = 2 << p
+    r_out = st["r"]
+    for k in range(spec.recip_steps):
+        u = Signal(unsigned(2 * p + 2), name=f"{name}_u{k}")
+        m.d.comb += u.eq(st["m"] * st["r"])
+        st = registers(m, {**st, "u": u}, f"{name}_a{k}")
+        stages.append(st)
+        w = Signal(unsigned(p + 1), name=f"{name}_w{k}")
+        m.d.comb += w.eq(two - (st["u"] >> p))
+        st = registers(m, {**{key: v for key, v in st.items() if key != "u"}, "w": w},
+                       f"{name}_b{k}")
+        stages.append(st)
+        nr = Signal(unsigned(p + 1), name=f"{name}_nr{k}")
+        m.d.comb += nr.eq((st["r"] * st["w"]) >> p)
+        r_out = nr
+        if k < spec.recip_steps - 1:
+            st = registers(m, {**{key: v for key, v in st.items() if key != "w"}, "r": nr},
+                           f"{name}_c{k}")
+            stages.append(st)
+    return stages, r_out

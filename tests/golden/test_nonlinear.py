@@ -20,6 +20,7 @@ from cimforge.golden.nonlinear import (
     layer_norm,
     layer_norm_params,
     multiplier,
+    recip_seed_table,
     reciprocal,
     relu,
     requantize,
@@ -122,6 +123,24 @@ def test_reciprocal_newton_steps_each_square_the_error():
     assert errors[0] <= 2.0 ** -(SPEC.recip_seed_bits + 1)  # the seed: half an interval
     assert errors[1] <= 1.5 * errors[0] ** 2 + 2.0**-22
     assert errors[2] <= 1.5 * errors[1] ** 2 + 2.0**-22
+
+
+def test_reciprocal_newton_operands_fit():
+    """For every mantissa, seed table and step: ``1 <= r <= 2^P`` and ``0 < w < 2^(P+1)``
+    (``w = 2^(P+1) - ((m r) >> P)``), so the RTL's products are ``P + 1`` by ``P + 1`` bits
+    (hw/reciprocal.py, ``newton_steps_staged``). Here every ``P`` up to 16; 17 to 24 pass
+    too (30 s)."""
+    for p in range(8, 17):
+        m = np.arange(1 << p, 2 << p, dtype=np.int64)
+        for q in range(1, 9):
+            sp = dataclasses.replace(SPEC, recip_bits=p, recip_seed_bits=q, ln_frac_bits=4)
+            r = recip_seed_table(sp)[(m - (1 << p)) >> (p - q)]
+            for _ in range(4):
+                assert 1 <= r.min() and r.max() <= 1 << p, (p, q)
+                w = (2 << p) - ((m * r) >> p)
+                assert 0 < w.min() and w.max() < 2 << p, (p, q)
+                r = (r * w) >> p
+            assert 1 <= r.min() and r.max() <= 1 << p, (p, q)
 
 
 def test_reciprocal_of_zero_is_zero():
