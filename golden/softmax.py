@@ -38,7 +38,9 @@ class SoftmaxSpec:
     prob_bits: int
     rounding: str
     score_slots: int = 2  # score rows: one filling, one being read
-    exp_slots: int = 3  # exp rows: one being written, one waiting for its reciprocal, one read
+    # exp rows: one being written, one read, and two for the time between a row's last exp
+    # value and its reciprocal (SoftmaxTiming: 16 cycles with two Newton steps)
+    exp_slots: int = 4
 
     def __post_init__(self):
         positive_int("score_slots", self.score_slots)
@@ -106,45 +108,55 @@ class SoftmaxTiming:
     Three stages with row buffers between them. **Collect** takes a beat per cycle into one of
     ``score_slots`` score rows (default 2; a row longer than ``beats_max`` beats ends there)
     and tracks the maximum. **Exp** reads a finished row a beat per cycle -- rows back to
-    back -- once one of ``exp_slots`` exp rows (default 3) is free: ``t`` (1 cycle),
-    ``2^frac`` (1), shift, mask and sum (1); a row's sum then goes through the reciprocal
-    pipeline (normalise, seed, one cycle per Newton-Raphson step, scale: ``3 +
-    recip_steps`` cycles). **Normalise** reads a row whose reciprocal is known, a
-    beat per cycle, through a two-stage stall pipeline to ``o_stream``.
+    back -- once one of ``exp_slots`` exp rows (default 4) is free, through
+    :attr:`EXP_DEPTH` registered stages (the score read; ``d = s - max``; ``d * mult`` as
+    partial products; their sum; the rounding shift by the shift's high bits; by its low
+    bits, with the table's address; the table's data) to the cycle that shifts the beat's
+    exp values, writes them and adds them to the row sum. A row's sum is registered, then
+    goes through the reciprocal pipeline (leading zeros; normalise and seed; three stages per
+    Newton-Raphson step): :attr:`recip_depth` cycles from the row's last exp values to its
+    reciprocal.
+    **Normalise** reads a row whose reciprocal is known, a beat per cycle, through an
+    :attr:`OUT_DEPTH`-stage stall pipeline to ``o_stream``.
 
     At full rate a row of ``n`` beats into an idle unit gives its first result
-    ``2n + 7 + recip_steps`` cycles after its first beat was accepted
+    ``2n + 15 + 3 recip_steps`` cycles after its first beat was accepted
     (:meth:`first_result_latency`: the row is read twice before it is normalised). With the
-    default slot counts, rows of at least ``5 + recip_steps`` beats (:attr:`full_rate_beats`)
-    stream at one beat per cycle; shorter rows leave gaps (the three exp rows no longer cover
-    the reciprocal). Other slot counts move that length: :meth:`schedule` models them all.
+    default slot counts, rows of at least ``ceil((10 + 3 recip_steps) / 2)`` beats
+    (:attr:`full_rate_beats`; 8 with two Newton steps) stream at one beat per cycle; shorter
+    rows leave gaps (the exp rows no longer cover the time to the reciprocal). Other slot
+    counts move that length: :meth:`schedule` models them all.
     """
 
-    EXP_DEPTH = 3  # issue -> t -> 2^frac -> e and sum
+    EXP_DEPTH = 7  # read | d | partial products | x | shift (high) | shift (low) | 2^frac
+    OUT_DEPTH = 5  # read | partial products | y | shift (high) | shift (low), round, cap
 
     def __init__(self, spec: SoftmaxSpec):
         self.spec = spec
 
     @property
     def recip_depth(self) -> int:
-        """Registered stages of the reciprocal pipeline: normalise, seed, the steps."""
-        return 2 + self.spec.recip_steps
+        """Registered stages from a row's last exp values to its reciprocal: the row sum,
+        the leading zeros, normalise and seed, three per Newton-Raphson step."""
+        return 3 + 3 * self.spec.recip_steps
 
     def first_result_latency(self, beats: int) -> int:
         """Cycles from a row's first beat accepted to its first result offered, for a row of
         ``beats`` beats at full rate into an idle unit."""
-        return 2 * beats + 7 + self.spec.recip_steps
+        return 2 * beats + self.EXP_DEPTH + self.recip_depth + self.OUT_DEPTH
 
     @property
     def full_rate_beats(self) -> int:
         """Shortest row (in beats) that streams at one beat per cycle, back to back, with the
-        default slot counts (2 score rows, 3 exp rows; others raise ``ValueError``: ask
-        :meth:`schedule`)."""
+        default slot counts (2 score rows, 4 exp rows; others raise ``ValueError``: ask
+        :meth:`schedule`). An exp row is held from its exp stage's first read to the
+        normalise stage's last, ``2n + EXP_DEPTH + recip_depth`` cycles, and must be free
+        again after 4 rows' ``4n``."""
         s = self.spec
-        if (s.score_slots, s.exp_slots) != (2, 3):
-            raise ValueError(f"full_rate_beats holds for 2 score and 3 exp slots, not "
+        if (s.score_slots, s.exp_slots) != (2, 4):
+            raise ValueError(f"full_rate_beats holds for 2 score and 4 exp slots, not "
                              f"{s.score_slots} and {s.exp_slots}: use schedule()")
-        return 5 + s.recip_steps
+        return -(-(self.EXP_DEPTH + self.recip_depth) // 2)
 
     def schedule(self, lasts: Sequence[bool], offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> Schedule:
@@ -153,7 +165,7 @@ class SoftmaxTiming:
         beat per input beat."""
         bmax = self.spec.beats_max
         sa_slots, se_slots = self.spec.score_slots, self.spec.exp_slots
-        src, out = Source(offered), OutputPipeline(2, sink_ready, len(lasts))
+        src, out = Source(offered), OutputPipeline(self.OUT_DEPTH, sink_ready, len(lasts))
         # collect
         a_slot, a_count = 0, 0
         sa_full = [False] * sa_slots

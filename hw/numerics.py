@@ -3,12 +3,12 @@ and multiplexing that simulates the same in every simulator."""
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Format, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Format, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
 __all__ = ["PackedArray", "carry_save_sum", "clamp_shift", "digit_shift", "limit",
            "partial_products", "round_shift", "round_shift_var", "round_shift_var_staged",
-           "saturate_add", "saturate_sum", "select", "tree_sum"]
+           "saturate_add", "saturate_sum", "saturate_sum_unsigned", "select", "tree_sum"]
 
 
 class PackedArray(data.ArrayLayout):
@@ -164,6 +164,28 @@ def saturate_sum(m: Module, q, up, bits: int, name: str) -> Signal:
     return out
 
 
+def saturate_sum_unsigned(m: Module, q, up, bits: int, name: str) -> Signal:
+    """``q + up`` clamped to unsigned ``bits`` (``0 .. 2^bits - 1``) for a ``q`` and a 1-bit
+    ``up`` (a rounding's increment), with an adder only ``bits`` wide and the decision beside
+    it: a negative ``q`` gives 0 whatever ``up`` (``q + up <= 0``); a ``q`` with a bit set at
+    or above bit ``bits``, or ``q = 2^bits - 1`` with ``up``, gives the top; any other
+    ``q + up`` fits."""
+    q = Value.cast(q)
+    if not q.shape().signed:
+        q = Cat(q, Const(0, 1)).as_signed()
+    if len(q) < bits + 1:
+        q = Cat(q, q[-1].replicate(bits + 1 - len(q))).as_signed()
+    top = (1 << bits) - 1
+    inc = Signal(unsigned(bits), name=f"{name}_inc")
+    m.d.comb += inc.eq(q[:bits] + up)
+    over = q[:bits].all() & up
+    if len(q) > bits + 1:
+        over = over | q[bits:-1].any()
+    out = Signal(unsigned(bits), name=name)
+    m.d.comb += out.eq(Mux(q[-1], 0, Mux(over, top, inc)))
+    return out
+
+
 def partial_products(a, b, piece: int = 17) -> list[tuple[int, Value]]:
     """``a * b`` as ``sum(p << offset for offset, p in ...)``: ``a`` cut into ``piece``-bit
     unsigned slices from bit 0 up (the last with ``a``'s signedness), each multiplied by the
@@ -216,7 +238,8 @@ def clamp_shift(m: Module, shift, width: int, name: str):
 
 
 def round_shift_var_staged(m: Module, stage, value, shift, mode: str, name: str,
-                           carry: dict) -> tuple[Value, Value, dict]:
+                           carry: dict, fine_bits: int | None = None
+                           ) -> tuple[Value, Value, dict]:
     """:func:`round_shift_var` cut by one pipeline stage: ``stage(values)`` registers a dict
     of values and returns the registered signals (:meth:`StallPipeline.stage`); ``carry``
     is registered alongside. ``shift`` must not exceed ``len(value)``
@@ -227,7 +250,9 @@ def round_shift_var_staged(m: Module, stage, value, shift, mode: str, name: str,
     ``q + up``, :func:`saturate_sum`) and the registered ``carry``.
 
     ``value * 2`` is shifted right by ``shift`` in two steps, by the shift's high bits (a
-    multiple of ``2^k``) before the stage and by its low ``k`` bits after it: the lowest bit
+    multiple of ``2^k``) before the stage and by its low ``k`` bits after it (``k =
+    fine_bits``, by default half the shift's bits, rounded up; fewer leave less after the
+    stage, for a result that goes on through more logic in its cycle): the lowest bit
     of the result is the half below ``q`` (``rest >= half``), and the bits shifted out,
     ORed (``sticky``, gathered a group of ``2^k`` at a time before the stage and from the
     remainder after it), say whether the rest is above the half. Shift 0 finds the half 0
@@ -237,7 +262,9 @@ def round_shift_var_staged(m: Module, stage, value, shift, mode: str, name: str,
     value = Value.cast(value)
     width = len(value)
     sbits = len(shift)
-    k = (sbits + 1) // 2  # the low bits, shifted after the stage
+    k = (sbits + 1) // 2 if fine_bits is None else fine_bits  # shifted after the stage
+    if not 0 < k <= sbits:
+        raise ValueError(f"fine_bits must be in 1..{sbits} (the shift's bits), not {k!r}")
     group = 1 << k
     v2 = Signal(signed(width + 1), name=f"{name}_x2")
     m.d.comb += v2.eq(Cat(Const(0, 1), value).as_signed())
@@ -263,7 +290,7 @@ def round_shift_var_staged(m: Module, stage, value, shift, mode: str, name: str,
     else:
         below = [Const(0, 1)]  # any of u's low j bits: the ones the fine step drops
         for j in range(1, group):
-            below.append(below[-1] | u[j - 1])
+            below.append(below[-1] | u[j - 1] if j - 1 < len(u) else below[-1])
         sticky = r["sticky"] | Cat(*below).bit_select(fine, 1)
         up = t[0] & (sticky | t[1])
     return q, up, {key: r[key] for key in carry}

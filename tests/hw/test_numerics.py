@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The pipelined forms of hw/numerics.py against the functions they cut (golden
 :mod:`cimforge.golden.numerics`), in Amaranth's simulator: every value at small widths, random
 ones at wide widths, and the widths where an operand has no bits above the result's."""
@@ -18,6 +19,7 @@ from cimforge.hw.numerics import (
     round_shift_var_staged,
     saturate_add,
     saturate_sum,
+    saturate_sum_unsigned,
 )
 
 
@@ -98,12 +100,16 @@ def test_partial_products_carry_save_sum(wa, wb, b_signed):
 
 
 @pytest.mark.parametrize("mode", ["half_even", "half_up", "floor"])
-@pytest.mark.parametrize("width, shift_bits", [(6, 3), (5, 3), (7, 4), (4, 1)])
-def test_round_shift_var_staged_every_value(mode, width, shift_bits):
+@pytest.mark.parametrize("width, shift_bits, fine_bits", [
+    (6, 3, None), (5, 3, None), (7, 4, None), (4, 1, None),
+    # the shift's low bits after the stage: one, all of them, and fewer than half
+    (6, 3, 1), (6, 3, 3), (9, 4, 4), (9, 4, 1)])
+def test_round_shift_var_staged_every_value(mode, width, shift_bits, fine_bits):
     m = Module()
     value, shift = Signal(signed(width)), Signal(unsigned(shift_bits))
     sc = clamp_shift(m, shift, width, "sc")
-    q, up, _ = round_shift_var_staged(m, lambda d: d, value, sc, mode, "r", {})
+    q, up, _ = round_shift_var_staged(m, lambda d: d, value, sc, mode, "r", {},
+                                      fine_bits=fine_bits)
     out = Signal(signed(width + 1))
     m.d.comb += out.eq(q + up)
     _check(m, [value, shift], out, itertools.product(_range(width), range(1 << shift_bits)),
@@ -111,13 +117,15 @@ def test_round_shift_var_staged_every_value(mode, width, shift_bits):
 
 
 @pytest.mark.parametrize("mode", ["half_even", "half_up", "floor"])
-def test_round_shift_var_staged_wide(mode):
+@pytest.mark.parametrize("fine_bits", [None, 2])
+def test_round_shift_var_staged_wide(mode, fine_bits):
     rng = np.random.default_rng(3)
     width = 58
     m = Module()
     value, shift = Signal(signed(width)), Signal(unsigned(6))
     sc = clamp_shift(m, shift, width, "sc")
-    q, up, _ = round_shift_var_staged(m, lambda d: d, value, sc, mode, "r", {})
+    q, up, _ = round_shift_var_staged(m, lambda d: d, value, sc, mode, "r", {},
+                                      fine_bits=fine_bits)
     out = Signal(signed(width + 1))
     m.d.comb += out.eq(q + up)
     cases = list(zip(_random(rng, width, 3000), (int(s) for s in rng.integers(0, 64, 3000)),
@@ -131,3 +139,37 @@ def test_round_shift_var_staged_wide(mode):
                     cases.append((v, s))
     cases += [(v, s) for v in (-(1 << (width - 1)), (1 << (width - 1)) - 1) for s in range(64)]
     _check(m, [value, shift], out, cases, lambda v, s: golden_round_shift_var(v, s, mode))
+
+
+@pytest.mark.parametrize("wq, bits, q_signed", [(6, 3, True), (6, 5, True), (4, 4, True),
+                                                (4, 6, True), (3, 2, True), (5, 3, False),
+                                                (3, 3, False), (2, 4, False)])
+def test_saturate_sum_unsigned_every_value(wq, bits, q_signed):
+    m = Module()
+    q, up = Signal(signed(wq) if q_signed else unsigned(wq)), Signal()
+    out = saturate_sum_unsigned(m, q, up, bits, "out")
+    _check(m, [q, up], out, itertools.product(_range(wq, q_signed), (0, 1)),
+           lambda x, u: min(max(x + u, 0), (1 << bits) - 1))
+
+
+def test_saturate_sum_unsigned_wide():
+    rng = np.random.default_rng(4)
+    wq, bits = 42, 8
+    m = Module()
+    q, up = Signal(signed(wq)), Signal()
+    out = saturate_sum_unsigned(m, q, up, bits, "out")
+    cases = list(zip(_random(rng, wq, 3000), (int(u) for u in rng.integers(0, 2, 3000)),
+                     strict=True))
+    cases += [(v, u) for v in (-(1 << (wq - 1)), (1 << (wq - 1)) - 1, -1, 0, 1, 254, 255, 256,
+                               511, 512) for u in (0, 1)]
+    _check(m, [q, up], out, cases, lambda x, u: min(max(x + u, 0), (1 << bits) - 1))
+
+
+@pytest.mark.parametrize("fine_bits", [0, 4])
+def test_round_shift_var_staged_refuses_fine_bits_outside_the_shift(fine_bits):
+    m = Module()
+    value, shift = Signal(signed(8)), Signal(unsigned(3))
+    with pytest.raises(ValueError, match=rf"^fine_bits must be in 1\.\.3 \(the shift's bits\), "
+                                         rf"not {fine_bits}$"):
+        round_shift_var_staged(m, lambda d: d, value, shift, "half_even", "r", {},
+                               fine_bits=fine_bits)
