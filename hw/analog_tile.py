@@ -367,13 +367,19 @@ class AnalogTile(wiring.Component):
         # the term stage: each code with its sign, and each term's shift, registered. A term's
         # shift and sign depend on its column within the channel: one per offset, shared by
         # every lane; (-1)^neg (code << shift) = ((-1)^neg code) << shift
-        term_valid = Signal()
-        term_last = Signal()
-        term_entry = Signal(_counter(depth))
-        term_first = Signal()  # the entry's first beat of the vector: start from 0
-        m.d.sync += [term_valid.eq(code_valid), term_last.eq(code_valid & code_last)]
-        with m.If(code_valid):
-            m.d.sync += [term_entry.eq(code_entry), term_first.eq(code_first & (code_q == 0))]
+        # each stage carries its beat's valid, last, accumulator entry and first (the entry's
+        # first beat of the vector: start from 0)
+        def control_stage(stage: str, valid, last, entry, first):
+            regs = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_last"),
+                    Signal(_counter(depth), name=f"{stage}_entry"),
+                    Signal(name=f"{stage}_first"))
+            m.d.sync += [regs[0].eq(valid), regs[1].eq(valid & last)]
+            with m.If(valid):
+                m.d.sync += [regs[2].eq(entry), regs[3].eq(first)]
+            return regs
+
+        term_valid, term_last, term_entry, term_first = control_stage(
+            "term", code_valid, code_last, code_entry, code_first & (code_q == 0))
         shifts, signed_codes = {}, {}
         for offset in sorted({off for terms_of in lane_terms for _, off in terms_of}):
             q = Signal(range(cpc), name=f"col_o{offset}")
@@ -392,13 +398,8 @@ class AnalogTile(wiring.Component):
                         signed_codes[adc] = sc
         # the beat stage: each lane's terms summed
         raw_beats = []
-        beat_valid = Signal()
-        beat_last = Signal()
-        beat_entry = Signal(_counter(depth))
-        beat_first = Signal()
-        m.d.sync += [beat_valid.eq(term_valid), beat_last.eq(term_valid & term_last)]
-        with m.If(term_valid):
-            m.d.sync += [beat_entry.eq(term_entry), beat_first.eq(term_first)]
+        beat_valid, beat_last, beat_entry, beat_first = control_stage(
+            "beat", term_valid, term_last, term_entry, term_first)
         for lane, terms_of in enumerate(lane_terms):
             terms = []
             for adc, offset in terms_of:
@@ -414,13 +415,8 @@ class AnalogTile(wiring.Component):
         # 2^acc_bits): the accumulator's adder is two bits wider than it, not as wide as a beat
         acc_bits = spec.acc_bits
         beats = []
-        add_valid = Signal()
-        add_last = Signal()
-        add_entry = Signal(_counter(depth))
-        add_first = Signal()  # the entry's first beat of the vector: start from 0
-        m.d.sync += [add_valid.eq(beat_valid), add_last.eq(beat_valid & beat_last)]
-        with m.If(beat_valid):
-            m.d.sync += [add_entry.eq(beat_entry), add_first.eq(beat_first)]
+        add_valid, add_last, add_entry, add_first = control_stage(
+            "add", beat_valid, beat_last, beat_entry, beat_first)
         for lane, raw in enumerate(raw_beats):
             addend = Signal(signed(acc_bits + 1), name=f"addend{lane}")
             m.d.sync += addend.eq(limit(m, raw, acc_bits + 1, spec.saturate, f"clamped{lane}"))

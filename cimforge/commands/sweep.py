@@ -166,10 +166,16 @@ def _plot(rows: list[tuple], config_name: str) -> bytes:
         name = _hw_label(hw)
         ax.plot(times, mean, "o-", color=color, label=f"{name}, mean")
         ax.plot(times, worst, "s--", color=color, alpha=0.7, label=f"{name}, min")
+    return _log_x_png(fig, ax, "time after programming (s)", "cosine similarity to float",
+                      f"MiniLM on {config_name}: mean over seeds")
+
+
+def _log_x_png(fig, ax, xlabel: str, ylabel: str, title: str) -> bytes:
+    """A sweep figure finished -- log x axis, labels, grid, legend -- as PNG bytes."""
     ax.set_xscale("log")
-    ax.set_xlabel("time after programming (s)")
-    ax.set_ylabel("cosine similarity to float")
-    ax.set_title(f"MiniLM on {config_name}: mean over seeds")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return figure_png(fig)
@@ -232,13 +238,9 @@ def _pareto_plot(rows: list[tuple], config_name: str) -> bytes:
             label="Pareto front")
     for i in front:
         ax.annotate(labels[i], pts[i], fontsize=6, xytext=(4, -8), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("energy per inference (J, cimforge estimate)")
-    ax.set_ylabel("mean cosine similarity to float")
-    ax.set_title(f"MiniLM on {config_name}: accuracy against energy")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return figure_png(fig)
+    return _log_x_png(fig, ax, "energy per inference (J, cimforge estimate)",
+                      "mean cosine similarity to float",
+                      f"MiniLM on {config_name}: accuracy against energy")
 
 
 def run(args) -> int:
