@@ -194,6 +194,28 @@ class AnalogTileSpec(CodeAccRanges):
         return self.cols_per_adc * self.conversion_cycles
 
     @property
+    def accumulator_lanes(self) -> int:
+        """Accumulator lanes: one per ADC when an ADC converts whole channels in turn
+        (``cols_per_adc >= cols_per_channel``), else one per channel (its columns spread over
+        ``cols_per_channel / cols_per_adc`` ADCs converting in step)."""
+        if self.cols_per_adc >= self.cols_per_channel:
+            return self.col_tiles * self.adcs_per_tile
+        return self.outputs
+
+    @property
+    def lanes_per_cycle(self) -> int:
+        """Lanes the shift-add datapath serves at once: a conversion step's codes stay in their
+        register for ``conversion_cycles`` cycles, so its lanes are taken in that many groups
+        at most -- ``ceil(lanes / conversion_cycles)`` a cycle."""
+        return -(-self.accumulator_lanes // self.conversion_cycles)
+
+    @property
+    def lane_groups(self) -> int:
+        """Cycles the shift-add takes over one conversion step: its lanes in groups of
+        :attr:`lanes_per_cycle`, one group a cycle."""
+        return -(-self.accumulator_lanes // self.lanes_per_cycle)
+
+    @property
     def max_term_shift(self) -> int:
         """The largest shift of a code: sign digit, top slice, range exponents as far apart as
         the range registers allow (+-ADC_EXP_LIMIT, clamped on write)."""
@@ -249,10 +271,11 @@ class AnalogTileTiming:
 
     spec: AnalogTileSpec
 
-    # cycles after a read issues besides its L conversion cycles: sample (1), code register
-    # (1), signed codes and shifts (1), beat sum (1), beat clamped to an addend (1),
-    # accumulator write (1)
-    TAIL = 6
+    # cycles after a read issues besides its L conversion cycles and the lane groups: sample
+    # (1), code register (1), signed codes and shifts (1), beat sum (1), beat clamped to an
+    # addend (1), accumulator write (1) -- the last lane group's, lane_groups - 1 cycles
+    # after the first's
+    TAIL_STAGES = 6
     # the result port's pipeline: a channel read is on its data port this many cycles later
     # (accumulator read; channel and drift factor; partial products; their rounded sum)
     RESULT_DEPTH = 4
@@ -262,9 +285,15 @@ class AnalogTileTiming:
         return self.spec.read_cycles
 
     @property
+    def tail(self) -> int:
+        """The cycles of :attr:`result_latency` besides the last read's ``L`` conversion
+        cycles: :attr:`TAIL_STAGES` and the shift-add's lane groups after the first."""
+        return self.TAIL_STAGES + self.spec.lane_groups - 1
+
+    @property
     def result_latency(self) -> int:
         """Cycles from the issue of a vector's last read to its result being valid."""
-        return self.read_cycles + self.TAIL
+        return self.read_cycles + self.tail
 
     def schedule(self, offered_inputs: Sequence[int | None],
                  release: Callable[[int, int], int] | None = None) -> Schedule:

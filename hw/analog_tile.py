@@ -76,13 +76,14 @@ def accumulator_plan(spec: AnalogTileSpec) -> tuple[int, list[list[tuple[int, in
     With ``cols_per_adc >= cols_per_channel`` an ADC converts ``cols_per_adc /
     cols_per_channel`` whole channels in turn (a lane per ADC, that many entries); with fewer,
     each channel is spread over ``cols_per_channel / cols_per_adc`` ADCs converting in step
-    (a lane per channel, one entry)."""
+    (a lane per channel, one entry). Either way lane ``l``'s ADCs are the ``l``-th run of
+    consecutive ones, so a group of consecutive lanes reads a run of consecutive codes."""
     cpc, cpa = spec.cols_per_channel, spec.cols_per_adc
-    adcs = spec.col_tiles * spec.adcs_per_tile
     if cpa >= cpc:
-        return cpa // cpc, [[(a, 0)] for a in range(adcs)]
+        return cpa // cpc, [[(a, 0)] for a in range(spec.accumulator_lanes)]
     per = cpc // cpa
-    return 1, [[(lane * per + k, k * cpa) for k in range(per)] for lane in range(spec.outputs)]
+    return 1, [[(lane * per + k, k * cpa) for k in range(per)]
+               for lane in range(spec.accumulator_lanes)]
 
 
 # the width of the pieces the drift product is split into: a signed 18 x 18 multiplier each
@@ -130,14 +131,16 @@ class AnalogTile(wiring.Component):
     input_digits`) to one row group at a time; each read is sampled by the shell, converted
     column by column by the ADCs of every column tile, and the codes are shifted, signed and
     summed into one accumulator per output channel (the beat order of
-    :mod:`cimforge.golden.analog_tile`), kept in a memory (:func:`accumulator_plan`) so that
-    the logic grows with the ADCs, not the channels. A complete result is read channel by
+    :mod:`cimforge.golden.analog_tile`), kept in a memory (:func:`accumulator_plan`). A
+    step's codes are taken ``lanes_per_cycle`` lanes a cycle over the step's conversion
+    cycles, so the shift-add's logic grows with the ADCs divided by the conversion time, not
+    with the channels. A complete result is read channel by
     channel on ``result``, scaled on the way out by its column tile's drift-compensation
     register, rounded and saturated as the config says.
 
     Timing: exactly :class:`cimforge.golden.analog_tile.AnalogTileTiming` -- one read per
     ``read_cycles`` cycles at full rate, with no gap between vectors; a result valid
-    ``AnalogTileTiming.result_latency`` (``read_cycles + TAIL``) cycles after its vector's last
+    ``AnalogTileTiming.result_latency`` (``read_cycles + tail``) cycles after its vector's last
     read issues. Two results may be in flight (one being read, one accumulating): a vector's
     first read waits for the release of the result two before it.
 
@@ -357,56 +360,75 @@ class AnalogTile(wiring.Component):
         # whole channels one after the other: a lane per ADC, its channels in `depth` entries.
         # With cpa < cpc a channel's columns are spread over cpc / cpa ADCs converting at once:
         # a lane per channel summing their codes, one entry. Either way channel = lane x depth
-        # + entry, and only the lanes' adders and one accumulator memory scale with the unit.
+        # + entry. A step's codes stay in code_all for the T cycles of the next step, so the
+        # lanes share one datapath of P = ceil(lanes / T) lanes: group g (lanes g P .. g P +
+        # P - 1, whose ADCs are the g-th run of P x per) is taken in the g-th cycle from the
+        # codes, from the bottom of code_all, which shifts down by a group's codes after each
+        # (a step's next codes, loaded T cycles after the last, take precedence).
         cpc = spec.cols_per_channel
         depth, lane_terms = accumulator_plan(spec)
-        lanes = len(lane_terms)
+        P, G = spec.lanes_per_cycle, spec.lane_groups
+        per = len(lane_terms[0])  # terms per lane
+        offsets = [off for _, off in lane_terms[0]]  # term k's column offset, in every lane
+        grp = Signal(_counter(G))  # the lane group taken now
+        busy = Signal()
+        m.d.comb += busy.eq(code_valid | (grp != 0))
+        if G > 1:
+            with m.If(busy):
+                m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
+            with m.If(busy & ~step_done):
+                m.d.sync += code_all.eq(code_all >> (P * per * w))
         d_shift = Signal(range(spec.act_bits))
         m.d.comb += d_shift.eq(digit_shift(code_digit, spec.act_bits, spec.dac_bits, D))
         sign_digit = code_digit == D - 1
+
         # the term stage: each code with its sign, and each term's shift, registered. A term's
         # shift and sign depend on its column within the channel: one per offset, shared by
         # every lane; (-1)^neg (code << shift) = ((-1)^neg code) << shift
-        # each stage carries its beat's valid, last, accumulator entry and first (the entry's
-        # first beat of the vector: start from 0)
-        def control_stage(stage: str, valid, last, entry, first):
+        # each stage carries its beat's valid, last (the vector's last step, last group),
+        # accumulator entry, first (the entry's first beat of the vector: start from 0) and
+        # lane group
+        def control_stage(stage: str, valid, last, entry, first, group):
             regs = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_last"),
                     Signal(_counter(depth), name=f"{stage}_entry"),
-                    Signal(name=f"{stage}_first"))
+                    Signal(name=f"{stage}_first"), Signal(_counter(G), name=f"{stage}_group"))
             m.d.sync += [regs[0].eq(valid), regs[1].eq(valid & last)]
             with m.If(valid):
-                m.d.sync += [regs[2].eq(entry), regs[3].eq(first)]
+                m.d.sync += [regs[2].eq(entry), regs[3].eq(first), regs[4].eq(group)]
             return regs
 
-        term_valid, term_last, term_entry, term_first = control_stage(
-            "term", code_valid, code_last, code_entry, code_first & (code_q == 0))
-        shifts, signed_codes = {}, {}
-        for offset in sorted({off for terms_of in lane_terms for _, off in terms_of}):
+        term_ctl = control_stage("term", busy, code_last & (grp == G - 1), code_entry,
+                                 code_first & (code_q == 0), grp)
+        shifts, negs = [], []
+        for offset in offsets:
             q = Signal(range(cpc), name=f"col_o{offset}")
             neg = Signal(name=f"neg_o{offset}")
             shift = Signal(range(spec.max_term_shift + 1), name=f"shift_o{offset}")
             m.d.comb += [q.eq(code_q + offset), neg.eq(q[0] ^ sign_digit)]
             with m.If(code_valid):
                 m.d.sync += shift.eq(d_shift + select(q >> 1, slice_shift))
-            shifts[offset] = shift
-            for terms_of in lane_terms:
-                for adc, off in terms_of:
-                    if off == offset:
-                        sc = Signal(signed(w + 1), name=f"code{adc}")
-                        with m.If(code_valid):
-                            m.d.sync += sc.eq(Mux(neg, -codes[adc], codes[adc]))
-                        signed_codes[adc] = sc
+            shifts.append(shift)
+            negs.append(neg)
+        signed_codes = []  # [slot][term]
+        for p in range(P):
+            row = []
+            for k in range(per):
+                code = codes[p * per + k]
+                sc = Signal(signed(w + 1), name=f"code_s{p}_t{k}")
+                with m.If(busy):
+                    m.d.sync += sc.eq(Mux(negs[k], -code, code))
+                row.append(sc)
+            signed_codes.append(row)
         # the beat stage: each lane's terms summed
         raw_beats = []
-        beat_valid, beat_last, beat_entry, beat_first = control_stage(
-            "beat", term_valid, term_last, term_entry, term_first)
-        for lane, terms_of in enumerate(lane_terms):
+        beat_ctl = control_stage("beat", *term_ctl)
+        for p, row in enumerate(signed_codes):
             terms = []
-            for adc, offset in terms_of:
-                term = Signal(signed(spec.term_bits + 1), name=f"term_l{lane}_a{adc}")
-                m.d.comb += term.eq(signed_codes[adc] << shifts[offset])
+            for k, sc in enumerate(row):
+                term = Signal(signed(spec.term_bits + 1), name=f"term_s{p}_t{k}")
+                m.d.comb += term.eq(sc << shifts[k])
                 terms.append(term)
-            beat = Signal(signed(spec.term_bits + len(terms).bit_length() + 1), name=f"beat{lane}")
+            beat = Signal(signed(spec.term_bits + len(terms).bit_length() + 1), name=f"beat{p}")
             m.d.sync += beat.eq(tree_sum(terms))
             raw_beats.append(beat)
 
@@ -415,28 +437,33 @@ class AnalogTile(wiring.Component):
         # 2^acc_bits): the accumulator's adder is two bits wider than it, not as wide as a beat
         acc_bits = spec.acc_bits
         beats = []
-        add_valid, add_last, add_entry, add_first = control_stage(
-            "add", beat_valid, beat_last, beat_entry, beat_first)
-        for lane, raw in enumerate(raw_beats):
-            addend = Signal(signed(acc_bits + 1), name=f"addend{lane}")
-            m.d.sync += addend.eq(limit(m, raw, acc_bits + 1, spec.saturate, f"clamped{lane}"))
+        add_valid, add_last, add_entry, add_first, add_group = control_stage("add", *beat_ctl)
+        for p, raw in enumerate(raw_beats):
+            addend = Signal(signed(acc_bits + 1), name=f"addend{p}")
+            m.d.sync += addend.eq(limit(m, raw, acc_bits + 1, spec.saturate, f"clamped{p}"))
             beats.append(addend)
 
-        # accumulate, saturating (or wrapping) after every beat: read, add, write back; two
-        # banks, so one vector accumulates while the previous one is read out
-        m.submodules.acc = acc_mem = Memory(shape=unsigned(lanes * acc_bits), depth=2 * depth,
+        # accumulate, saturating (or wrapping) after every beat: read, add, write back. A word
+        # holds a group's P lanes at (bank, entry, group); two banks, so one vector accumulates
+        # while the previous one is read out
+        eb, gb = (depth - 1).bit_length(), (G - 1).bit_length()
+
+        def acc_addr(bank, entry, group):
+            return Cat(group[:gb], entry[:eb], bank)
+
+        m.submodules.acc = acc_mem = Memory(shape=unsigned(P * acc_bits), depth=2 << (eb + gb),
                                             init=[])
         wp = acc_mem.write_port()
         old = acc_mem.read_port(domain="comb")
         abank = Signal()  # the bank being accumulated
-        m.d.comb += [old.addr.eq(abank * depth + add_entry), wp.addr.eq(old.addr),
+        m.d.comb += [old.addr.eq(acc_addr(abank, add_entry, add_group)), wp.addr.eq(old.addr),
                      wp.en.eq(add_valid)]
         sums = []
-        for lane, beat in enumerate(beats):
-            prev = Mux(add_first, 0, old.data.word_select(lane, acc_bits).as_signed())
-            total = Signal(signed(acc_bits + 2), name=f"sum{lane}")
+        for p, beat in enumerate(beats):
+            prev = Mux(add_first, 0, old.data.word_select(p, acc_bits).as_signed())
+            total = Signal(signed(acc_bits + 2), name=f"sum{p}")
             m.d.comb += total.eq(prev + beat)
-            sums.append(_limit_narrow(m, total, acc_bits, spec.saturate, f"limited{lane}"))
+            sums.append(_limit_narrow(m, total, acc_bits, spec.saturate, f"limited{p}"))
         m.d.comb += wp.data.eq(Cat(*sums))
 
         # -- results: complete banks, read channel by channel, released by the reader ------------
@@ -455,16 +482,17 @@ class AnalogTile(wiring.Component):
         # factor, (3) the partial products, (4) their rounded sum; `data` is that, saturated
         move = ~r.stall
         rd = acc_mem.read_port(transparent_for=())
-        rd_lane = Signal(_counter(lanes))
+        rd_slot = Signal(_counter(P))
         rd_tile = Signal(_counter(spec.col_tiles))
-        m.d.comb += [rd.addr.eq(rbank * depth + r.addr % depth), rd.en.eq(r.en)]
+        lane = r.addr // depth
+        m.d.comb += [rd.addr.eq(acc_addr(rbank, r.addr % depth, lane // P)), rd.en.eq(r.en)]
         with m.If(r.en):
-            m.d.sync += [rd_lane.eq(r.addr // depth),
+            m.d.sync += [rd_slot.eq(lane % P),
                          rd_tile.eq(r.addr // spec.channels_per_tile)]
         final = Signal(signed(acc_bits))
         scale = Signal(SCALE_BITS)
         with m.If(move):
-            m.d.sync += [final.eq(rd.data.word_select(rd_lane, acc_bits)),
+            m.d.sync += [final.eq(rd.data.word_select(rd_slot, acc_bits)),
                          scale.eq(select(rd_tile, drift))]
         # drift compensation: final x scale / 2^SCALE_FRAC_BITS, rounded, saturated. The
         # product is taken in pieces of _PRODUCT_CHUNK bits of `final` (unsigned, the top one

@@ -59,6 +59,12 @@ class DigitalCim(wiring.Component):
     Parameters
     ----------
     spec : DcimSpec
+    computes : tuple of SCORES and WEIGHTED
+        The compute ops the macro has adder trees for (default both). A macro that only ever
+        does one -- the accelerator's K cache only SCORES, its V cache only WEIGHTED -- is
+        built with that one's trees alone, about half the logic; a command of the other op
+        still takes its ``bits`` cycles and returns a result of zeros (its ``weighted`` and
+        ``tokens`` as usual).
 
     Members
     -------
@@ -66,10 +72,15 @@ class DigitalCim(wiring.Component):
     o_stream : Out(stream.Signature(result_layout(spec)))
     """
 
-    def __init__(self, spec: DcimSpec):
+    def __init__(self, spec: DcimSpec, computes: tuple[int, ...] = (SCORES, WEIGHTED)):
         if not isinstance(spec, DcimSpec):
             raise TypeError(f"spec must be a DcimSpec, not {spec!r}")
+        computes = tuple(sorted(set(computes)))
+        if not computes or not set(computes) <= {SCORES, WEIGHTED}:
+            raise ValueError(f"computes must be SCORES ({SCORES}), WEIGHTED ({WEIGHTED}) or "
+                             f"both, not {computes!r}")
         self._spec = spec
+        self._computes = computes
         super().__init__({
             "i_stream": In(stream.Signature(command_layout(spec))),
             "o_stream": Out(stream.Signature(result_layout(spec))),
@@ -78,6 +89,11 @@ class DigitalCim(wiring.Component):
     @property
     def spec(self) -> DcimSpec:
         return self._spec
+
+    @property
+    def computes(self) -> tuple[int, ...]:
+        """The compute ops the macro has adder trees for."""
+        return self._computes
 
     @property
     def timing(self) -> DcimTiming:
@@ -183,9 +199,9 @@ class DigitalCim(wiring.Component):
                    for j in range(spec.width)]
         for j in range(spec.width):
             score = (tree([Mux(in_bits[c], array[j][c], 0) for c in range(cols)], f"score{j}")
-                     if j < rows else 0)
+                     if j < rows and SCORES in self._computes else 0)
             column = (tree([Mux(in_bits[r], array[r][j], 0) for r in range(rows)],
-                           f"column{j}") if j < cols else 0)
+                           f"column{j}") if j < cols and WEIGHTED in self._computes else 0)
             m.d.sync += partial[j].eq(Mux(t_weighted, column, score))
         p_valid = delayed(c_valid, stages, "valid")
         p_first = delayed(c_first, stages, "first")

@@ -39,7 +39,7 @@ from cimforge.config import Config
 from cimforge.golden.accel_regmap import LN_ELEMENT_BASE, RegisterMap
 from cimforge.golden.activation import ActivationSpec
 from cimforge.golden.analog_tile import AnalogTileSpec
-from cimforge.golden.dcim import WRITE, DcimSpec
+from cimforge.golden.dcim import SCORES, WEIGHTED, WRITE, DcimSpec
 from cimforge.golden.layernorm import LayerNormSpec
 from cimforge.golden.mapping import Mapping, TileUnit
 from cimforge.golden.requant import RequantSpec
@@ -249,10 +249,10 @@ class TransformerLayer(wiring.Component):
                           self.run, tokens, d)
 
         # -- macros: K and V of every head --------------------------------------------------------
-        macros = {}
+        macros = {}  # K only computes scores, V only weighted sums: each its trees alone
         for h in range(heads):
-            for op in ("k", "v"):
-                macros[op, h] = mc = DigitalCim(s.dcim)
+            for op, computes in (("k", SCORES), ("v", WEIGHTED)):
+                macros[op, h] = mc = DigitalCim(s.dcim, computes=(computes,))
                 m.submodules[f"{op}cim{h}"] = mc
 
         # -- QKV ----------------------------------------------------------------------------------

@@ -156,16 +156,18 @@ def _cells(target: str, stat: dict[str, Any], module: str) -> dict[str, int]:
 def synth_block(name: str, verilog: str, *, target: str = "ecp5", device: str | None = None,
                 seeds: tuple[int, ...] = (1, 2, 3), freq_mhz: float = 100.0,
                 cache_root: Path, jobs: int = 2, timeout: float | None = None,
+                fold_outputs: bool = False,
                 progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Synthesize (and place and route over ``seeds``) block ``name`` whose Verilog text is
-    ``verilog``; returns its report row (see :mod:`cimforge.synth.report`)."""
+    ``verilog``; returns its report row (see :mod:`cimforge.synth.report`). ``fold_outputs``:
+    the wrapper folds the outputs into an XOR chain (:mod:`cimforge.synth.harness`)."""
     tgt = TARGETS[target]
     device = device or tgt.default_device
     if device not in tgt.devices:
         raise ValueError(f"device {device!r} is not one of {target}'s: {sorted(tgt.devices)}")
     tools = ("yosys",) + ((tgt.pnr,) if tgt.pnr else ())
     versions = tool_versions(tools)
-    harness = harness_verilog(verilog, name) if tgt.pnr else ""
+    harness = harness_verilog(verilog, name, fold_outputs) if tgt.pnr else ""
     script = tgt.yosys(name, f"{name}.v")
     skey = _key(target, verilog, harness, script, versions["yosys"])
     work = cache_root / target / f"{name}-{skey}"

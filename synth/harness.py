@@ -9,6 +9,13 @@ and the block's reset is ``rst`` registered once. Every path of the block then s
 ends at a flip-flop, nothing can be optimised away (each input is controllable, each output
 observable), and a purely combinational block gets an fmax too.
 
+The accelerator top has about 8,000 output bits (every tile unit's crossbar pins): a load
+multiplexer each would cost the wrapper 8,000 LUTs of the 85k part. Its wrapper
+(``fold_outputs``) folds them instead: a chain of ``ceil(out_bits / 3)`` flip-flops, each
+taking the one before it XOR three output bits (one LUT4), shifted every cycle to ``so``.
+Every output bit still reaches ``so`` (a change of any one flips it some cycles later), so
+nothing can be optimised away; the wrapper has no ``load`` pin.
+
 The block keeps its own module boundary (``keep_hierarchy``), so Yosys reports its cells
 apart from the wrapper's and does not optimise across the boundary. The wrapper adds
 ``in_bits + out_bits + 1`` flip-flops and about ``out_bits`` LUTs (the load multiplexers),
@@ -59,8 +66,9 @@ def _shift_in(reg: str, width: int, source: str) -> str:
     return f"{reg} <= {source};" if width == 1 else f"{reg} <= {{{reg}[{width - 2}:0], {source}}};"
 
 
-def harness_verilog(verilog: str, top: str) -> str:
-    """Verilog of ``synth_top`` around module ``top`` (whose text is ``verilog``)."""
+def harness_verilog(verilog: str, top: str, fold_outputs: bool = False) -> str:
+    """Verilog of ``synth_top`` around module ``top`` (whose text is ``verilog``); with
+    ``fold_outputs`` the outputs go into an XOR-folding chain, not a loadable register."""
     ports = top_ports(verilog, top)
     clocked = {p.name for p in ports} >= {"clk"}
     data = [p for p in ports if p.name not in ("clk", "rst")]
@@ -69,22 +77,41 @@ def harness_verilog(verilog: str, top: str) -> str:
     n_in, n_out = sum(p.width for p in ins), sum(p.width for p in outs)
     if n_out == 0:
         raise ValueError(f"module {top!r} has no output: nothing of it would survive synthesis")
+    if fold_outputs:
+        k = -(-n_out // 3)  # chain length: three output bits into each stage
+        pad = 3 * k - n_out
+        padded = f"{{{pad}'b0, out_w}}" if pad else "out_w"
+        chain = "{1'b0}" if k == 1 else f"{{fold_q[{k - 2}:0], 1'b0}}"
+        capture = [
+            f"  reg [{k - 1}:0] fold_q;",
+            f"  wire [{3 * k - 1}:0] out_p = {padded};",
+        ]
+        update = (f"    fold_q <= {chain} ^ out_p[{k - 1}:0] ^ out_p[{2 * k - 1}:{k}] ^ "
+                  f"out_p[{3 * k - 1}:{2 * k}];")
+        observe, load_pin = f"  assign so = fold_q[{k - 1}];", ""
+        what = f"folded three to a flip-flop into a {k}-stage XOR chain"
+    else:
+        capture = [f"  reg [{n_out - 1}:0] out_q;"]
+        update = ("    if (load) out_q <= out_w; else "
+                  + ("out_q <= 1'b0;" if n_out == 1
+                     else f"out_q <= {{1'b0, out_q[{n_out - 1}:1]}};"))
+        observe, load_pin = "  assign so = out_q[0];", "input wire load, "
+        what = "into one"
     lines = [
         f"// out-of-context wrapper of {top}: {n_in} input bits from a shift register, "
-        f"{n_out} output bits into one (cimforge synth)",
+        f"{n_out} output bits {what} (cimforge synth)",
         f"module {HARNESS_TOP}(input wire clk, input wire rst, input wire si, "
-        "input wire load, output wire so);",
+        f"{load_pin}output wire so);",
         "  reg rst_q;",
         f"  reg [{max(n_in, 1) - 1}:0] in_q;",
-        f"  reg [{n_out - 1}:0] out_q;",
+        *capture,
         f"  wire [{n_out - 1}:0] out_w;",
         "  always @(posedge clk) begin",
         "    rst_q <= rst;",
         f"    {_shift_in('in_q', max(n_in, 1), 'si')}",
-        "    if (load) out_q <= out_w; else "
-        + ("out_q <= 1'b0;" if n_out == 1 else f"out_q <= {{1'b0, out_q[{n_out - 1}:1]}};"),
+        update,
         "  end",
-        "  assign so = out_q[0];",
+        observe,
     ]
     conns = []
     if clocked:

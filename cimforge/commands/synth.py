@@ -98,7 +98,7 @@ def run(args) -> int:
         try:
             row = synth_block(name, verilog, target=args.target, device=device, seeds=seeds,
                               freq_mhz=args.freq, cache_root=cache, jobs=args.jobs,
-                              progress=_progress)
+                              fold_outputs=name == ACCELERATOR_TOP, progress=_progress)
         except ToolError as e:
             raise CliError(f"synthesis of {name} failed: {e}") from None
         rows.append(row)

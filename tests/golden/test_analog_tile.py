@@ -60,7 +60,7 @@ def test_full_rate_has_no_bubbles():
     assert [b - a for a, b in zip(s.first_read, s.first_read[1:])] == [P * L] * 5
     assert s.offered[0] == s.first_read[0] + (P - 1) * L + t.result_latency
     # the collector: reads the last result's n channels, then offers it
-    assert t.stream_cycles(6) == 1 + 6 * P * L + t.TAIL + n + t.RESULT_DEPTH
+    assert t.stream_cycles(6) == 1 + 6 * P * L + t.tail + n + t.RESULT_DEPTH
     c = t.collected([None] * 6)
     assert t.stream_cycles(6) == c.offered[-1] - c.accepted[0]
     assert c.offered[0] == s.offered[0] + n + t.RESULT_DEPTH

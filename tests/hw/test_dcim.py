@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cimforge.config import load_config
-from cimforge.golden.dcim import SCORES, DcimCommand, DcimSpec, DcimTiming, bit_serial
+from cimforge.golden.dcim import SCORES, WEIGHTED, DcimCommand, DcimSpec, DcimTiming, bit_serial
 from cimforge.hw.dcim import DigitalCim
 from cimforge.verif.amaranth_stream import run_stream
 from cimforge.verif.dcim_case import attention_commands, expected_results, random_commands
@@ -15,18 +15,24 @@ from cimforge.verif.dcim_case import attention_commands, expected_results, rando
 TINY = DcimSpec.from_config(load_config("tiny"))
 
 
-def simulate(spec, commands, *, idle=0.0, stall=0.0, seed=0):
+def simulate(spec, commands, *, idle=0.0, stall=0.0, seed=0, computes=(SCORES, WEIGHTED)):
     """Drive ``commands``; the run's results and every transfer's cycle."""
     items = [{"op": c.op, "addr": c.addr, "data": c.wire_data(spec.bits)} for c in commands]
-    return run_stream(DigitalCim(spec), items, sum(c.computes for c in commands), idle=idle,
-                      stall=stall, seed=seed,
+    return run_stream(DigitalCim(spec, computes), items, sum(c.computes for c in commands),
+                      idle=idle, stall=stall, seed=seed,
                       unpack=lambda p: {"data": [int(v) for v in p.data],
                                         "weighted": int(p.weighted), "tokens": int(p.tokens)})
 
 
-def check(spec, commands, **kw):
-    got = simulate(spec, commands, **kw)
-    assert got.results == expected_results(spec, commands)
+def check(spec, commands, computes=(SCORES, WEIGHTED), **kw):
+    """Results and every transfer's cycle against golden; a compute op the macro is built
+    without (``computes``) returns zeros."""
+    got = simulate(spec, commands, computes=computes, **kw)
+    expected = expected_results(spec, commands)
+    for r in expected:
+        if (WEIGHTED if r["weighted"] else SCORES) not in computes:
+            r["data"] = [0] * len(r["data"])
+    assert got.results == expected
     model = DcimTiming(spec).schedule(commands, got.offered_in, got.sink_ready)
     assert got.accepted == model.accepted
     assert got.offered == model.offered
@@ -69,6 +75,21 @@ def test_attention_uses_and_kv_append():
 def test_random_commands_under_flow_control(idle, stall):
     rng = np.random.default_rng(11)
     check(TINY, random_commands(TINY, rng, 60), idle=idle, stall=stall, seed=3)
+
+
+@pytest.mark.parametrize("computes", [(SCORES,), (WEIGHTED,)])
+def test_one_compute_op_macro(computes):
+    """The accelerator's K and V macros: one op's adder trees; the other op returns zeros, in
+    the same cycles."""
+    rng = np.random.default_rng(13)
+    cmds = random_commands(TINY, rng, 60)
+    got = check(TINY, cmds, computes, idle=0.2, stall=0.3, seed=4)
+    ops = [bool(r["weighted"]) for r in got.results]
+    assert True in ops and False in ops  # both ops ran
+    assert any(any(r["data"]) for r in got.results)  # the supported one computed
+    with pytest.raises(ValueError, match=r"computes must be SCORES \(2\), WEIGHTED \(3\) or "
+                                         r"both, not \(\)"):
+        DigitalCim(TINY, ())
 
 
 def test_back_to_back_computes_at_full_rate():

@@ -29,12 +29,19 @@ def test_top_ports_are_the_modules_declarations(activation_v):
         top_ports(activation_v, "nope")
 
 
-def test_harness_connects_every_port_bit_once(activation_v, tmp_path):
+@pytest.mark.parametrize("fold", [False, True])
+def test_harness_connects_every_port_bit_once(activation_v, tmp_path, fold):
     ports = top_ports(activation_v, "activation")
-    text = harness_verilog(activation_v, "activation")
+    text = harness_verilog(activation_v, "activation", fold_outputs=fold)
     n_in = sum(p.width for p in ports if p.direction == "input" and p.name not in ("clk", "rst"))
     n_out = sum(p.width for p in ports if p.direction == "output")
-    assert f"reg [{n_in - 1}:0] in_q;" in text and f"reg [{n_out - 1}:0] out_q;" in text
+    assert f"reg [{n_in - 1}:0] in_q;" in text and f"wire [{n_out - 1}:0] out_w;" in text
+    if fold:  # three output bits into each stage of the chain, none left out
+        k = -(-n_out // 3)
+        assert f"reg [{k - 1}:0] fold_q;" in text and "wire load" not in text
+        assert f"out_p[{3 * k - 1}:{2 * k}]" in text and f"assign so = fold_q[{k - 1}];" in text
+    else:
+        assert f"reg [{n_out - 1}:0] out_q;" in text
     for p in ports:
         assert f".{p.name}(" in text
     # the wrapper and the block lint clean together (Verilator, every warning on)
