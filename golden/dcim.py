@@ -216,7 +216,8 @@ class DcimTiming:
       yet taken).
     * A write takes effect at the end of its acceptance cycle. A compute accepted in cycle
       ``A`` applies its bits in cycles ``A + 1 .. A + bits`` and its result is offered in cycle
-      ``A + bits + tree_stages + 1`` (the adder trees' stages, then the accumulator), or the
+      ``A + bits + tree_stages + 2`` (the gated elements' register, the adder trees'
+      stages, then the accumulator), or the
       cycle after the previous result was taken, whichever is later.
     """
 
@@ -225,7 +226,7 @@ class DcimTiming:
     @property
     def latency(self) -> int:
         """Cycles from a compute's acceptance to its result being offered (no back-pressure)."""
-        return self.spec.bits + self.spec.tree_stages + 1
+        return self.spec.bits + self.spec.tree_stages + 2
 
     def schedule(self, commands: Sequence[DcimCommand], offered: Sequence[int | None],
                  sink_ready: Callable[[int], bool] | None = None) -> DcimSchedule:

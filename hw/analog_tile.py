@@ -326,19 +326,24 @@ class AnalogTile(wiring.Component):
                          code_entry.eq(step // spec.cols_per_channel),
                          code_last.eq(conv_last & (step == spec.cols_per_adc - 1))]
         if spec.adc_kind == "sar":
-            # every SAR register as one vector: the bit under trial kept where the comparator
-            # decided 1
-            sar = Signal(adcs * w)
-            mask = Signal(w)
-            m.d.comb += mask.eq(Const(1 << (w - 1), w) >> tick)
-            masks = mask.replicate(adcs)
-            keep = Cat(*(x.decision[a].replicate(w) for a in range(adcs)))
-            decided = Signal(adcs * w)
-            m.d.comb += [x.trial.as_value().eq(sar | masks), decided.eq(sar | (masks & keep))]
-            with m.If(active):
-                m.d.sync += sar.eq(Mux(step_done, 0, decided))
-            with m.If(step_done):
-                m.d.sync += code_all.eq(decided)
+            # every SAR register holds its trial word itself: the bits decided so far, a 1 at
+            # the bit under trial (bit w-1-tick), 0 below. At tick t the comparator's decision
+            # becomes bit w-1-t and bit w-2-t becomes the next trial's 1; after the last
+            # decision the register starts again from 100..0. Each bit is one LUT: its
+            # decision or 1 or the start pattern, loaded only in the ticks that change it
+            start = 1 << (w - 1)
+            trial = [Signal(w, name=f"trial{a}", init=start) for a in range(adcs)]
+            m.d.comb += x.trial.as_value().eq(Cat(*trial))
+            for i in range(w):
+                decide = tick == w - 1 - i
+                next_one = tick == w - 2 - i if i < w - 1 else Const(0)
+                with m.If(active & (step_done | decide | next_one)):
+                    m.d.sync += [t[i].eq(Mux(step_done, (start >> i) & 1,
+                                             Mux(decide, x.decision[a], 1)))
+                                 for a, t in enumerate(trial)]
+            with m.If(step_done):  # the code: the last decision in bit 0
+                m.d.sync += code_all.eq(Cat(*(Cat(x.decision[a], t[1:])
+                                              for a, t in enumerate(trial))))
         else:
             ones = [tree_sum([x.thermo[a][b] for b in range(spec.code_max)])
                     for a in range(adcs)]
@@ -445,19 +450,23 @@ class AnalogTile(wiring.Component):
 
         # accumulate, saturating (or wrapping) after every beat: read, add, write back. A word
         # holds a group's P lanes at (bank, entry, group); two banks, so one vector accumulates
-        # while the previous one is read out
+        # while the previous one is read out. The memory is block RAM: its reads are
+        # synchronous, so a beat's word is read in the beat stage (transparent to the write of
+        # the same cycle: the beat before may be adding to it), in the bank the addend stage
+        # will use
         eb, gb = (depth - 1).bit_length(), (G - 1).bit_length()
 
         def acc_addr(bank, entry, group):
             return Cat(group[:gb], entry[:eb], bank)
 
         m.submodules.acc = acc_mem = Memory(shape=unsigned(P * acc_bits), depth=2 << (eb + gb),
-                                            init=[])
+                                            init=[], attrs={"ram_style": "block"})
         wp = acc_mem.write_port()
-        old = acc_mem.read_port(domain="comb")
+        old = acc_mem.read_port(transparent_for=(wp,))
         abank = Signal()  # the bank being accumulated
-        m.d.comb += [old.addr.eq(acc_addr(abank, add_entry, add_group)), wp.addr.eq(old.addr),
-                     wp.en.eq(add_valid)]
+        complete = add_valid & add_last
+        m.d.comb += [old.addr.eq(acc_addr(abank ^ complete, beat_ctl[2], beat_ctl[4])),
+                     wp.addr.eq(acc_addr(abank, add_entry, add_group)), wp.en.eq(add_valid)]
         sums = []
         for p, beat in enumerate(beats):
             prev = Mux(add_first, 0, old.data.word_select(p, acc_bits).as_signed())
@@ -470,7 +479,6 @@ class AnalogTile(wiring.Component):
         r = self.result
         done = Signal(range(3))  # complete results not yet released
         rbank = Signal()  # the bank of the oldest one
-        complete = add_valid & add_last
         with m.If(complete):
             m.d.sync += abank.eq(~abank)
         with m.If(r.release):

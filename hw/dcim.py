@@ -48,13 +48,14 @@ class DigitalCim(wiring.Component):
     Commands arrive on ``i_stream``: WRITE and APPEND store a row (written the cycle after
     they are accepted); SCORES (``array @ q``, ``q`` signed) and WEIGHTED (``a @ array``, ``a``
     unsigned: its elements' bit patterns in the payload's signed fields) apply their input one
-    bit per cycle, MSB first: every stored element is ANDed with its bit, an adder tree per
-    output sums them (pipelined, ``spec.tree_stages`` stages), and the accumulator doubles
+    bit per cycle, MSB first: every stored element is ANDed with its bit (a register with
+    a synchronous reset), an adder tree per output sums them (pipelined, ``spec.tree_stages``
+    stages), and the accumulator doubles
     and adds (the first partial subtracted for SCORES, added for WEIGHTED). Results are
     exact, sign-extended to ``acc_bits``, on ``o_stream`` through a two-entry buffer.
 
     Timing: :class:`cimforge.golden.dcim.DcimTiming` -- a write per cycle, a compute per ``bits``
-    cycles, results ``bits + tree_stages + 1`` cycles after acceptance.
+    cycles, results ``bits + tree_stages + 2`` cycles after acceptance.
 
     Parameters
     ----------
@@ -164,19 +165,44 @@ class DigitalCim(wiring.Component):
             m.d.sync += busy.eq(0)
         in_bits = [operand[i][bits - 1] for i in range(spec.width)]
 
+        # the AND gates as registers: every element's value registered, 0 in a cycle its input
+        # bit is 0 -- the flip-flop's synchronous reset, so the gates take no logic (reset_less:
+        # the design's reset would have to be ORed in). An element's input bit is its column's
+        # for SCORES, its row's for WEIGHTED; a macro with both picks one by `weighted`.
+        both = len(self._computes) == 2
+        gated = [[None] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                if both:
+                    gate = Mux(weighted, in_bits[r], in_bits[c])
+                else:
+                    gate = in_bits[r] if self._computes == (WEIGHTED,) else in_bits[c]
+                g = Signal(signed(bits), name=f"gated_r{r}_c{c}", reset_less=True)
+                m.d.sync += g.eq(Mux(gate, array[r][c], 0))
+                gated[r][c] = g
+
         # the adder trees: each output has two (its row's for SCORES, its column's for
         # WEIGHTED) over `width` terms (zeros past the array's edge), TREE_LEVELS_PER_STAGE
-        # levels between registers; the AND gates in the first stage, the choice of tree in
-        # the last. The control signals travel alongside: a compute accepted in the last bit
+        # levels between registers, from the gated elements; the choice of tree in the last
+        # stage. The control signals travel alongside: a compute accepted in the last bit
         # cycle overwrites operand, weighted and op_tokens at its end.
         stages = spec.tree_stages
 
         def tree(terms: list, name: str):
             terms = terms + [Const(0, signed(bits))] * (spec.width - len(terms))
             for stage in range(stages):
-                for _ in range(TREE_LEVELS_PER_STAGE):
-                    terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                             for i in range(0, len(terms), 2)]
+                for level in range(TREE_LEVELS_PER_STAGE):
+                    sums = []
+                    for i in range(0, len(terms), 2):
+                        if i + 1 == len(terms):
+                            sums.append(terms[i])
+                            continue
+                        total = terms[i] + terms[i + 1]
+                        w = Signal(total.shape(), name=f"{name}_l{stage}{level}_{i // 2}",
+                                   attrs={"keep": 1})
+                        m.d.comb += w.eq(total)
+                        sums.append(w)
+                    terms = sums
                 if stage < stages - 1:
                     regs = [Signal(signed(len(t)), name=f"{name}_s{stage + 1}_{i}")
                             for i, t in enumerate(terms)]
@@ -192,47 +218,59 @@ class DigitalCim(wiring.Component):
                 sig = reg
             return sig
 
-        # the stage-1 view of a bit cycle, then as the last tree stage sees it
+        # the bit cycle's view (the gates), then as the last tree stage sees it
         c_valid, c_first, c_last = busy, busy & (bit == bits - 1), last_bit
-        t_weighted = delayed(weighted, stages - 1, "weighted")
+        t_weighted = delayed(weighted, stages, "weighted")
         partial = [Signal(signed(spec.partial_bits), name=f"partial{j}")
                    for j in range(spec.width)]
         for j in range(spec.width):
-            score = (tree([Mux(in_bits[c], array[j][c], 0) for c in range(cols)], f"score{j}")
+            score = (tree(gated[j], f"score{j}")
                      if j < rows and SCORES in self._computes else 0)
-            column = (tree([Mux(in_bits[r], array[r][j], 0) for r in range(rows)],
-                           f"column{j}") if j < cols and WEIGHTED in self._computes else 0)
+            column = (tree([gated[r][j] for r in range(rows)], f"column{j}")
+                      if j < cols and WEIGHTED in self._computes else 0)
             m.d.sync += partial[j].eq(Mux(t_weighted, column, score))
-        p_valid = delayed(c_valid, stages, "valid")
-        p_first = delayed(c_first, stages, "first")
-        p_last = delayed(c_last, stages, "last")
+        p_valid = delayed(c_valid, stages + 1, "valid")
+        p_first = delayed(c_first, stages + 1, "first")
+        p_last = delayed(c_last, stages + 1, "last")
         p_weighted = delayed(t_weighted, 1, "p_weighted")
-        p_tokens = delayed(op_tokens, stages, "tokens")
+        p_tokens = delayed(op_tokens, stages + 1, "tokens")
 
         # the accumulator, MSB first: the first bit's partial is subtracted for SCORES
         # (a signed input: its sign bit) and added for WEIGHTED (an unsigned input)
+        # (a one-op macro's first partial takes its op's sign alone: the other op's partials
+        # are 0, whose sign does not matter)
         accs = [Signal(signed(spec.exact_bits), name=f"acc{j}") for j in range(spec.width)]
         nexts = []
         for j, (acc, p) in enumerate(zip(accs, partial, strict=True)):
             nxt = Signal(signed(spec.exact_bits), name=f"next{j}")
-            m.d.comb += nxt.eq(Mux(p_first, Mux(p_weighted, p, -p), (acc << 1) + p))
+            first = (Mux(p_weighted, p, -p) if both
+                     else p if self._computes == (WEIGHTED,) else -p)
+            m.d.comb += nxt.eq(Mux(p_first, first, (acc << 1) + p))
             with m.If(p_valid):
                 m.d.sync += acc.eq(nxt)
             nexts.append(nxt)
 
-        # -- output buffer: two results ---------------------------------------------------------
-        layout = result_layout(spec)
-        out = [Signal(layout, name=f"out{i}") for i in range(2)]
+        # -- output buffer: two results, held exact_bits wide and sign-extended on the way out --
+        narrow = data.StructLayout({
+            "data": PackedArray(signed(spec.exact_bits), spec.width),
+            "weighted": 1,
+            "tokens": range(spec.rows + 1),
+        })
+        out = [Signal(narrow, name=f"out{i}") for i in range(2)]
         o_head = Signal()
         o_count = Signal(range(3))
         done = p_valid & p_last
-        result = Signal(layout)
-        m.d.comb += [result.data[j].eq(nxt) for j, nxt in enumerate(nexts)]  # sign-extends
+        result = Signal(narrow)
+        head = Signal(narrow)
+        m.d.comb += [result.data[j].eq(nxt) for j, nxt in enumerate(nexts)]
         m.d.comb += [
             result.weighted.eq(p_weighted),
             result.tokens.eq(p_tokens),
             self.o_stream.valid.eq(o_count != 0),
-            self.o_stream.payload.eq(Mux(o_head, out[1], out[0])),
+            head.eq(Mux(o_head, out[1], out[0])),
+            *(self.o_stream.payload.data[j].eq(head.data[j]) for j in range(spec.width)),
+            self.o_stream.payload.weighted.eq(head.weighted),
+            self.o_stream.payload.tokens.eq(head.tokens),
         ]
         with m.If(done):
             for i in range(2):
