@@ -450,23 +450,22 @@ class AnalogTile(wiring.Component):
 
         # accumulate, saturating (or wrapping) after every beat: read, add, write back. A word
         # holds a group's P lanes at (bank, entry, group); two banks, so one vector accumulates
-        # while the previous one is read out. The memory is block RAM: its reads are
-        # synchronous, so a beat's word is read in the beat stage (transparent to the write of
-        # the same cycle: the beat before may be adding to it), in the bank the addend stage
-        # will use
+        # while the previous one is read out. (LUT RAM, read asynchronously in the addend
+        # stage: a block RAM's slow output in that loop -- read, add, write back -- did not
+        # close 100 MHz on ECP5, docs/hw-analog-tile.md)
         eb, gb = (depth - 1).bit_length(), (G - 1).bit_length()
 
         def acc_addr(bank, entry, group):
             return Cat(group[:gb], entry[:eb], bank)
 
         m.submodules.acc = acc_mem = Memory(shape=unsigned(P * acc_bits), depth=2 << (eb + gb),
-                                            init=[], attrs={"ram_style": "block"})
+                                            init=[])
         wp = acc_mem.write_port()
-        old = acc_mem.read_port(transparent_for=(wp,))
+        old = acc_mem.read_port(domain="comb")
         abank = Signal()  # the bank being accumulated
         complete = add_valid & add_last
-        m.d.comb += [old.addr.eq(acc_addr(abank ^ complete, beat_ctl[2], beat_ctl[4])),
-                     wp.addr.eq(acc_addr(abank, add_entry, add_group)), wp.en.eq(add_valid)]
+        m.d.comb += [old.addr.eq(acc_addr(abank, add_entry, add_group)), wp.addr.eq(old.addr),
+                     wp.en.eq(add_valid)]
         sums = []
         for p, beat in enumerate(beats):
             prev = Mux(add_first, 0, old.data.word_select(p, acc_bits).as_signed())
