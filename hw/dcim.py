@@ -31,12 +31,13 @@ def command_layout(spec: DcimSpec) -> data.StructLayout:
     })
 
 
-def result_layout(spec: DcimSpec) -> data.StructLayout:
-    """One result: ``data`` (``width`` signed ``acc_bits`` values; SCORES fills the first
-    ``rows``, WEIGHTED the first ``cols``, the rest are 0), ``weighted`` (the command was
-    WEIGHTED) and ``tokens`` (rows appended so far, at most ``rows``)."""
+def result_layout(spec: DcimSpec, data_bits: int | None = None) -> data.StructLayout:
+    """One result: ``data`` (``width`` signed ``acc_bits`` values -- ``data_bits`` if given;
+    SCORES fills the first ``rows``, WEIGHTED the first ``cols``, the rest are 0),
+    ``weighted`` (the command was WEIGHTED) and ``tokens`` (rows appended so far, at most
+    ``rows``)."""
     return data.StructLayout({
-        "data": PackedArray(signed(spec.acc_bits), spec.width),
+        "data": PackedArray(signed(data_bits or spec.acc_bits), spec.width),
         "weighted": 1,
         "tokens": range(spec.rows + 1),
     })
@@ -251,11 +252,7 @@ class DigitalCim(wiring.Component):
             nexts.append(nxt)
 
         # -- output buffer: two results, held exact_bits wide and sign-extended on the way out --
-        narrow = data.StructLayout({
-            "data": PackedArray(signed(spec.exact_bits), spec.width),
-            "weighted": 1,
-            "tokens": range(spec.rows + 1),
-        })
+        narrow = result_layout(spec, spec.exact_bits)
         out = [Signal(narrow, name=f"out{i}") for i in range(2)]
         o_head = Signal()
         o_count = Signal(range(3))
