@@ -156,11 +156,12 @@ def _cells(target: str, stat: dict[str, Any], module: str) -> dict[str, int]:
 def synth_block(name: str, verilog: str, *, target: str = "ecp5", device: str | None = None,
                 seeds: tuple[int, ...] = (1, 2, 3), freq_mhz: float = 100.0,
                 cache_root: Path, jobs: int = 2, timeout: float | None = None,
-                fold_outputs: bool = False,
+                fold_outputs: bool = False, placer: str | None = None,
                 progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Synthesize (and place and route over ``seeds``) block ``name`` whose Verilog text is
     ``verilog``; returns its report row (see :mod:`cimforge.synth.report`). ``fold_outputs``:
-    the wrapper folds the outputs into an XOR chain (:mod:`cimforge.synth.harness`)."""
+    the wrapper folds the outputs into an XOR chain (:mod:`cimforge.synth.harness`).
+    ``placer``: nextpnr's ``--placer`` (None: its default, HeAP)."""
     tgt = TARGETS[target]
     device = device or tgt.default_device
     if device not in tgt.devices:
@@ -198,7 +199,8 @@ def synth_block(name: str, verilog: str, *, target: str = "ecp5", device: str | 
 
     def place(seed: int) -> dict[str, Any]:
         args = [*tgt.devices[device], "--json", "synth.json", "--freq", f"{freq_mhz:g}",
-                "--seed", str(seed), "--timing-allow-fail"]
+                "--seed", str(seed), "--timing-allow-fail",
+                *(("--placer", placer) if placer else ())]
         pkey = _key(skey, " ".join(args), versions[tgt.pnr])
         out = work / f"pnr-{pkey}.json"
         with locked(work / f"pnr-{pkey}.lock"):

@@ -35,15 +35,19 @@ class ToolMissing(RuntimeError):
 
 @dataclass
 class ToolError(RuntimeError):
-    """A tool exited with a non-zero status; ``log`` is the end of what it printed."""
+    """A tool exited with a non-zero status, or ran past its time limit (``timeout``, in
+    seconds; ``status`` is then None); ``log`` is the end of what it printed."""
 
     tool: str
-    status: int
+    status: int | None
     cwd: Path
     log: str
+    timeout: float | None = None
 
     def __str__(self) -> str:
-        return (f"{self.tool} exited with status {self.status} in {self.cwd}:\n"
+        what = (f"was stopped after {self.timeout:g} s (the time limit)" if self.status is None
+                else f"exited with status {self.status}")
+        return (f"{self.tool} {what} in {self.cwd}:\n"
                 + "\n".join(self.log.splitlines()[-25:]))
 
 
@@ -98,9 +102,12 @@ def run_tool(tool: str, argv: list[str], cwd: Path, log_name: str,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             status = proc.wait(timeout=timeout)
-        except BaseException:  # a timeout or Ctrl-C: leave no tool running
+        except BaseException as e:  # a timeout or Ctrl-C: leave no tool running
             proc.kill()
             proc.wait()
+            if isinstance(e, subprocess.TimeoutExpired):
+                raise ToolError(tool, None, cwd, (cwd / log_name).read_text(errors="replace"),
+                                timeout) from None
             raise
     seconds = time.monotonic() - start
     if status != 0:

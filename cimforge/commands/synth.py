@@ -17,6 +17,12 @@ __all__ = ["add_parser", "run", "SYNTH_CACHE"]
 SYNTH_CACHE = Path("build") / "synth-cache"
 
 
+# nextpnr's placer for the accelerator top: at 88 % of the 85k part's logic cells its
+# default (HeAP) reported no iteration of its main loop in 27 minutes here; the electrostatic
+# placer converges in about 10 and then starts its legaliser (docs/ppa.md, "The accelerator top")
+TOP_PLACER = "static"
+
+
 def add_parser(sub):
     from cimforge.synth.flow import TARGETS
 
@@ -43,6 +49,9 @@ def add_parser(sub):
     p.add_argument("--out", default="build/synth", type=Path, help="output directory")
     p.add_argument("--cache", type=Path, default=None,
                    help=f"where runs are kept and reused (default: {SYNTH_CACHE})")
+    p.add_argument("--timeout", type=float, default=None, metavar="MINUTES",
+                   help="stop a tool run (Yosys, or one seed's place and route) after this "
+                   "many minutes and report it (default: no limit)")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 when a top misses --freq or fails to place")
     return p
@@ -78,6 +87,8 @@ def run(args) -> int:
         raise CliError(f"--freq must be in [1, 1000] MHz, not {args.freq:g}")
     if not 1 <= args.jobs <= 64:
         raise CliError(f"--jobs must be in [1, 64], not {args.jobs}")
+    if args.timeout is not None and not 0 < args.timeout <= 10000:
+        raise CliError(f"--timeout must be in (0, 10000] minutes, not {args.timeout:g}")
     out: Path = args.out
     if str(out) == "" or (out.exists() and not out.is_dir()):
         raise CliError(f"--out {str(out)!r} must name a directory")
@@ -98,7 +109,10 @@ def run(args) -> int:
         try:
             row = synth_block(name, verilog, target=args.target, device=device, seeds=seeds,
                               freq_mhz=args.freq, cache_root=cache, jobs=args.jobs,
-                              fold_outputs=name == ACCELERATOR_TOP, progress=_progress)
+                              timeout=None if args.timeout is None else 60 * args.timeout,
+                              fold_outputs=name == ACCELERATOR_TOP,
+                              placer=TOP_PLACER if name == ACCELERATOR_TOP else None,
+                              progress=_progress)
         except ToolError as e:
             raise CliError(f"synthesis of {name} failed: {e}") from None
         rows.append(row)

@@ -98,6 +98,8 @@ def test_synth_a_small_block(tmp_path, capsys):
     (["--seeds", "0"], "--seeds must be in [1, 20], not 0"),
     (["--freq", "0"], "--freq must be in [1, 1000] MHz, not 0"),
     (["--jobs", "0"], "--jobs must be in [1, 64], not 0"),
+    (["--timeout", "0"], "--timeout must be in (0, 10000] minutes, not 0"),
+    (["--timeout", "nan"], "--timeout must be in (0, 10000] minutes, not nan"),
 ])
 def test_bad_arguments(args, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -113,6 +115,33 @@ def test_out_naming_a_file(tmp_path, capsys):
     assert main(["synth", "--blocks", "activation", "--out", str(f)]) == 2
     assert "must name a directory" in capsys.readouterr().err
     assert f.read_text() == "x"
+
+
+def test_timeout_stops_the_tool(tmp_path, capsys):
+    """A tool run past --timeout is stopped and named in one error; nothing is cached, so
+    the next run starts it again."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["synth", "--blocks", "activation", "--seeds", "1", "--out", str(out),
+            "--cache", str(cache)]
+    assert main([*argv, "--timeout", "0.0005"]) == 2  # 0.03 s: Yosys alone takes longer
+    err = capsys.readouterr().err
+    assert "synthesis of activation failed: yosys was stopped after 0.03 s" in err
+    assert not list(cache.rglob("synth.done"))
+
+
+@pytest.mark.full
+def test_static_placer(tmp_path):
+    """nextpnr's electrostatic placer, the accelerator top's (cimforge.commands.synth.
+    TOP_PLACER), reaches nextpnr and places a block."""
+    from cimforge.commands.synth import TOP_PLACER
+    from cimforge.synth.blocks import synth_verilog
+    from cimforge.synth.flow import synth_block
+
+    row = synth_block("activation", synth_verilog("activation", load_config("tiny")),
+                      seeds=(1,), cache_root=tmp_path, placer=TOP_PLACER)
+    assert row["fmax_mhz"]["median"] > 0
+    (log,) = [p for p in tmp_path.rglob("pnr-*.log")]
+    assert "Running Static placer" in log.read_text()
 
 
 @pytest.mark.full
