@@ -99,6 +99,7 @@ class Accelerator(wiring.Component):
             wiring.connect(m, getattr(prog, f"prog{u.index}"), wiring.flipped(port))
             xbars_busy |= port.busy.any()
         programming = Signal()
+        param_we = Signal()  # a parameter write on its way to the core (below)
         m.d.comb += programming.eq(prog.active | xbars_busy)
         prog_cycles = Signal(32)
         prog_counting = Signal()
@@ -113,11 +114,12 @@ class Accelerator(wiring.Component):
         m.d.comb += [prog.i_stream.valid.eq(self.s_axis_tvalid & prog.active),
                      prog.i_stream.payload.data.eq(self.s_axis_tdata),
                      prog.i_stream.payload.last.eq(self.s_axis_tlast),
-                     core.i_stream.valid.eq(self.s_axis_tvalid & ~programming),
+                     core.i_stream.valid.eq(self.s_axis_tvalid & ~programming & ~param_we),
                      core.i_stream.payload.data.eq(self.s_axis_tdata),
                      core.i_stream.payload.last.eq(self.s_axis_tlast),
                      self.s_axis_tready.eq(Mux(prog.active, prog.i_stream.ready,
-                                               core.i_stream.ready & ~programming)),
+                                               core.i_stream.ready & ~programming
+                                               & ~param_we)),
                      self.m_axis_tvalid.eq(core.o_stream.valid),
                      self.m_axis_tdata.eq(core.o_stream.payload.data),
                      self.m_axis_tlast.eq(core.o_stream.payload.last),
@@ -152,8 +154,12 @@ class Accelerator(wiring.Component):
         error_word = control.base + CONTROL["error"][0]
         busy = core.busy
         accepted = write & mapped & ~busy
-        m.d.comb += [core.param.addr.eq(word), core.param.data.eq(self.s_axil_wdata),
-                     core.param.we.eq(accepted)]
+        # an accepted parameter write is registered here and reaches the core's blocks the
+        # cycle after (every register's write decode hangs on it: it starts at a register,
+        # not at the address check); no sequence starts while it is in flight
+        m.d.sync += [core.param.addr.eq(word), core.param.data.eq(self.s_axil_wdata),
+                     param_we.eq(accepted)]
+        m.d.comb += core.param.we.eq(param_we)
         events = Signal(len(ERROR_BITS))
         m.d.comb += [events[ERROR_BITS["kv_overflow"]].eq(core.errors[ERRORS["kv_overflow"]]),
                      events[ERROR_BITS["tlast"]].eq(core.errors[ERRORS["tlast"]]

@@ -202,11 +202,17 @@ class TileDrainer(wiring.Component):
                 m.d.sync += units[0].eq(i)
             first += k
         m.d.comb += acc.eq(select(units[-1], [q.data for q in ports]))
+        # the token's exponent, registered (the feeder selects it among its tokens': a path
+        # of its own): the token is set the cycle after a take, so the register has it the
+        # cycle after that, while the row's first item is still in the stall pipeline
+        assert depth >= 1
+        exp = Signal.like(self.exp)
+        m.d.sync += exp.eq(self.exp)
         mi = main.i_stream
         # one expression for a whole item (a field left at its default would be a constant
         # `always @*`, which Icarus never evaluates)
         m.d.comb += [mi.valid.eq(valid & res_ok),
-                     mi.payload.eq(Cat(acc, self.exp, br.data[: rq.bias_bits],
+                     mi.payload.eq(Cat(acc, exp, br.data[: rq.bias_bits],
                                        mr.data[: rq.mult_bits],
                                        mr.data[MULT_SHIFT_LSB: MULT_SHIFT_LSB + SHIFT_BITS],
                                        residual, Const(int(self.narrow), 1)))]

@@ -76,7 +76,8 @@ def test_map_command(capsys, tmp_path):
 def _tiny_model(seed=2):
     enc = Encoder(model=TINY.model, weights=EncoderWeights.random(TINY.model, seed))
     rng = np.random.default_rng(seed)
-    seqs = [rng.integers(0, TINY.model.vocab_size, size=n).tolist() for n in (8, 3, 16, 8)]
+    lengths = (8, 3, TINY.dcim.rows, 8)  # up to the KV capacity
+    seqs = [rng.integers(0, TINY.model.vocab_size, size=n).tolist() for n in lengths]
     return enc, seqs, calibrate(enc, seqs)
 
 
@@ -107,10 +108,12 @@ def test_device_effects_reach_the_codes():
 def test_kv_capacity():
     enc, _, ranges = _tiny_model()
     accel = AcceleratorModel(enc, TINY, ranges)
-    h = np.zeros((TINY.dcim.rows + 1, TINY.model.d_model), dtype=np.int64)
-    with pytest.raises(KvCapacityError, match="17 tokens exceeds the KV capacity of 16"):
+    cap = TINY.dcim.rows
+    h = np.zeros((cap + 1, TINY.model.d_model), dtype=np.int64)
+    with pytest.raises(KvCapacityError,
+                       match=f"{cap + 1} tokens exceeds the KV capacity of {cap}"):
         accel.run(h)
-    assert accel.run(h[:-1]).shape == (16, TINY.model.d_model)
+    assert accel.run(h[:-1]).shape == (cap, TINY.model.d_model)
 
 
 def test_linear_layers_sit_on_their_units():

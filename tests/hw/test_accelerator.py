@@ -20,7 +20,8 @@ TINY = load_config("tiny")
 def model():
     enc = Encoder(model=TINY.model, weights=EncoderWeights.random(TINY.model, 2))
     rng = np.random.default_rng(2)
-    seqs = [rng.integers(0, TINY.model.vocab_size, size=n).tolist() for n in (8, 3, 16, 8)]
+    lengths = (8, 3, TINY.dcim.rows, 8)  # up to the KV capacity
+    seqs = [rng.integers(0, TINY.model.vocab_size, size=n).tolist() for n in lengths]
     return AcceleratorModel(enc, TINY, calibrate(enc, seqs))
 
 
