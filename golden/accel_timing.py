@@ -29,9 +29,12 @@ from cimforge.golden.analog_tile import AnalogTileSpec, AnalogTileTiming
 from cimforge.golden.dcim import DcimTiming
 from cimforge.golden.mapping import Mapping, map_model
 
-__all__ = ["AcceleratorTiming", "AccelSchedule", "Bounds"]
+__all__ = ["AcceleratorTiming", "AccelSchedule", "Bounds", "DRAIN_ACC_STAGES"]
 
 READ_LATENCY = 2  # a buffer read port: first element two cycles after its start
+# a drainer registers the channel it selects among its units' result ports before its
+# requantiser (hw/tile_drainer.py): that many stages after the units' result pipelines
+DRAIN_ACC_STAGES = 1
 
 
 @dataclass
@@ -81,9 +84,10 @@ class AcceleratorTiming:
             self.tiles[name] = AnalogTileTiming(unit_spec(cfg, self.mapping.units_of(0, name)[0]))
         self.rq = s.rq.timing  # a drainer's and the attention engine's requantisers
         # a drainer's first requantised output, from its take: the first channel is read the
-        # cycle after and enters the requantiser through the units' result pipeline; with a
-        # residual, once the residual row's first value (a buffer read) is requantised too
-        enter = 1 + AnalogTileTiming.RESULT_DEPTH
+        # cycle after and enters the requantiser through the units' result pipeline and the
+        # drainer's register; with a residual, once the residual row's first value (a buffer
+        # read) is requantised too
+        enter = 1 + AnalogTileTiming.RESULT_DEPTH + DRAIN_ACC_STAGES
         self.drain_first = enter + self.rq.latency
         self.drain_res_first = max(enter, READ_LATENCY + self.rq.latency) + self.rq.latency
         self.act = s.act.timing

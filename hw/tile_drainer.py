@@ -9,7 +9,8 @@ drainer takes the results and issues one requantiser item per channel per cycle 
 requantiser takes them, reading each channel from its unit's result port as it issues it (the
 units' used channels in order): the items go through a stall pipeline as deep as the units'
 result pipelines (``AnalogTileTiming.RESULT_DEPTH``), which hold when it holds (their
-``stall``), so a channel reaches the requantiser with its item. When the row is done it
+``stall``), and one stage more that registers the channel chosen among the units' ports
+(``DRAIN_ACC_STAGES``), so a channel reaches the requantiser with its item. When the row is done it
 releases the units' results. With a
 residual, it starts reading row ``t`` of the residual buffer at the take, requantises it by
 the block's residual multiplier (a second requantiser) and joins the two streams.
@@ -28,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimforge.config import SHIFT_BITS
 from cimforge.golden.accel_regmap import DRAINER_REGS, MULT_BASE, MULT_SHIFT_LSB, bias_base
+from cimforge.golden.accel_timing import DRAIN_ACC_STAGES
 from cimforge.golden.analog_tile import AnalogTileSpec, AnalogTileTiming
 from cimforge.golden.requant import RequantSpec
 from cimforge.hw.analog_tile import result_signature
@@ -139,14 +141,18 @@ class TileDrainer(wiring.Component):
             m.d.sync += [busy.eq(0), self.drained.eq(self.drained + 1)]
 
         # -- items: one channel per cycle -------------------------------------------------------
-        # a stall pipeline of the units' result pipelines' depth: a channel read as it issues
-        # is on its unit's data port once the pipeline has moved that many times; every
-        # stage moves unless the last holds an item the requantiser does not take
+        # a stall pipeline of the units' result pipelines' depth and DRAIN_ACC_STAGES more: a
+        # channel read as it issues is on its unit's data port once the pipeline has moved
+        # `depth` times, and is registered as it moves once more (the choice among the units'
+        # ports is not on the requantiser's first stage); every stage moves unless the last
+        # holds an item the requantiser does not take
         depth = {AnalogTileTiming(u).RESULT_DEPTH for u, _ in self.units}
         assert len(depth) == 1, "the units' result pipelines must be alike"
         depth = depth.pop()
+        assert DRAIN_ACC_STAGES == 1
+        stages = depth + DRAIN_ACC_STAGES
         m.submodules.rq = main = Requantizer(rq)
-        stage_valid = [Signal(name=f"valid{k + 1}") for k in range(depth)]
+        stage_valid = [Signal(name=f"valid{k + 1}") for k in range(stages)]
         valid = stage_valid[-1]
         acc = Signal(signed(acc_bits))
         res_ok = Const(1)
@@ -170,21 +176,20 @@ class TileDrainer(wiring.Component):
         issue = advance & (left != 0) & ~take
         with m.If(advance):
             m.d.sync += [stage_valid[0].eq(issue),
-                         *(stage_valid[k].eq(stage_valid[k - 1]) for k in range(1, depth))]
+                         *(stage_valid[k].eq(stage_valid[k - 1]) for k in range(1, stages))]
         with m.If(issue):
             m.d.sync += [left.eq(left - 1), index.eq(index + 1)]
         # the channel and its unit travel along (stage k + 1 holds them in units[k] and
-        # indices[k]); the parameters are read as the item enters the last stage
+        # indices[k]) up to the stage whose channel is on its unit's port; the parameters are
+        # read as the item enters the last stage
         unit_bits = range(max(len(ports), 2))
         units = [Signal(unit_bits, name=f"unit{k + 1}") for k in range(depth)]
-        indices = [Signal.like(index, name=f"index{k + 1}") for k in range(depth - 1)]
+        indices = [Signal.like(index, name=f"index{k + 1}") for k in range(stages - 1)]
         with m.If(advance):
             m.d.sync += [units[k].eq(units[k - 1]) for k in range(1, depth)]
-            m.d.sync += [indices[k].eq(indices[k - 1]) for k in range(1, depth - 1)]
-        if indices:
-            with m.If(advance):
-                m.d.sync += indices[0].eq(index)
-        param_index = indices[-1] if indices else index
+            m.d.sync += [indices[0].eq(index),
+                         *(indices[k].eq(indices[k - 1]) for k in range(1, stages - 1))]
+        param_index = indices[-1]
         m.d.comb += [mr.addr.eq(param_index), br.addr.eq(param_index), mr.en.eq(advance),
                      br.en.eq(advance)]
         # each channel read from its unit as it issues, that unit's result pipeline moving
@@ -201,11 +206,12 @@ class TileDrainer(wiring.Component):
             with m.If(issue & mine):
                 m.d.sync += units[0].eq(i)
             first += k
-        m.d.comb += acc.eq(select(units[-1], [q.data for q in ports]))
+        with m.If(advance):
+            m.d.sync += acc.eq(select(units[-1], [q.data for q in ports]))
         # the token's exponent, registered (the feeder selects it among its tokens': a path
         # of its own): the token is set the cycle after a take, so the register has it the
         # cycle after that, while the row's first item is still in the stall pipeline
-        assert depth >= 1
+        assert stages >= 1
         exp = Signal.like(self.exp)
         m.d.sync += exp.eq(self.exp)
         mi = main.i_stream
