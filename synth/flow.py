@@ -45,6 +45,7 @@ class Target:
     default_device: str
     top_device: str  # the accelerator top's device
     describe: dict[str, str]
+    reset_buffer: str | None = None  # a global buffer instance ({i} -> {o}), for the top's reset
 
 
 def _ecp5_script(top: str, file: str) -> str:
@@ -72,11 +73,13 @@ TARGETS = {
          "45k": ("--45k", "--package", "CABGA256", "--speed", "6"),
          "85k": ("--85k", "--package", "CABGA381", "--speed", "6")},
         "25k", "85k",
-        {"25k": "LFE5U-25F-6BG256", "45k": "LFE5U-45F-6BG256", "85k": "LFE5U-85F-6BG381"}),
+        {"25k": "LFE5U-25F-6BG256", "45k": "LFE5U-45F-6BG256", "85k": "LFE5U-85F-6BG381"},
+        "DCCA rst_buf (.CLKI({i}), .CE(1'b1), .CLKO({o}));"),
     "ice40": Target(
         "ice40", _ice40_script, "nextpnr-ice40",
         {"hx8k": ("--hx8k", "--package", "ct256"), "up5k": ("--up5k", "--package", "sg48")},
-        "hx8k", "hx8k", {"hx8k": "iCE40HX8K-CT256", "up5k": "iCE40UP5K-SG48"}),
+        "hx8k", "hx8k", {"hx8k": "iCE40HX8K-CT256", "up5k": "iCE40UP5K-SG48"},
+        "SB_GB rst_buf (.USER_SIGNAL_TO_GLOBAL_BUFFER({i}), .GLOBAL_BUFFER_OUTPUT({o}));"),
     "generic": Target("generic", _generic_script, None, {"cmos": ()}, "cmos", "cmos",
                       {"cmos": "technology-independent gates (Yosys abc -g cmos2)"}),
 }
@@ -156,19 +159,23 @@ def _cells(target: str, stat: dict[str, Any], module: str) -> dict[str, int]:
 def synth_block(name: str, verilog: str, *, target: str = "ecp5", device: str | None = None,
                 seeds: tuple[int, ...] = (1, 2, 3), freq_mhz: float = 100.0,
                 cache_root: Path, jobs: int = 2, timeout: float | None = None,
-                fold_outputs: bool = False, placer: str | None = None,
+                fold_outputs: bool = False, pnr_options: tuple[str, ...] = (),
+                global_reset: bool = False,
                 progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Synthesize (and place and route over ``seeds``) block ``name`` whose Verilog text is
     ``verilog``; returns its report row (see :mod:`cimforge.synth.report`). ``fold_outputs``:
     the wrapper folds the outputs into an XOR chain (:mod:`cimforge.synth.harness`).
-    ``placer``: nextpnr's ``--placer`` (None: its default, HeAP)."""
+    ``pnr_options``: more nextpnr arguments (``--placer``, ``--router``). ``global_reset``: the
+    wrapper drives the block's reset through the target's global buffer."""
     tgt = TARGETS[target]
     device = device or tgt.default_device
     if device not in tgt.devices:
         raise ValueError(f"device {device!r} is not one of {target}'s: {sorted(tgt.devices)}")
     tools = ("yosys",) + ((tgt.pnr,) if tgt.pnr else ())
     versions = tool_versions(tools)
-    harness = harness_verilog(verilog, name, fold_outputs) if tgt.pnr else ""
+    harness = (harness_verilog(verilog, name, fold_outputs,
+                               tgt.reset_buffer if global_reset else None)
+               if tgt.pnr else "")
     script = tgt.yosys(name, f"{name}.v")
     skey = _key(target, verilog, harness, script, versions["yosys"])
     work = cache_root / target / f"{name}-{skey}"
@@ -200,7 +207,7 @@ def synth_block(name: str, verilog: str, *, target: str = "ecp5", device: str | 
     def place(seed: int) -> dict[str, Any]:
         args = [*tgt.devices[device], "--json", "synth.json", "--freq", f"{freq_mhz:g}",
                 "--seed", str(seed), "--timing-allow-fail",
-                *(("--placer", placer) if placer else ())]
+                *pnr_options]
         pkey = _key(skey, " ".join(args), versions[tgt.pnr])
         out = work / f"pnr-{pkey}.json"
         with locked(work / f"pnr-{pkey}.lock"):

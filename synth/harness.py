@@ -16,6 +16,12 @@ taking the one before it XOR three output bits (one LUT4), shifted every cycle t
 Every output bit still reaches ``so`` (a change of any one flips it some cycles later), so
 nothing can be optimised away; the wrapper has no ``load`` pin.
 
+The accelerator top's reset reaches about 40,000 flip-flops: on general routing from one
+flip-flop that is the longest path of the chip, where a design would put it on a clock
+network. Its wrapper (``reset_buffer``: the target's global buffer, an ECP5 ``DCCA``) drives
+the block's reset from ``rst`` registered once through that buffer; the blocks keep the plain
+register.
+
 The block keeps its own module boundary (``keep_hierarchy``), so Yosys reports its cells
 apart from the wrapper's and does not optimise across the boundary. The wrapper adds
 ``in_bits + out_bits + 1`` flip-flops and about ``out_bits`` LUTs (the load multiplexers),
@@ -66,9 +72,12 @@ def _shift_in(reg: str, width: int, source: str) -> str:
     return f"{reg} <= {source};" if width == 1 else f"{reg} <= {{{reg}[{width - 2}:0], {source}}};"
 
 
-def harness_verilog(verilog: str, top: str, fold_outputs: bool = False) -> str:
+def harness_verilog(verilog: str, top: str, fold_outputs: bool = False,
+                    reset_buffer: str | None = None) -> str:
     """Verilog of ``synth_top`` around module ``top`` (whose text is ``verilog``); with
-    ``fold_outputs`` the outputs go into an XOR-folding chain, not a loadable register."""
+    ``fold_outputs`` the outputs go into an XOR-folding chain, not a loadable register; with
+    ``reset_buffer`` (a cell instance, ``{i}`` and ``{o}`` its input and output nets) the
+    block's reset goes through that buffer."""
     ports = top_ports(verilog, top)
     clocked = {p.name for p in ports} >= {"clk"}
     data = [p for p in ports if p.name not in ("clk", "rst")]
@@ -103,6 +112,8 @@ def harness_verilog(verilog: str, top: str, fold_outputs: bool = False) -> str:
         f"module {HARNESS_TOP}(input wire clk, input wire rst, input wire si, "
         f"{load_pin}output wire so);",
         "  reg rst_q;",
+        *(["  wire rst_g;", "  " + reset_buffer.format(i="rst_q", o="rst_g")]
+          if reset_buffer else []),
         f"  reg [{max(n_in, 1) - 1}:0] in_q;",
         *capture,
         f"  wire [{n_out - 1}:0] out_w;",
@@ -117,7 +128,7 @@ def harness_verilog(verilog: str, top: str, fold_outputs: bool = False) -> str:
     if clocked:
         conns.append(".clk(clk)")
     if any(p.name == "rst" for p in ports):
-        conns.append(".rst(rst_q)")
+        conns.append(".rst(rst_g)" if reset_buffer else ".rst(rst_q)")
     offset = 0
     for p in ins:
         conns.append(f".{_id(p.name)}(in_q[{offset + p.width - 1}:{offset}])")

@@ -17,10 +17,11 @@ __all__ = ["add_parser", "run", "SYNTH_CACHE"]
 SYNTH_CACHE = Path("build") / "synth-cache"
 
 
-# nextpnr's placer for the accelerator top: at 88 % of the 85k part's logic cells its
-# default (HeAP) reported no iteration of its main loop in 27 minutes here; the electrostatic
-# placer converges in about 10 and then starts its legaliser (docs/ppa.md, "The accelerator top")
-TOP_PLACER = "static"
+# nextpnr's options for the accelerator top (docs/ppa.md, "The accelerator top"): its default
+# placer (HeAP) reported no iteration of its main loop in 27 minutes at 88 % of the 85k part's
+# logic cells, where the electrostatic placer converges in about 10 and legalises at 76 %; its
+# default router (router1) stalled in the top's congestion, where router2 converges
+TOP_PNR_OPTIONS = ("--placer", "static", "--router", "router2")
 
 
 def add_parser(sub):
@@ -111,7 +112,8 @@ def run(args) -> int:
                               freq_mhz=args.freq, cache_root=cache, jobs=args.jobs,
                               timeout=None if args.timeout is None else 60 * args.timeout,
                               fold_outputs=name == ACCELERATOR_TOP,
-                              placer=TOP_PLACER if name == ACCELERATOR_TOP else None,
+                              global_reset=name == ACCELERATOR_TOP,
+                              pnr_options=TOP_PNR_OPTIONS if name == ACCELERATOR_TOP else (),
                               progress=_progress)
         except ToolError as e:
             raise CliError(f"synthesis of {name} failed: {e}") from None

@@ -4,6 +4,7 @@ the command's refusals."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -129,19 +130,39 @@ def test_timeout_stops_the_tool(tmp_path, capsys):
     assert not list(cache.rglob("synth.done"))
 
 
+def test_global_reset(activation_v, tmp_path):
+    """The top's wrapper drives the block's reset through the target's global buffer: on
+    ECP5 a DCCA, which nextpnr routes on a global network to the block's flip-flops."""
+    from cimforge.synth.flow import TARGETS, synth_block
+
+    text = harness_verilog(activation_v, "activation", reset_buffer=TARGETS["ecp5"].reset_buffer)
+    assert "DCCA rst_buf (.CLKI(rst_q), .CE(1'b1), .CLKO(rst_g));" in text
+    assert ".rst(rst_g)" in text and ".rst(rst_q)" not in text
+    assert ".rst(rst_q)" in harness_verilog(activation_v, "activation")
+    row = synth_block("activation", activation_v, seeds=(1,), cache_root=tmp_path,
+                      global_reset=True)
+    assert row["fmax_mhz"]["median"] > 0
+    (log,) = [p for p in tmp_path.rglob("pnr-*.log")]
+    assert re.search(r"routing clock net rst_g using global \d+", log.read_text())
+
+
 @pytest.mark.full
-def test_static_placer(tmp_path):
-    """nextpnr's electrostatic placer, the accelerator top's (cimforge.commands.synth.
-    TOP_PLACER), reaches nextpnr and places a block."""
-    from cimforge.commands.synth import TOP_PLACER
+def test_top_pnr_options(tmp_path):
+    """The accelerator top's nextpnr options (cimforge.commands.synth.TOP_PNR_OPTIONS: the
+    electrostatic placer and router2) reach nextpnr, which places and routes a block on the
+    top's part (on the 25k part router2 failed to route the clock pad to its global buffer
+    here)."""
+    from cimforge.commands.synth import TOP_PNR_OPTIONS
     from cimforge.synth.blocks import synth_verilog
     from cimforge.synth.flow import synth_block
 
     row = synth_block("activation", synth_verilog("activation", load_config("tiny")),
-                      seeds=(1,), cache_root=tmp_path, placer=TOP_PLACER)
+                      seeds=(1,), cache_root=tmp_path, device="85k",
+                      pnr_options=TOP_PNR_OPTIONS)
     assert row["fmax_mhz"]["median"] > 0
     (log,) = [p for p in tmp_path.rglob("pnr-*.log")]
-    assert "Running Static placer" in log.read_text()
+    text = log.read_text()
+    assert "Running Static placer" in text and "Running router2" in text
 
 
 @pytest.mark.full
