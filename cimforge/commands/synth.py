@@ -20,7 +20,8 @@ SYNTH_CACHE = Path("build") / "synth-cache"
 # nextpnr's options for the accelerator top (docs/ppa.md, "The accelerator top"): its default
 # placer (HeAP) reported no iteration of its main loop in 27 minutes at 88 % of the 85k part's
 # logic cells, where the electrostatic placer converges in about 10 and legalises at 76 %; its
-# default router (router1) stalled in the top's congestion, where router2 converges
+# default router (router1) stalled in the top's congestion, where router2 gets further (it has
+# not finished the top yet either)
 TOP_PNR_OPTIONS = ("--placer", "static", "--router", "router2")
 
 
