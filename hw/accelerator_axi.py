@@ -8,7 +8,8 @@ register counts as nothing (ERROR bit ``bad_address`` is set) -- or when it targ
 parameter or tile region while a sequence is in progress (the write is dropped, ERROR bit
 ``busy_write`` set). Reads answer the control region's registers; anything else reads 0 with
 SLVERR (the parameter regions are write-only). Byte strobes are ignored: every write writes
-the whole word.
+the whole word. An accepted parameter or tile-register write reaches its block the cycle
+after (registered once here); ``s_axis`` takes no beat in that cycle.
 
 AXI4-Stream: ``s_axis`` (token codes in) and ``m_axis`` (hidden states out), ``tdata`` of
 ``accelerator.stream_bits``, ``tlast`` on a sequence's last beat; no TKEEP, TSTRB, TID, TDEST
