@@ -211,7 +211,6 @@ class TileDrainer(wiring.Component):
         # the token's exponent, registered (the feeder selects it among its tokens': a path
         # of its own): the token is set the cycle after a take, so the register has it the
         # cycle after that, while the row's first item is still in the stall pipeline
-        assert stages >= 1
         exp = Signal.like(self.exp)
         m.d.sync += exp.eq(self.exp)
         mi = main.i_stream
