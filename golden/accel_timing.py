@@ -35,6 +35,11 @@ READ_LATENCY = 2  # a buffer read port: first element two cycles after its start
 # a drainer registers the channel it selects among its units' result ports before its
 # requantiser (hw/tile_drainer.py): that many stages after the units' result pipelines
 DRAIN_ACC_STAGES = 1
+# cycles from the row count of the last K and V row to the attention engine's start (the
+# layer registers that every K and V is in the macros)
+KV_READY_DELAY = 1
+# cycles from the last K or V WRITE to the QKV drainer's release of the row (registered)
+QKV_RELEASE_DELAY = 1
 
 
 @dataclass
@@ -260,21 +265,24 @@ class AcceleratorTiming:
 
         # QKV: q, k and v channels through one requantiser (outputs from take + drain_first,
         # one a cycle); each full k or v head is written to its macro the cycle after,
-        # stalling the next k or v value one cycle (2 heads x 2 - 1 stalls); the row is done
-        # the cycle after the last WRITE, the drainer free the cycle after that
+        # stalling the next k or v value one cycle (2 heads x 2 - 1 stalls); the last WRITE
+        # is registered, the drainer releases the row the cycle after it and is free (and
+        # counts the row) the cycle after that
         q_rows: list[int] = []
         first, res_first = self.drain_first, self.drain_res_first
 
         def drain_qkv(t: int, take: int) -> tuple[int, int]:
             q_rows.append(take + first + d)
             last = take + first + 3 * d - 1 + 2 * heads - 1
-            return last + 2, last + 2
+            done = last + 2 + QKV_RELEASE_DELAY
+            return done, done
 
         kv = self._feed_and_drain("q", rows_x, self._tq_d, drain_qkv)
         out.rows[f"l{layer}.q"] = q_rows
         out.rows[f"l{layer}.kv"] = kv
-        # attention: from the cycle every K and V is written, (token, head) passes back to back
-        ctx, start = [], kv[-1]
+        # attention: from the cycle after every K and V is written (the layer registers that
+        # they are), (token, head) passes back to back
+        ctx, start = [], kv[-1] + KV_READY_DELAY
         for t in range(n):
             last, step = self._attention_pass(self._keys(n, base, t))
             ctx.append(start + (heads - 1) * step + last + 1)
@@ -363,7 +371,7 @@ def _bounds(tm: AcceleratorTiming, n: int) -> Bounds:
     first_beat = 0
     row_in = -(-d // epb) * (epb + 1)  # a token's beats, each taken after its codes
     ln0 = ln + 1
-    drain_qkv = tm.drain_first + 3 * d + 2 * heads
+    drain_qkv = tm.drain_first + 3 * d + 2 * heads + QKV_RELEASE_DELAY + KV_READY_DELAY
     drain_ln = tm.drain_res_first - READ_LATENCY + ln + 1
     drain_act = tm.drain_first + tm.act.depth + f
     pass_last, pass_step = tm._attention_pass(n)
@@ -420,7 +428,7 @@ def _decoder_bounds(tm: AcceleratorTiming, n: int, base: int) -> Bounds:
     work["LayerNorm (each)"] = n * d
     feed_d, feed_ff = tm._tq_d[-1] + 1, tm._tq_ff[-1] + 1
     ln = tm._ln[-1] + 1  # a LayerNorm engine's row
-    drain_qkv = tm.drain_first + 3 * d + 2 * tm.heads
+    drain_qkv = tm.drain_first + 3 * d + 2 * tm.heads + QKV_RELEASE_DELAY + KV_READY_DELAY
     drain_res = tm.drain_res_first + d
     drain_act = tm.drain_first + tm.act.depth + f
     # the last token: its beats, then through every layer -- LayerNorm 1, its k vector, one

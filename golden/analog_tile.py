@@ -277,8 +277,9 @@ class AnalogTileTiming:
     # after the first's
     TAIL_STAGES = 6
     # the result port's pipeline: a channel read is on its data port this many cycles later
-    # (accumulator read; channel and drift factor; partial products; their rounded sum)
-    RESULT_DEPTH = 4
+    # (the channel registered; accumulator read; channel and drift factor; partial products;
+    # their rounded sum)
+    RESULT_DEPTH = 5
 
     @property
     def read_cycles(self) -> int:

@@ -41,6 +41,7 @@ from cimforge.hw.transformer_layer import (
     LayerSpecs,
     TransformerLayer,
     connect_layernorm_params,
+    region_port,
     row_layernorm,
     unit_spec,
 )
@@ -176,13 +177,7 @@ class AcceleratorCore(wiring.Component):
         ln_name = "lnf" if self.decoder else "ln0"
         m.submodules[ln_name] = ln = LayerNorm(s.ln)
         r0 = self.regmap.region(ln_name)
-        port = param_signature(max(1, (r0.words - 1).bit_length())).create(path=(f"p_{ln_name}",))
-        inside = self.param.addr < r0.end
-        if r0.base:  # (a comparison with 0 would be constant: Verilator warns)
-            inside &= self.param.addr >= r0.base
-        m.d.comb += [port.addr.eq(self.param.addr - r0.base), port.data.eq(self.param.data),
-                     port.we.eq(self.param.we & inside)]
-        connect_layernorm_params(m, ln, port)
+        connect_layernorm_params(m, ln, region_port(m, self.param, r0, ln_name))
         src, dst = (xs[-1], outbuf) if self.decoder else (inbuf, xs[0])
         row_layernorm(m, ln_name, ln, src.r0, src.done, dst.w_stream, run, tokens, d)
 

@@ -8,8 +8,9 @@ register counts as nothing (ERROR bit ``bad_address`` is set) -- or when it targ
 parameter or tile region while a sequence is in progress (the write is dropped, ERROR bit
 ``busy_write`` set). Reads answer the control region's registers; anything else reads 0 with
 SLVERR (the parameter regions are write-only). Byte strobes are ignored: every write writes
-the whole word. An accepted parameter or tile-register write reaches its block the cycle
-after (registered once here); ``s_axis`` takes no beat in that cycle.
+the whole word. An accepted parameter or tile-register write reaches its block's registers two
+cycles after (registered here, then in its region's port); ``s_axis`` takes no beat in those
+two cycles.
 
 AXI4-Stream: ``s_axis`` (token codes in) and ``m_axis`` (hidden states out), ``tdata`` of
 ``accelerator.stream_bits``, ``tlast`` on a sequence's last beat; no TKEEP, TSTRB, TID, TDEST
@@ -101,6 +102,7 @@ class Accelerator(wiring.Component):
             xbars_busy |= port.busy.any()
         programming = Signal()
         param_we = Signal()  # a parameter write on its way to the core (below)
+        param_landing = Signal()  # ... and in its region's registers, beside its block
         m.d.comb += programming.eq(prog.active | xbars_busy)
         prog_cycles = Signal(32)
         prog_counting = Signal()
@@ -115,12 +117,13 @@ class Accelerator(wiring.Component):
         m.d.comb += [prog.i_stream.valid.eq(self.s_axis_tvalid & prog.active),
                      prog.i_stream.payload.data.eq(self.s_axis_tdata),
                      prog.i_stream.payload.last.eq(self.s_axis_tlast),
-                     core.i_stream.valid.eq(self.s_axis_tvalid & ~programming & ~param_we),
+                     core.i_stream.valid.eq(self.s_axis_tvalid & ~programming & ~param_we
+                                            & ~param_landing),
                      core.i_stream.payload.data.eq(self.s_axis_tdata),
                      core.i_stream.payload.last.eq(self.s_axis_tlast),
                      self.s_axis_tready.eq(Mux(prog.active, prog.i_stream.ready,
                                                core.i_stream.ready & ~programming
-                                               & ~param_we)),
+                                               & ~param_we & ~param_landing)),
                      self.m_axis_tvalid.eq(core.o_stream.valid),
                      self.m_axis_tdata.eq(core.o_stream.payload.data),
                      self.m_axis_tlast.eq(core.o_stream.payload.last),
@@ -155,11 +158,12 @@ class Accelerator(wiring.Component):
         error_word = control.base + CONTROL["error"][0]
         busy = core.busy
         accepted = write & mapped & ~busy
-        # an accepted parameter write is registered here and reaches the core's blocks the
-        # cycle after (every register's write decode hangs on it: it starts at a register,
-        # not at the address check); no sequence starts while it is in flight
+        # an accepted parameter write is registered here, then in its region's port beside its
+        # block (transformer_layer.region_port), and reaches the block's registers two cycles
+        # after (no register's write decode hangs on the address check or on the fan-out to
+        # every region); no sequence starts while it is in flight
         m.d.sync += [core.param.addr.eq(word), core.param.data.eq(self.s_axil_wdata),
-                     param_we.eq(accepted)]
+                     param_we.eq(accepted), param_landing.eq(param_we)]
         m.d.comb += core.param.we.eq(param_we)
         events = Signal(len(ERROR_BITS))
         m.d.comb += [events[ERROR_BITS["kv_overflow"]].eq(core.errors[ERRORS["kv_overflow"]]),

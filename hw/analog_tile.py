@@ -485,17 +485,24 @@ class AnalogTile(wiring.Component):
         m.d.sync += done.eq(done + complete - r.release)
         m.d.comb += r.valid.eq(done != 0)
         # a read goes through RESULT_DEPTH stages that move together in every cycle without
-        # `stall`: (1) the accumulator read, (2) the channel and its column tile's drift
-        # factor, (3) the partial products, (4) their rounded sum; `data` is that, saturated
+        # `stall`: (1) the channel registered (the reader's address, from outside the unit,
+        # ends at a flip-flop; the memory's address logic starts at one), (2) the accumulator
+        # read, (3) the channel and its column tile's drift factor, (4) the partial products,
+        # (5) their rounded sum; `data` is that, saturated
         move = ~r.stall
+        ch = Signal.like(r.addr)
+        ch_en = Signal()
+        with m.If(move):
+            m.d.sync += [ch.eq(r.addr), ch_en.eq(r.en)]
         rd = acc_mem.read_port(transparent_for=())
         rd_slot = Signal(_counter(P))
         rd_tile = Signal(_counter(spec.col_tiles))
-        lane = r.addr // depth
-        m.d.comb += [rd.addr.eq(acc_addr(rbank, r.addr % depth, lane // P)), rd.en.eq(r.en)]
-        with m.If(r.en):
+        lane = ch // depth
+        read = ch_en & move
+        m.d.comb += [rd.addr.eq(acc_addr(rbank, ch % depth, lane // P)), rd.en.eq(read)]
+        with m.If(read):
             m.d.sync += [rd_slot.eq(lane % P),
-                         rd_tile.eq(r.addr // spec.channels_per_tile)]
+                         rd_tile.eq(ch // spec.channels_per_tile)]
         final = Signal(signed(acc_bits))
         scale = Signal(SCALE_BITS)
         with m.If(move):

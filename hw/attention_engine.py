@@ -110,8 +110,10 @@ class AttentionEngine(wiring.Component):
         probs = [Signal(bits, name=f"prob{r}") for r in range(dc.rows)]
         ctx = Signal(dh * dc.acc_bits)
         n = self.n
-        keys = Signal(range(self.tokens + 1))  # the keys query t attends to
-        m.d.comb += keys.eq(self.base + t + 1 if self.causal else n)
+        # the keys query t attends to, registered (a copy of the sequence's length beside the
+        # softmax): it is used from the pass's SOFTMAX step, many cycles after t or n moved
+        keys = Signal(range(self.tokens + 1))
+        m.d.sync += keys.eq(self.base + t + 1 if self.causal else n)
 
         issued = Signal(range(dh + 1))  # context items into the requantiser
         cmd = Signal(command_layout(dc))

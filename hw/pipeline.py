@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, unsigned
 
-__all__ = ["RowReader", "RowWriter", "SlotFlags", "StallPipeline", "next_slot", "registers"]
+__all__ = ["RowReader", "RowWriter", "SlotFlags", "StallPipeline", "next_slot", "registers",
+           "skid_buffer"]
 
 
 def _shape_of(value):
@@ -72,6 +73,31 @@ class StallPipeline:
 
     def finish(self, payload) -> None:
         self.m.d.comb += [self.o_stream.valid.eq(self._valid), self.o_stream.payload.eq(payload)]
+
+
+def skid_buffer(m: Module, src, dst, name: str, clear=None) -> None:
+    """Connects stream ``src`` (its producer's side) to ``dst`` (its consumer's side) through
+    a skid buffer: ``src.ready`` is a register, so the consumer's ready reaches no further
+    than here, and nothing is delayed. An item the consumer does not take is kept and offered
+    instead of the producer's next, which waits meanwhile.
+
+    When the consumer's ready does not depend on ``valid``, the consumer sees every item in
+    the cycle it would have seen it without the buffer: an item held here is offered from the
+    cycle after it arrived, as the stalled producer would have kept offering it; the producer
+    moves one item further during a stall. So the units' cycle models hold through it.
+    ``clear`` (a signal) drops a held item, with the units it sits between."""
+    held = Signal(name=f"{name}_held")
+    item = Signal.like(src.payload, name=f"{name}_item")
+    m.d.comb += [src.ready.eq(~held), dst.valid.eq(held | src.valid),
+                 dst.payload.eq(Mux(held, item, src.payload))]
+    with m.If(held):
+        with m.If(dst.ready):
+            m.d.sync += held.eq(0)
+    with m.Elif(src.valid & ~dst.ready):
+        m.d.sync += [held.eq(1), item.eq(src.payload)]
+    if clear is not None:
+        with m.If(clear):
+            m.d.sync += held.eq(0)
 
 
 class SlotFlags:

@@ -5,15 +5,18 @@ blocks that end in a residual sum, the block input requantised alongside
 
 For token ``t = 0, 1, ...`` in order: once every unit has a result and the previous token's
 row is done downstream (``row_done``: the consumer at the end of the chain finished it), the
-drainer takes the results and issues one requantiser item per channel per cycle while the
-requantiser takes them, reading each channel from its unit's result port as it issues it (the
-units' used channels in order): the items go through a stall pipeline as deep as the units'
-result pipelines (``AnalogTileTiming.RESULT_DEPTH``), which hold when it holds (their
-``stall``), and one stage more that registers the channel chosen among the units' ports
-(``DRAIN_ACC_STAGES``), so a channel reaches the requantiser with its item. When the row is done it
-releases the units' results. With a
-residual, it starts reading row ``t`` of the residual buffer at the take, requantises it by
-the block's residual multiplier (a second requantiser) and joins the two streams.
+drainer takes the results and issues one requantiser item per channel per cycle, reading each
+channel from its unit's result port as it issues it (the units' used channels in order). A
+channel is on its unit's data port ``AnalogTileTiming.RESULT_DEPTH`` cycles later (the units'
+result pipelines never stall here); it goes into a queue and from there into one more stage
+that registers it with its parameters (``DRAIN_ACC_STAGES``), the requantiser's input. A
+channel issues only while the queue has room for every channel on its way, and the queue
+passes a channel straight on when it is empty: at full rate this is one pipeline, and when the
+requantiser does not take an item its input holds as a stall pipeline's would, while no stall
+reaches the units. The requantiser's output goes to the consumer through a skid buffer. When
+the row is done it releases the units' results. With a residual, it starts reading row ``t``
+of the residual buffer at the take, requantises it by the block's residual multiplier (a
+second requantiser) and joins the two streams.
 
 Parameters live in the drainer: a memory of multipliers with their shifts (a matrix's
 channels share a shift, but q, k and v, drained together, each have their own), one of biases
@@ -34,6 +37,7 @@ from cimforge.golden.analog_tile import AnalogTileSpec, AnalogTileTiming
 from cimforge.golden.requant import RequantSpec
 from cimforge.hw.analog_tile import result_signature
 from cimforge.hw.numerics import select
+from cimforge.hw.pipeline import skid_buffer
 from cimforge.hw.requant import Requantizer
 from cimforge.hw.scratchpad import row_read_signature
 
@@ -141,19 +145,24 @@ class TileDrainer(wiring.Component):
             m.d.sync += [busy.eq(0), self.drained.eq(self.drained + 1)]
 
         # -- items: one channel per cycle -------------------------------------------------------
-        # a stall pipeline of the units' result pipelines' depth and DRAIN_ACC_STAGES more: a
-        # channel read as it issues is on its unit's data port once the pipeline has moved
-        # `depth` times, and is registered as it moves once more (the choice among the units'
-        # ports is not on the requantiser's first stage); every stage moves unless the last
-        # holds an item the requantiser does not take
+        # A channel read as it issues is on its unit's data port `depth` cycles later (the
+        # units' result pipelines never stall here: their `stall` is 0, so no stall net
+        # reaches them); it is taken off the port then into a queue, which holds it while the
+        # requantiser does not take items, and from the queue into the stage that registers it
+        # with its parameters (DRAIN_ACC_STAGES) before the requantiser. A channel issues only
+        # while the queue has room for every channel on its way (`queued` < QUEUE, credits),
+        # so nothing is lost; the queue passes a channel straight through when it is empty, so
+        # with the requantiser taking every cycle the timing is that of one pipeline of depth
+        # + DRAIN_ACC_STAGES stages, and a stall holds the requantiser's input as a stall
+        # pipeline would (the channels queued behind it follow at one a cycle).
         depth = {AnalogTileTiming(u).RESULT_DEPTH for u, _ in self.units}
         assert len(depth) == 1, "the units' result pipelines must be alike"
         depth = depth.pop()
         assert DRAIN_ACC_STAGES == 1
-        stages = depth + DRAIN_ACC_STAGES
+        queue_depth = depth + 1  # full rate: a channel is in flight for `depth` cycles
         m.submodules.rq = main = Requantizer(rq)
-        stage_valid = [Signal(name=f"valid{k + 1}") for k in range(stages)]
-        valid = stage_valid[-1]
+        read_valid = [Signal(name=f"read{k + 1}") for k in range(depth)]
+        valid = Signal()  # the last stage holds an item
         acc = Signal(signed(acc_bits))
         res_ok = Const(1)
         residual = Const(0, rq.residual_bits)
@@ -172,28 +181,20 @@ class TileDrainer(wiring.Component):
             res_ok = res_rq.o_stream.valid
             residual = res_rq.o_stream.payload
             m.d.comb += res_rq.o_stream.ready.eq(valid & main.i_stream.ready)
-        advance = ~valid | (main.i_stream.ready & res_ok)
-        issue = advance & (left != 0) & ~take
-        with m.If(advance):
-            m.d.sync += [stage_valid[0].eq(issue),
-                         *(stage_valid[k].eq(stage_valid[k - 1]) for k in range(1, stages))]
+        advance = ~valid | (main.i_stream.ready & res_ok)  # the last stage moves
+        queued = Signal(range(queue_depth + 1))  # issued, not yet in the last stage
+        issue = (left != 0) & ~take & (queued != queue_depth)
+        m.d.sync += [read_valid[0].eq(issue),
+                     *(read_valid[k].eq(read_valid[k - 1]) for k in range(1, depth))]
         with m.If(issue):
             m.d.sync += [left.eq(left - 1), index.eq(index + 1)]
-        # the channel and its unit travel along (stage k + 1 holds them in units[k] and
-        # indices[k]) up to the stage whose channel is on its unit's port; the parameters are
-        # read as the item enters the last stage
+        # the channel and its unit travel along the read stages
         unit_bits = range(max(len(ports), 2))
         units = [Signal(unit_bits, name=f"unit{k + 1}") for k in range(depth)]
-        indices = [Signal.like(index, name=f"index{k + 1}") for k in range(stages - 1)]
-        with m.If(advance):
-            m.d.sync += [units[k].eq(units[k - 1]) for k in range(1, depth)]
-            m.d.sync += [indices[0].eq(index),
-                         *(indices[k].eq(indices[k - 1]) for k in range(1, stages - 1))]
-        param_index = indices[-1]
-        m.d.comb += [mr.addr.eq(param_index), br.addr.eq(param_index), mr.en.eq(advance),
-                     br.en.eq(advance)]
-        # each channel read from its unit as it issues, that unit's result pipeline moving
-        # with this one
+        indices = [Signal.like(index, name=f"index{k + 1}") for k in range(depth)]
+        m.d.sync += [*(units[k].eq(units[k - 1]) for k in range(1, depth)),
+                     indices[0].eq(index),
+                     *(indices[k].eq(indices[k - 1]) for k in range(1, depth))]
         first = 0
         for i, (q, (_, k)) in enumerate(zip(ports, self.units, strict=True)):
             mine = Const(1)  # (comparisons that are constant would be lint warnings)
@@ -201,13 +202,37 @@ class TileDrainer(wiring.Component):
                 mine &= index >= first
             if first + k < n:
                 mine &= index < first + k
-            m.d.comb += [q.addr.eq(index - first), q.en.eq(issue & mine),
-                         q.stall.eq(~advance), q.release.eq(release)]
+            m.d.comb += [q.addr.eq(index - first), q.en.eq(issue & mine), q.stall.eq(0),
+                         q.release.eq(release)]
             with m.If(issue & mine):
                 m.d.sync += units[0].eq(i)
             first += k
+        # the queue: `queue_depth` entries of (channel value, channel), a ring
+        arriving = read_valid[-1]
+        arrived = Cat(select(units[-1], [q.data for q in ports]), indices[-1])
+        slots = [Signal.like(arrived, name=f"queue{j}") for j in range(queue_depth)]
+        head = Signal(range(queue_depth))
+        count = Signal(range(queue_depth + 1))
+        empty = count == 0
+        q_valid = ~empty | arriving
+        q_item = Signal.like(arrived)
+        m.d.comb += q_item.eq(Mux(empty, arrived, select(head, slots)))
+        pop = advance & q_valid
+        push = arriving & ~(empty & pop)  # kept unless it goes straight on
+        tail = head + count
+        for j, slot in enumerate(slots):
+            with m.If(push & ((tail == j) | (tail == j + queue_depth))):
+                m.d.sync += slot.eq(arrived)
+        popped = pop & ~empty
+        with m.If(popped):
+            m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
+        m.d.sync += [count.eq(count + push - popped), queued.eq(queued + issue - pop)]
+        # the last stage: the channel's value, and its parameters read as it enters
+        param_index = q_item[acc_bits:]
+        m.d.comb += [mr.addr.eq(param_index), br.addr.eq(param_index), mr.en.eq(advance),
+                     br.en.eq(advance)]
         with m.If(advance):
-            m.d.sync += acc.eq(select(units[-1], [q.data for q in ports]))
+            m.d.sync += [valid.eq(q_valid), acc.eq(q_item[:acc_bits])]
         # the token's exponent, registered (the feeder selects it among its tokens': a path
         # of its own): the token is set the cycle after a take, so the register has it the
         # cycle after that, while the row's first item is still in the stall pipeline
@@ -221,8 +246,9 @@ class TileDrainer(wiring.Component):
                                        mr.data[: rq.mult_bits],
                                        mr.data[MULT_SHIFT_LSB: MULT_SHIFT_LSB + SHIFT_BITS],
                                        residual, Const(int(self.narrow), 1)))]
-        wiring.connect(m, main.o_stream, wiring.flipped(self.o_stream))
+        # the consumer's ready stops at a register (the requantiser's stall net stays here)
+        skid_buffer(m, main.o_stream, self.o_stream, "out", clear=~self.run)
         with m.If(~self.run):
-            m.d.sync += [taken.eq(0), busy.eq(0), left.eq(0), self.drained.eq(0),
-                         *(v.eq(0) for v in stage_valid)]
+            m.d.sync += [taken.eq(0), busy.eq(0), left.eq(0), self.drained.eq(0), valid.eq(0),
+                         queued.eq(0), count.eq(0), head.eq(0), *(v.eq(0) for v in read_valid)]
         return m

@@ -87,8 +87,12 @@ class TileFeeder(wiring.Component):
         vec = Signal(bits * d)
         exp = Signal(range(tq.max_exp + 1))
         o = quant.o_stream
-        m.d.comb += o.ready.eq(~full)
-        with m.If(o.valid & ~full):
+        # always ready: a row starts only with the collector empty and no row on its way, and
+        # the collector is full only after the row's last value, so the scaling unit never
+        # offers a value to a full collector (a constant ready leaves its pipeline without
+        # stall logic, and the collector's shift enable is the unit's output valid)
+        m.d.comb += o.ready.eq(1)
+        with m.If(o.valid):
             m.d.sync += [vec.eq(Cat(vec[bits:], o.payload.q)), exp.eq(o.payload.exp)]
             with m.If(o.payload.last):
                 m.d.sync += [full.eq(1), collecting.eq(0)]

@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimforge.config import Config
 from cimforge.golden.accel_regmap import LN_ELEMENT_BASE, RegisterMap
+from cimforge.golden.accel_timing import KV_READY_DELAY, QKV_RELEASE_DELAY
 from cimforge.golden.activation import ActivationSpec
 from cimforge.golden.analog_tile import AnalogTileSpec
 from cimforge.golden.dcim import SCORES, WEIGHTED, WRITE, DcimSpec
@@ -56,7 +57,7 @@ from cimforge.hw.tile_drainer import TileDrainer, param_signature
 from cimforge.hw.tile_feeder import TileFeeder
 
 __all__ = ["TransformerLayer", "unit_spec", "LayerSpecs", "row_layernorm",
-           "connect_layernorm_params"]
+           "connect_layernorm_params", "region_port"]
 
 
 def unit_spec(cfg: Config, unit: TileUnit) -> AnalogTileSpec:
@@ -180,16 +181,9 @@ class TransformerLayer(wiring.Component):
         super().__init__(members)
 
     def _region_port(self, m: Module, name: str) -> wiring.PureInterface:
-        """A parameter port for region ``name`` of the layer: word address within it."""
+        """A parameter port for region ``name`` of the layer (:func:`region_port`)."""
         r = self.regmap.region(name if name.startswith("tile") else f"l{self.layer}.{name}")
-        port = param_signature(max(1, (r.words - 1).bit_length())).create(
-            path=(f"p_{name.replace('.', '_')}",))
-        inside = self.param.addr < r.end
-        if r.base:  # (a comparison with 0 would be constant: Verilator warns)
-            inside &= self.param.addr >= r.base
-        m.d.comb += [port.addr.eq(self.param.addr - r.base), port.data.eq(self.param.data),
-                     port.we.eq(self.param.we & inside)]
-        return port
+        return region_port(m, self.param, r, name.replace(".", "_"))
 
     def elaborate(self, platform):
         m = Module()
@@ -288,8 +282,11 @@ class TransformerLayer(wiring.Component):
                              kv_count.eq(kv_count + 1)]
                 with m.If(kv_count == dh - 1):
                     m.d.sync += [kv_full.eq(1), kv_head.eq(col // dh), kv_is_v.eq(part == 2)]
-        kv_ready = Signal()  # every token's K and V are in the macros
-        m.d.comb += kv_ready.eq(self.n_final & (dq.drained == self.n))
+        # every token's K and V are in the macros, registered: it switches every macro's
+        # command port (and starts the attention engine) a cycle after the last row is done
+        assert KV_READY_DELAY == 1 and QKV_RELEASE_DELAY == 1
+        kv_ready = Signal()
+        m.d.sync += kv_ready.eq(self.n_final & (dq.drained == self.n))
         wrote = Signal()
         last_write = Signal()
         m.d.comb += last_write.eq(kv_is_v & (kv_head == heads - 1))
@@ -310,7 +307,11 @@ class TransformerLayer(wiring.Component):
                     m.d.sync += [kv_full.eq(0), kv_count.eq(0)]
                     m.d.comb += wrote.eq(last_write)
             wiring.connect(m, mc.o_stream, getattr(eng, f"{op}r{h}"))
-        m.d.comb += dq.row_done.eq(wrote)
+        # the row is done the cycle after its last WRITE (registered: the drainer's release
+        # reaches the q, k and v units)
+        wrote_q = Signal()
+        m.d.sync += wrote_q.eq(wrote)
+        m.d.comb += dq.row_done.eq(wrote_q)
 
         # -- attention ----------------------------------------------------------------------------
         m.d.comb += [eng.run.eq(self.run), eng.n.eq(self.n), eng.kv_ready.eq(kv_ready)]
@@ -389,6 +390,20 @@ class TransformerLayer(wiring.Component):
         elif self.specs.act.function == "poly":
             raise ValueError("the accelerator's GELU is the table: nonlinear.gelu_method must "
                              "be 'lut'")
+
+
+def region_port(m: Module, param, region, name: str) -> wiring.PureInterface:
+    """The parameter port of one register-map region: word writes of ``param`` inside it, at
+    the word address within it, registered. The region's own decode starts at these
+    registers, beside its block: only the region check is on the path from the shared
+    parameter port, which fans out to every region of the chip."""
+    port = param_signature(max(1, (region.words - 1).bit_length())).create(path=(f"p_{name}",))
+    inside = param.addr < region.end
+    if region.base:  # (a comparison with 0 would be constant: Verilator warns)
+        inside &= param.addr >= region.base
+    m.d.sync += [port.addr.eq(param.addr - region.base), port.data.eq(param.data),
+                 port.we.eq(param.we & inside)]
+    return port
 
 
 def connect_layernorm_params(m: Module, ln: LayerNorm, port) -> None:
