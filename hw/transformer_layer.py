@@ -401,8 +401,12 @@ def region_port(m: Module, param, region, name: str) -> wiring.PureInterface:
     inside = param.addr < region.end
     if region.base:  # (a comparison with 0 would be constant: Verilator warns)
         inside &= param.addr >= region.base
-    m.d.sync += [port.addr.eq(param.addr - region.base), port.data.eq(param.data),
-                 port.we.eq(param.we & inside)]
+    # the address and data load only with a write into the region: registers of different
+    # regions loading the same values every cycle would be merged into one by synthesis,
+    # which would fan out to every region again
+    m.d.sync += port.we.eq(param.we & inside)
+    with m.If(param.we & inside):
+        m.d.sync += [port.addr.eq(param.addr - region.base), port.data.eq(param.data)]
     return port
 
 

@@ -12,7 +12,8 @@ observable), and a purely combinational block gets an fmax too.
 The accelerator top has about 8,000 output bits (every tile unit's crossbar pins): a load
 multiplexer each would cost the wrapper 8,000 LUTs of the 85k part. Its wrapper
 (``fold_outputs``) folds them instead: a chain of ``ceil(out_bits / 3)`` flip-flops, each
-taking the one before it XOR three output bits (one LUT4), shifted every cycle to ``so``.
+taking the one before it XOR three neighbouring output bits (one LUT4), shifted every cycle
+to ``so``; the chain follows the port order, so a stage sits by the unit whose bits it takes.
 Every output bit still reaches ``so`` (a change of any one flips it some cycles later), so
 nothing can be optimised away; the wrapper has no ``load`` pin.
 
@@ -91,12 +92,22 @@ def harness_verilog(verilog: str, top: str, fold_outputs: bool = False,
         pad = 3 * k - n_out
         padded = f"{{{pad}'b0, out_w}}" if pad else "out_w"
         chain = "{1'b0}" if k == 1 else f"{{fold_q[{k - 2}:0], 1'b0}}"
+        # stage j takes output bits 3j .. 3j + 2, neighbours of one port (of one unit, as a
+        # rule), and the stage before it the three before those: the chain follows the ports
+        # and pulls no unit towards another
         capture = [
             f"  reg [{k - 1}:0] fold_q;",
             f"  wire [{3 * k - 1}:0] out_p = {padded};",
+            f"  wire [{k - 1}:0] fold_in;",
+            "  genvar fold_j;",
+            "  generate",
+            f"    for (fold_j = 0; fold_j < {k}; fold_j = fold_j + 1) begin : fold",
+            "      assign fold_in[fold_j] = out_p[3 * fold_j] ^ out_p[3 * fold_j + 1]"
+            " ^ out_p[3 * fold_j + 2];",
+            "    end",
+            "  endgenerate",
         ]
-        update = (f"    fold_q <= {chain} ^ out_p[{k - 1}:0] ^ out_p[{2 * k - 1}:{k}] ^ "
-                  f"out_p[{3 * k - 1}:{2 * k}];")
+        update = f"    fold_q <= {chain} ^ fold_in;"
         observe, load_pin = f"  assign so = fold_q[{k - 1}];", ""
         what = f"folded three to a flip-flop into a {k}-stage XOR chain"
     else:
