@@ -308,8 +308,9 @@ class AnalogTile(wiring.Component):
         conv_last = Signal()  # converting the vector's last read
         conv_first = Signal()  # converting its first
         m.d.comb += [x.col_sel.eq(step)]
+        # active & (tick == tc - 1), as a register: set from the counters' next values (below),
+        # it drives the enables of every code and trial bit without a comparison before them
         step_done = Signal()
-        m.d.comb += step_done.eq(active & (tick == tc - 1))
         w = spec.adc_bits
         code_all = Signal(adcs * w)  # every ADC's last code, ADC a at [a w +: w]
         codes = [code_all[a * w: (a + 1) * w] for a in range(adcs)]
@@ -349,14 +350,18 @@ class AnalogTile(wiring.Component):
                     for a in range(adcs)]
             with m.If(step_done):
                 m.d.sync += code_all.eq(Cat(*(o.as_unsigned()[:w] for o in ones)))
+        m.d.sync += step_done.eq(0)
         with m.If(active):
             m.d.sync += tick.eq(Mux(tick == tc - 1, 0, tick + 1))
+            stays = ~(step_done & (step == spec.cols_per_adc - 1))  # active next cycle
+            m.d.sync += step_done.eq(stays if tc == 1 else stays & (tick == tc - 2))
             with m.If(step_done):
                 m.d.sync += step.eq(Mux(step == spec.cols_per_adc - 1, 0, step + 1))
                 with m.If(step == spec.cols_per_adc - 1):
                     m.d.sync += active.eq(0)
         with m.If(x.sample):  # the read sampled now is converted from the next cycle
-            m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), x.conv_bank.eq(x.sample_bank),
+            m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), step_done.eq(tc == 1),
+                         x.conv_bank.eq(x.sample_bank),
                          conv_digit.eq(samp_digit), conv_last.eq(samp_last),
                          conv_first.eq(samp_first)]
 

@@ -137,7 +137,9 @@ class TileDrainer(wiring.Component):
         take = self.run & Cat(*(q.valid for q in ports)).all() & ~busy
         left = Signal(range(n + 1))
         index = Signal(range(max(n, 2)))
-        m.d.comb += self.token.eq(taken - busy)  # the token in the drain
+        # the token in the drain: taken - busy, which is the rows released (a take needs
+        # ~busy and sets it, a release clears it and counts the row), a register
+        m.d.comb += self.token.eq(self.drained)
         with m.If(take):
             m.d.sync += [left.eq(n), index.eq(0), busy.eq(1), taken.eq(taken + 1)]
         release = self.row_done & busy
