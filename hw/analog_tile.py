@@ -213,10 +213,13 @@ class AnalogTile(wiring.Component):
                     m.d.sync += reg.eq(value)
         m.d.comb += [x.gain[c].eq(gain[c]) for c in range(spec.col_tiles)]
         m.d.comb += [x.range_exp[k].eq(rexp[k]) for k in range(S)]
-        # the shift of each slice's codes relative to the finest range, in two registered
-        # steps, the smallest exponent and then the shifts (a range written while idle is in
-        # the shifts from the third cycle after the write)
-        mins = list(rexp)
+        # the shift of each slice's codes relative to the finest range, in three registered
+        # steps: a copy of the range registers beside the shift-add (the registers themselves
+        # drive the crossbar shell's pins), the smallest exponent, then the shifts (a range
+        # written while idle is in the shifts from the fourth cycle after the write)
+        rexp_here = [Signal.like(e, name=f"range_here{k}") for k, e in enumerate(rexp)]
+        m.d.sync += [h.eq(e) for h, e in zip(rexp_here, rexp, strict=True)]
+        mins = list(rexp_here)
         while len(mins) > 1:  # a tree of pairwise minima
             mins = [Mux(mins[i + 1] < mins[i], mins[i + 1], mins[i]) if i + 1 < len(mins)
                     else mins[i] for i in range(0, len(mins), 2)]
@@ -224,7 +227,7 @@ class AnalogTile(wiring.Component):
         m.d.sync += e_min.eq(mins[0])
         slice_shift = [Signal(range(spec.max_term_shift + 1), name=f"slice_shift{k}")
                        for k in range(S)]
-        m.d.sync += [slice_shift[k].eq(k * spec.bits_per_cell + rexp[k] - e_min)
+        m.d.sync += [slice_shift[k].eq(k * spec.bits_per_cell + rexp_here[k] - e_min)
                      for k in range(S)]
 
         # -- input buffer: two vectors -------------------------------------------------------
@@ -498,7 +501,11 @@ class AnalogTile(wiring.Component):
         ch = Signal.like(r.addr)
         ch_en = Signal()
         with m.If(move):
-            m.d.sync += [ch.eq(r.addr), ch_en.eq(r.en)]
+            m.d.sync += ch_en.eq(r.en)
+        # (loaded only with a read: a register loading the reader's address every cycle
+        # would be merged by synthesis with the reader's own copy, outside the unit)
+        with m.If(move & r.en):
+            m.d.sync += ch.eq(r.addr)
         rd = acc_mem.read_port(transparent_for=())
         rd_slot = Signal(_counter(P))
         rd_tile = Signal(_counter(spec.col_tiles))

@@ -154,6 +154,10 @@ class AttentionEngine(wiring.Component):
         def goto(name):
             m.d.sync += state.eq(code[name])
 
+        # the context values into the requantiser, one a cycle from the pass's CONTEXT step
+        # on: `issuing` is that step with values left to issue (issued < d_head), a register,
+        # so the context register's shift enable starts at a flip-flop
+        issuing = Signal()
         with m.If(state == code["IDLE"]):
             with m.If(self.run & self.kv_ready & (t < n)):
                 m.d.comb += q.start.eq(1)
@@ -200,12 +204,13 @@ class AttentionEngine(wiring.Component):
             m.d.comb += take_v.eq(1)
             with m.If(v_done):
                 m.d.sync += [ctx.eq(v_result.data.as_value()[: dh * dc.acc_bits]),
-                             count.eq(0)]
+                             count.eq(0), issuing.eq(1)]
                 goto("CONTEXT")
         with m.Else():  # CONTEXT
-            m.d.comb += ri.valid.eq(issued < dh)
+            m.d.comb += ri.valid.eq(issuing)
             with m.If(ri.valid & ri.ready):
-                m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1)]
+                m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1),
+                             issuing.eq(issued != dh - 1)]
             with m.If(self.o_stream.valid & self.o_stream.ready):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == dh - 1):
@@ -222,5 +227,5 @@ class AttentionEngine(wiring.Component):
                                       Const(int(self.narrow), 1)))
         wiring.connect(m, rq.o_stream, wiring.flipped(self.o_stream))
         with m.If(~self.run):
-            m.d.sync += [t.eq(0), h.eq(0), state.eq(code["IDLE"])]
+            m.d.sync += [t.eq(0), h.eq(0), state.eq(code["IDLE"]), issuing.eq(0)]
         return m

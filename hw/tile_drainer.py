@@ -152,7 +152,7 @@ class TileDrainer(wiring.Component):
         # reaches them); it is taken off the port then into a queue, which holds it while the
         # requantiser does not take items, and from the queue into the stage that registers it
         # with its parameters (DRAIN_ACC_STAGES) before the requantiser. A channel issues only
-        # while the queue has room for every channel on its way (`queued` < QUEUE, credits),
+        # while the queue has room for every channel on its way (`queued` < `queue_depth`),
         # so nothing is lost; the queue passes a channel straight through when it is empty, so
         # with the requantiser taking every cycle the timing is that of one pipeline of depth
         # + DRAIN_ACC_STAGES stages, and a stall holds the requantiser's input as a stall
@@ -236,8 +236,8 @@ class TileDrainer(wiring.Component):
         with m.If(advance):
             m.d.sync += [valid.eq(q_valid), acc.eq(q_item[:acc_bits])]
         # the token's exponent, registered (the feeder selects it among its tokens': a path
-        # of its own): the token is set the cycle after a take, so the register has it the
-        # cycle after that, while the row's first item is still in the stall pipeline
+        # of its own): the token is the rows released, this row's from the previous row's
+        # release on, so the register has it before the take
         exp = Signal.like(self.exp)
         m.d.sync += exp.eq(self.exp)
         mi = main.i_stream
