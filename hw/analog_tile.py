@@ -3,6 +3,9 @@ calibration around the crossbar shell (the RTL of :mod:`cimforge.golden.analog_t
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -243,13 +246,15 @@ class AnalogTile(wiring.Component):
             for i in range(2):
                 with m.If((head ^ (count == 1)) == i):
                     m.d.sync += buf[i].eq(self.i_stream.payload)
-        m.d.sync += count.eq(count + accept - pop)
         with m.If(pop):
             m.d.sync += head.eq(~head)
         vector = Signal(layout)
         m.d.comb += vector.eq(Mux(head, buf[1], buf[0]))
 
         # -- read sequencer ------------------------------------------------------------------
+        # `issue` (a read of digit rd_digit of group rd_group starts now) is a register: set
+        # from the next values of the counters it depends on, so that it, and each group's
+        # word-line enable, drive their loads from a flip-flop
         rd_group = Signal(_counter(groups))
         rd_digit = Signal(_counter(D))
         wait = Signal(_counter(L))
@@ -257,31 +262,41 @@ class AnalogTile(wiring.Component):
         first_read = (rd_group == 0) & (rd_digit == 0)
         last_read = (rd_group == groups - 1) & (rd_digit == D - 1)
         issue = Signal()
+        group_on = Signal(groups)  # issue & (rd_group == g), bit g
+        m.d.comb += pop.eq(issue & last_read)
+        count_n = Signal.like(count)
+        wait_n = Signal.like(wait)
+        rd_group_n = Signal.like(rd_group)
+        rd_digit_n = Signal.like(rd_digit)
+        outstanding_n = Signal.like(outstanding)
+        first_n = Signal()
         m.d.comb += [
-            issue.eq((count != 0) & (wait == 0) & (~first_read | (outstanding != 2))),
-            pop.eq(issue & last_read),
+            count_n.eq(count + accept - pop),
+            wait_n.eq(Mux(issue, L - 1, Mux(wait != 0, wait - 1, 0))),
+            rd_digit_n.eq(Mux(issue, Mux(rd_digit == D - 1, 0, rd_digit + 1), rd_digit)),
+            rd_group_n.eq(Mux(issue & (rd_digit == D - 1),
+                              Mux(rd_group == groups - 1, 0, rd_group + 1), rd_group)),
+            first_n.eq(Mux(issue, last_read, first_read)),
+            outstanding_n.eq(outstanding + (issue & first_read) - self.result.release),
         ]
+        issue_n = (count_n != 0) & (wait_n == 0) & (~first_n | (outstanding_n != 2))
+        m.d.sync += [count.eq(count_n), wait.eq(wait_n), rd_group.eq(rd_group_n),
+                     rd_digit.eq(rd_digit_n), outstanding.eq(outstanding_n),
+                     issue.eq(issue_n),
+                     group_on.eq(Cat(*(issue_n & (rd_group_n == g) for g in range(groups))))]
         bank = Signal()
         samp_digit = Signal(_counter(D))
         samp_last = Signal()
         samp_first = Signal()
         m.d.sync += x.sample.eq(issue)
-        with m.If(wait != 0):
-            m.d.sync += wait.eq(wait - 1)
         with m.If(issue):
             m.d.sync += [
-                wait.eq(L - 1),
                 x.sample_bank.eq(bank),
                 bank.eq(~bank),
                 samp_digit.eq(rd_digit),
                 samp_last.eq(last_read),
                 samp_first.eq(first_read),
             ]
-            with m.If(rd_digit == D - 1):
-                m.d.sync += [rd_digit.eq(0),
-                             rd_group.eq(Mux(rd_group == groups - 1, 0, rd_group + 1))]
-            with m.Else():
-                m.d.sync += rd_digit.eq(rd_digit + 1)
 
         # word-line drive: digit rd_digit of the rows of group rd_group, 0 elsewhere -- built
         # from whole digit planes of each row group, so its logic grows with the groups and
@@ -298,7 +313,7 @@ class AnalogTile(wiring.Component):
         for g in range(groups):
             first = (g // spec.groups) * spec.rows + (g % spec.groups) * spec.rows_per_read
             rows = range(first, first + spec.rows_per_read)
-            drive.append(Mux(issue & (rd_group == g),
+            drive.append(Mux(group_on[g],
                              select(rd_digit, [plane(d, rows) for d in range(D)]), 0))
         m.d.sync += x.wl.as_value().eq(Cat(*drive))
 
@@ -508,18 +523,24 @@ class AnalogTile(wiring.Component):
             m.d.sync += ch.eq(r.addr)
         rd = acc_mem.read_port(transparent_for=())
         rd_slot = Signal(_counter(P))
-        rd_tile = Signal(_counter(spec.col_tiles))
+        rd_tile = Signal(spec.col_tiles)  # the channel's column tile, one-hot
         lane = ch // depth
         read = ch_en & move
         m.d.comb += [rd.addr.eq(acc_addr(rbank, ch % depth, lane // P)), rd.en.eq(read)]
         with m.If(read):
             m.d.sync += [rd_slot.eq(lane % P),
-                         rd_tile.eq(ch // spec.channels_per_tile)]
+                         rd_tile.eq(Cat(*(ch // spec.channels_per_tile == c
+                                          for c in range(spec.col_tiles))))]
         final = Signal(signed(acc_bits))
         scale = Signal(SCALE_BITS)
+        # the drift factors as copies beside the product (the registers themselves sit by the
+        # register port): a factor written while idle is in its copy a cycle later
+        drift_here = [Signal.like(d, name=f"drift_here{c}") for c, d in enumerate(drift)]
+        m.d.sync += [h.eq(d) for h, d in zip(drift_here, drift, strict=True)]
         with m.If(move):
             m.d.sync += [final.eq(rd.data.word_select(rd_slot, acc_bits)),
-                         scale.eq(select(rd_tile, drift))]
+                         scale.eq(reduce(operator.or_, (Mux(rd_tile[c], d, 0)
+                                                        for c, d in enumerate(drift_here))))]
         # drift compensation: final x scale / 2^SCALE_FRAC_BITS, rounded, saturated. The
         # product is taken in pieces of _PRODUCT_CHUNK bits of `final` (unsigned, the top one
         # signed), a multiplier each; all partial products but the lowest are multiples of
@@ -544,5 +565,4 @@ class AnalogTile(wiring.Component):
             m.d.sync += rounded.eq(sum((p << (lo - SCALE_FRAC_BITS) for lo, p in partials[1:]),
                                        p0 >> SCALE_FRAC_BITS) + up)
         m.d.comb += r.data.eq(limit(m, rounded, acc_bits, spec.saturate, "scaled"))
-        m.d.sync += outstanding.eq(outstanding + (issue & first_read) - r.release)
         return m

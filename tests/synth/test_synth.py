@@ -12,7 +12,7 @@ import pytest
 from cimforge.cli import main
 from cimforge.config import load_config
 from cimforge.synth.blocks import all_tops, synth_blocks, synth_verilog
-from cimforge.synth.harness import HARNESS_TOP, harness_verilog, top_ports
+from cimforge.synth.harness import HARNESS_TOP, harness_verilog, port_group, top_ports
 from cimforge.verif.simulators import find_simulator
 
 
@@ -34,15 +34,31 @@ def test_top_ports_are_the_modules_declarations(activation_v):
 def test_harness_connects_every_port_bit_once(activation_v, tmp_path, fold):
     ports = top_ports(activation_v, "activation")
     text = harness_verilog(activation_v, "activation", fold_outputs=fold)
-    n_in = sum(p.width for p in ports if p.direction == "input" and p.name not in ("clk", "rst"))
-    n_out = sum(p.width for p in ports if p.direction == "output")
-    assert f"reg [{n_in - 1}:0] in_q;" in text and f"wire [{n_out - 1}:0] out_w;" in text
-    if fold:  # three output bits into each stage of the chain, none left out
-        k = -(-n_out // 3)
-        assert f"reg [{k - 1}:0] fold_q;" in text and "wire load" not in text
-        assert f"fold_j < {k};" in text and f"assign so = fold_q[{k - 1}];" in text
-        assert "out_p[3 * fold_j] ^ out_p[3 * fold_j + 1] ^ out_p[3 * fold_j + 2]" in text
+    data = [p for p in ports if p.name not in ("clk", "rst")]
+    n_in = sum(p.width for p in data if p.direction == "input")
+    n_out = sum(p.width for p in data if p.direction == "output")
+    if fold:  # per port group: its inputs shifted in from its pin, its outputs folded three
+        # into each stage of its chain, none left out
+        groups = {port_group(p.name) for p in data}
+        assert groups == {"bus", "i_stream", "o_stream"} and "wire load" not in text
+        for g in groups:
+            g_in = sum(p.width for p in data if p.direction == "input" and port_group(p.name) == g)
+            g_out = sum(p.width for p in data if p.direction == "output"
+                        and port_group(p.name) == g)
+            assert (f"reg [{g_in - 1}:0] in_{g};" in text) == (g_in > 0)
+            assert (f"input wire si_{g}" in text) == (g_in > 0)
+            if g_out:
+                k = -(-g_out // 3)
+                assert f"reg [{k - 1}:0] fold_{g};" in text
+                assert f"wire [{g_out - 1}:0] fold_{g}_w;" in text
+                assert f"fold_{g}_j < {k};" in text
+                assert f"assign so_{g} = fold_{g}[{k - 1}];" in text
+                assert (f"fold_{g}_p[3 * fold_{g}_j] ^ fold_{g}_p[3 * fold_{g}_j + 1]"
+                        f" ^ fold_{g}_p[3 * fold_{g}_j + 2]") in text
+            else:
+                assert f"so_{g}" not in text
     else:
+        assert f"reg [{n_in - 1}:0] in_q;" in text and f"wire [{n_out - 1}:0] out_w;" in text
         assert f"reg [{n_out - 1}:0] out_q;" in text
     for p in ports:
         assert f".{p.name}(" in text
