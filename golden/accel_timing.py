@@ -31,7 +31,7 @@ from cimforge.golden.mapping import Mapping, map_model
 
 __all__ = ["AcceleratorTiming", "AccelSchedule", "Bounds", "DRAIN_ACC_STAGES"]
 
-READ_LATENCY = 2  # a buffer read port: first element two cycles after its start
+READ_LATENCY = 3  # a buffer read port: first element three cycles after its start
 # a drainer registers the channel it selects among its units' result ports before its
 # requantiser (hw/tile_drainer.py): that many stages after the units' result pipelines
 DRAIN_ACC_STAGES = 1
@@ -240,7 +240,7 @@ class AcceleratorTiming:
 
     def _attention_pass_cycles(self, keys: int) -> tuple[int, int]:
         dh = self.dh
-        scores = dh + 2  # q read (first value at +2), SCORES from the cycle after the last
+        scores = dh + READ_LATENCY  # q read, SCORES from the cycle after its last value
         result = scores + self.dcim.latency  # the scores are taken
         lasts = [False] * (keys - 1) + [True]
         sm = self.specs.sm.timing.schedule(lasts, [0] + [None] * (keys - 1))

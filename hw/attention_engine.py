@@ -144,6 +144,11 @@ class AttentionEngine(wiring.Component):
         q = self.q_src
         m.d.comb += [q.token.eq(t), q.first.eq(h * dh), q.count.eq(dh)]
         si, so, ri = sm.i_stream, sm.o_stream, rq.i_stream
+        # the softmax's probabilities are always taken: it has a row only in the pass's SOFTMAX
+        # step, which collects every probability of the row before it ends (a ready that
+        # followed the step would reach every register of the softmax's normalise pipeline,
+        # its stall enable, from this engine's state register)
+        m.d.comb += so.ready.eq(1)
         # the pass's steps, as an explicit state register and an If chain (a state machine's
         # per-signal case statements are incomplete in Verilog, which Verilator flags)
         steps = ("IDLE", "Q", "SCORES", "SCORES_WAIT", "SOFTMAX", "WEIGHTED", "WEIGHTED_WAIT",
@@ -184,8 +189,7 @@ class AttentionEngine(wiring.Component):
             sent = Signal(range(dc.rows + 1))
             m.d.comb += [si.valid.eq(sent < keys),
                          si.payload.scores[0].eq(scores[: dc.acc_bits]),
-                         si.payload.keep.eq(1), si.payload.last.eq(sent == keys - 1),
-                         so.ready.eq(1)]
+                         si.payload.keep.eq(1), si.payload.last.eq(sent == keys - 1)]
             with m.If(si.valid & si.ready):
                 m.d.sync += [scores.eq(scores >> dc.acc_bits), sent.eq(sent + 1)]
             with m.If(so.valid):

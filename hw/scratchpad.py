@@ -23,7 +23,8 @@ __all__ = ["TokenBuffer", "row_read_signature"]
 
 def row_read_signature(tokens: int, width: int, bits: int) -> wiring.Signature:
     """A read port, from the reader's side: a pulse on ``start`` streams elements ``first ..
-    first + count - 1`` of row ``token`` on ``data`` (``busy`` until the last is taken)."""
+    first + count - 1`` of row ``token`` on ``data`` (``busy`` until the last is taken), the
+    first three cycles after ``start`` (:data:`cimforge.golden.accel_timing.READ_LATENCY`)."""
     return wiring.Signature({
         "start": Out(1),
         "token": Out(range(max(tokens, 2))),
@@ -47,7 +48,7 @@ class TokenBuffer(wiring.Component):
         Rows written completely.
     r0, r1, ... : In(row_read_signature(...))
         ``readers`` read ports; each streams at one element per cycle while its sink is ready,
-        the first element two cycles after ``start``.
+        the first element three cycles after ``start``.
     """
 
     def __init__(self, tokens: int, width: int, bits: int, readers: int = 1):
@@ -83,19 +84,25 @@ class TokenBuffer(wiring.Component):
                 m.d.sync += col.eq(col + 1)
 
         # -- readers: a row (or part of one) at one element per cycle -------------------------
+        # two stages that move together while the sink takes: the memory's read (its address
+        # register is the memory's own) and a register of its output, so that what reads the
+        # element starts at a flip-flop, not at a block RAM's slow output
         for i in range(self.readers):
             port = getattr(self, f"r{i}")
             rp = mem.read_port()
             addr = Signal(range(depth + 1), name=f"r{i}_addr")
             left = Signal(range(self.width + 1), name=f"r{i}_left")
+            read = Signal(name=f"r{i}_read")  # rp.data holds an element
             valid = Signal(name=f"r{i}_valid")
-            advance = ~valid | port.data.ready
-            issue = advance & (left != 0)
+            data = Signal(signed(self.bits), name=f"r{i}_data")
+            move = ~valid | port.data.ready
+            issue = move & (left != 0)
             m.d.comb += [rp.addr.eq(addr),
-                         rp.en.eq(issue), port.data.payload.eq(rp.data),
-                         port.data.valid.eq(valid), port.busy.eq((left != 0) | valid)]
-            with m.If(advance):
-                m.d.sync += valid.eq(issue)
+                         rp.en.eq(issue), port.data.payload.eq(data),
+                         port.data.valid.eq(valid),
+                         port.busy.eq((left != 0) | read | valid)]
+            with m.If(move):
+                m.d.sync += [read.eq(issue), valid.eq(read), data.eq(rp.data)]
             with m.If(port.start):
                 m.d.sync += [addr.eq(port.token * self.width + port.first),
                              left.eq(port.count)]
