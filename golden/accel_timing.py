@@ -32,9 +32,10 @@ from cimforge.golden.mapping import Mapping, map_model
 __all__ = ["AcceleratorTiming", "AccelSchedule", "Bounds", "DRAIN_ACC_STAGES"]
 
 READ_LATENCY = 3  # a buffer read port: first element three cycles after its start
-# a drainer registers the channel it selects among its units' result ports before its
-# requantiser (hw/tile_drainer.py): that many stages after the units' result pipelines
-DRAIN_ACC_STAGES = 1
+# a drainer registers the channel it selects among its units' result ports, then the
+# channel with its parameters, before its requantiser (hw/tile_drainer.py): that many
+# stages after the units' result pipelines
+DRAIN_ACC_STAGES = 2
 # cycles from the row count of the last K and V row to the attention engine's start (the
 # layer registers that every K and V is in the macros)
 KV_READY_DELAY = 1

@@ -277,9 +277,9 @@ class AnalogTileTiming:
     # after the first's
     TAIL_STAGES = 6
     # the result port's pipeline: a channel read is on its data port this many cycles later
-    # (the channel registered; accumulator read; channel and drift factor; partial products;
-    # their rounded sum)
-    RESULT_DEPTH = 5
+    # (the channel registered; its word's address, slot and column tile registered;
+    # accumulator read; channel and drift factor; partial products; their rounded sum)
+    RESULT_DEPTH = 6
 
     @property
     def read_cycles(self) -> int:

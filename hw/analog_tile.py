@@ -322,6 +322,9 @@ class AnalogTile(wiring.Component):
         active = Signal()
         step = Signal(_counter(spec.cols_per_adc))
         tick = Signal(_counter(tc))  # SAR bit being decided
+        # tick as a one-hot register (bit t: tick == t), so the enables decoded from it start
+        # at flip-flops
+        tick_hot = Signal(tc, init=1)
         conv_digit = Signal(_counter(D))
         conv_last = Signal()  # converting the vector's last read
         conv_first = Signal()  # converting its first
@@ -354,8 +357,8 @@ class AnalogTile(wiring.Component):
             trial = [Signal(w, name=f"trial{a}", init=start) for a in range(adcs)]
             m.d.comb += x.trial.as_value().eq(Cat(*trial))
             for i in range(w):
-                decide = tick == w - 1 - i
-                next_one = tick == w - 2 - i if i < w - 1 else Const(0)
+                decide = tick_hot[w - 1 - i]
+                next_one = tick_hot[w - 2 - i] if i < w - 1 else Const(0)
                 with m.If(active & (step_done | decide | next_one)):
                     m.d.sync += [t[i].eq(Mux(step_done, (start >> i) & 1,
                                              Mux(decide, x.decision[a], 1)))
@@ -370,15 +373,17 @@ class AnalogTile(wiring.Component):
                 m.d.sync += code_all.eq(Cat(*(o.as_unsigned()[:w] for o in ones)))
         m.d.sync += step_done.eq(0)
         with m.If(active):
-            m.d.sync += tick.eq(Mux(tick == tc - 1, 0, tick + 1))
+            m.d.sync += [tick.eq(Mux(tick == tc - 1, 0, tick + 1)),
+                         tick_hot.eq(tick_hot.rotate_left(1))]
             stays = ~(step_done & (step == spec.cols_per_adc - 1))  # active next cycle
-            m.d.sync += step_done.eq(stays if tc == 1 else stays & (tick == tc - 2))
+            m.d.sync += step_done.eq(stays if tc == 1 else stays & tick_hot[tc - 2])
             with m.If(step_done):
                 m.d.sync += step.eq(Mux(step == spec.cols_per_adc - 1, 0, step + 1))
                 with m.If(step == spec.cols_per_adc - 1):
                     m.d.sync += active.eq(0)
         with m.If(x.sample):  # the read sampled now is converted from the next cycle
-            m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), step_done.eq(tc == 1),
+            m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), tick_hot.eq(1),
+                         step_done.eq(tc == 1),
                          x.conv_bank.eq(x.sample_bank),
                          conv_digit.eq(samp_digit), conv_last.eq(samp_last),
                          conv_first.eq(samp_first)]
@@ -509,9 +514,11 @@ class AnalogTile(wiring.Component):
         m.d.comb += r.valid.eq(done != 0)
         # a read goes through RESULT_DEPTH stages that move together in every cycle without
         # `stall`: (1) the channel registered (the reader's address, from outside the unit,
-        # ends at a flip-flop; the memory's address logic starts at one), (2) the accumulator
-        # read, (3) the channel and its column tile's drift factor, (4) the partial products,
-        # (5) their rounded sum; `data` is that, saturated
+        # ends at a flip-flop), (2) its word's address in the accumulator memory (entry, lane
+        # group), its lane's slot in the word and its column tile, registered (the memory's
+        # address logic then starts at flip-flops), (3) the accumulator read, (4) the channel
+        # and its column tile's drift factor, (5) the partial products, (6) their rounded sum;
+        # `data` is that, saturated
         move = ~r.stall
         ch = Signal.like(r.addr)
         ch_en = Signal()
@@ -521,16 +528,25 @@ class AnalogTile(wiring.Component):
         # would be merged by synthesis with the reader's own copy, outside the unit)
         with m.If(move & r.en):
             m.d.sync += ch.eq(r.addr)
+        lane = ch // depth
+        at_en = Signal()
+        at_entry = Signal(_counter(depth))
+        at_group = Signal(_counter(G))
+        at_slot = Signal(_counter(P))
+        at_tile = Signal(spec.col_tiles)  # the channel's column tile, one-hot
+        with m.If(move):
+            m.d.sync += at_en.eq(ch_en)
+        with m.If(move & ch_en):
+            m.d.sync += [at_entry.eq(ch % depth), at_group.eq(lane // P), at_slot.eq(lane % P),
+                         at_tile.eq(Cat(*(ch // spec.channels_per_tile == c
+                                          for c in range(spec.col_tiles))))]
         rd = acc_mem.read_port(transparent_for=())
         rd_slot = Signal(_counter(P))
-        rd_tile = Signal(spec.col_tiles)  # the channel's column tile, one-hot
-        lane = ch // depth
-        read = ch_en & move
-        m.d.comb += [rd.addr.eq(acc_addr(rbank, ch % depth, lane // P)), rd.en.eq(read)]
+        rd_tile = Signal(spec.col_tiles)
+        read = at_en & move
+        m.d.comb += [rd.addr.eq(acc_addr(rbank, at_entry, at_group)), rd.en.eq(read)]
         with m.If(read):
-            m.d.sync += [rd_slot.eq(lane % P),
-                         rd_tile.eq(Cat(*(ch // spec.channels_per_tile == c
-                                          for c in range(spec.col_tiles))))]
+            m.d.sync += [rd_slot.eq(at_slot), rd_tile.eq(at_tile)]
         final = Signal(signed(acc_bits))
         scale = Signal(SCALE_BITS)
         # the drift factors as copies beside the product (the registers themselves sit by the

@@ -104,6 +104,7 @@ class AttentionEngine(wiring.Component):
 
         t = Signal(range(self.tokens + 1))
         h = Signal(range(max(self.heads, 2)))
+        h_hot = Signal(self.heads, init=1)  # h one-hot: bit i is h == i, a flip-flop
         count = Signal(range(dc.width + 1))  # elements moved in the current step
         qvec = Signal(dh * bits)
         scores = Signal(dc.rows * dc.acc_bits)
@@ -130,7 +131,7 @@ class AttentionEngine(wiring.Component):
             kp, vp = getattr(self, f"k{i}"), getattr(self, f"v{i}")
             kr, vr = getattr(self, f"kr{i}"), getattr(self, f"vr{i}")
             m.d.comb += [kp.payload.eq(cmd), vp.payload.eq(cmd)]
-            with m.If(h == i):
+            with m.If(h_hot[i]):
                 m.d.comb += [kp.valid.eq(cmd_valid & ~weighting),
                              vp.valid.eq(cmd_valid & weighting),
                              k_ready.eq(kp.ready), v_ready.eq(vp.ready),
@@ -138,8 +139,8 @@ class AttentionEngine(wiring.Component):
                              k_done.eq(kr.valid), v_done.eq(vr.valid)]
         take_k, take_v = Signal(), Signal()
         for i in range(self.heads):
-            m.d.comb += [getattr(self, f"kr{i}").ready.eq(take_k & (h == i)),
-                         getattr(self, f"vr{i}").ready.eq(take_v & (h == i))]
+            m.d.comb += [getattr(self, f"kr{i}").ready.eq(take_k & h_hot[i]),
+                         getattr(self, f"vr{i}").ready.eq(take_v & h_hot[i])]
 
         q = self.q_src
         m.d.comb += [q.token.eq(t), q.first.eq(h * dh), q.count.eq(dh)]
@@ -147,44 +148,45 @@ class AttentionEngine(wiring.Component):
         # the softmax's probabilities are always taken: it has a row only in the pass's SOFTMAX
         # step, which collects every probability of the row before it ends (a ready that
         # followed the step would reach every register of the softmax's normalise pipeline,
-        # its stall enable, from this engine's state register)
+        # its stall enable, from this engine's state registers)
         m.d.comb += so.ready.eq(1)
-        # the pass's steps, as an explicit state register and an If chain (a state machine's
+        # the pass's steps, as explicit state registers and an If per step (a state machine's
         # per-signal case statements are incomplete in Verilog, which Verilator flags)
         steps = ("IDLE", "Q", "SCORES", "SCORES_WAIT", "SOFTMAX", "WEIGHTED", "WEIGHTED_WAIT",
                  "CONTEXT")
-        state = Signal(range(len(steps)))
-        code = {name: i for i, name in enumerate(steps)}
+        # one flip-flop a step (one-hot): each step's logic, and the wide registers it loads,
+        # start at a flip-flop rather than at a decode of an encoded state
+        at = {name: Signal(name=f"step_{name.lower()}", init=name == "IDLE") for name in steps}
 
         def goto(name):
-            m.d.sync += state.eq(code[name])
+            m.d.sync += [flag.eq(step == name) for step, flag in at.items()]
 
         # the context values into the requantiser, one a cycle from the pass's CONTEXT step
         # on: `issuing` is that step with values left to issue (issued < d_head), a register,
         # so the context register's shift enable starts at a flip-flop
         issuing = Signal()
-        with m.If(state == code["IDLE"]):
+        with m.If(at["IDLE"]):
             with m.If(self.run & self.kv_ready & (t < n)):
                 m.d.comb += q.start.eq(1)
                 m.d.sync += count.eq(0)
                 goto("Q")
-        with m.Elif(state == code["Q"]):
+        with m.If(at["Q"]):
             m.d.comb += q.data.ready.eq(1)
             with m.If(q.data.valid):
                 m.d.sync += [qvec.eq(Cat(qvec[bits:], q.data.payload)), count.eq(count + 1)]
                 with m.If(count == dh - 1):
                     goto("SCORES")
-        with m.Elif(state == code["SCORES"]):
+        with m.If(at["SCORES"]):
             m.d.comb += cmd_valid.eq(1)
             with m.If(k_ready):
                 goto("SCORES_WAIT")
-        with m.Elif(state == code["SCORES_WAIT"]):
+        with m.If(at["SCORES_WAIT"]):
             m.d.comb += take_k.eq(1)
             with m.If(k_done):
                 m.d.sync += [scores.eq(k_result.data.as_value()[: dc.rows * dc.acc_bits]),
                              count.eq(0), Cat(*probs).eq(0)]
                 goto("SOFTMAX")
-        with m.Elif(state == code["SOFTMAX"]):
+        with m.If(at["SOFTMAX"]):
             # scores in, one per cycle; probabilities collected as they come out
             sent = Signal(range(dc.rows + 1))
             m.d.comb += [si.valid.eq(sent < keys),
@@ -200,17 +202,17 @@ class AttentionEngine(wiring.Component):
                 with m.If(so.payload.last):
                     m.d.sync += sent.eq(0)
                     goto("WEIGHTED")
-        with m.Elif(state == code["WEIGHTED"]):
+        with m.If(at["WEIGHTED"]):
             m.d.comb += [cmd_valid.eq(1), weighting.eq(1)]
             with m.If(v_ready):
                 goto("WEIGHTED_WAIT")
-        with m.Elif(state == code["WEIGHTED_WAIT"]):
+        with m.If(at["WEIGHTED_WAIT"]):
             m.d.comb += take_v.eq(1)
             with m.If(v_done):
                 m.d.sync += [ctx.eq(v_result.data.as_value()[: dh * dc.acc_bits]),
                              count.eq(0), issuing.eq(1)]
                 goto("CONTEXT")
-        with m.Else():  # CONTEXT
+        with m.If(at["CONTEXT"]):
             m.d.comb += ri.valid.eq(issuing)
             with m.If(ri.valid & ri.ready):
                 m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1),
@@ -219,7 +221,8 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == dh - 1):
                     m.d.sync += issued.eq(0)
-                    with m.If(h == self.heads - 1):
+                    m.d.sync += h_hot.eq(h_hot.rotate_left(1))
+                    with m.If(h_hot[self.heads - 1]):
                         m.d.sync += [h.eq(0), t.eq(t + 1)]
                     with m.Else():
                         m.d.sync += h.eq(h + 1)
@@ -231,5 +234,6 @@ class AttentionEngine(wiring.Component):
                                       Const(int(self.narrow), 1)))
         wiring.connect(m, rq.o_stream, wiring.flipped(self.o_stream))
         with m.If(~self.run):
-            m.d.sync += [t.eq(0), h.eq(0), state.eq(code["IDLE"]), issuing.eq(0)]
+            m.d.sync += [t.eq(0), h.eq(0), h_hot.eq(1), issuing.eq(0),
+                         *(flag.eq(step == "IDLE") for step, flag in at.items())]
         return m

@@ -8,8 +8,9 @@ row is done downstream (``row_done``: the consumer at the end of the chain finis
 drainer takes the results and issues one requantiser item per channel per cycle, reading each
 channel from its unit's result port as it issues it (the units' used channels in order). A
 channel is on its unit's data port ``AnalogTileTiming.RESULT_DEPTH`` cycles later (the units'
-result pipelines never stall here); it goes into a queue and from there into one more stage
-that registers it with its parameters (``DRAIN_ACC_STAGES``), the requantiser's input. A
+result pipelines never stall here); it goes into a queue and from there through two more
+stages (``DRAIN_ACC_STAGES``), the second registering it with its parameters, the
+requantiser's input. A
 channel issues only while the queue has room for every channel on its way, and the queue
 passes a channel straight on when it is empty: at full rate this is one pipeline, and when the
 requantiser does not take an item its input holds as a stall pipeline's would, while no stall
@@ -160,7 +161,7 @@ class TileDrainer(wiring.Component):
         depth = {AnalogTileTiming(u).RESULT_DEPTH for u, _ in self.units}
         assert len(depth) == 1, "the units' result pipelines must be alike"
         depth = depth.pop()
-        assert DRAIN_ACC_STAGES == 1
+        assert DRAIN_ACC_STAGES == 2
         queue_depth = depth + 1  # full rate: a channel is in flight for `depth` cycles
         m.submodules.rq = main = Requantizer(rq)
         read_valid = [Signal(name=f"read{k + 1}") for k in range(depth)]
@@ -229,12 +230,18 @@ class TileDrainer(wiring.Component):
         with m.If(popped):
             m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
         m.d.sync += [count.eq(count + push - popped), queued.eq(queued + issue - pop)]
-        # the last stage: the channel's value, and its parameters read as it enters
-        param_index = q_item[acc_bits:]
+        # two stages after the queue: the item registered (the channel index, the parameter
+        # memories' read address, then starts at a flip-flop, not at the queue's head
+        # multiplexer), then the channel's value with its parameters read as it enters
+        pre_valid = Signal()
+        pre = Signal.like(q_item)
+        with m.If(advance):
+            m.d.sync += [pre_valid.eq(q_valid), pre.eq(q_item)]
+        param_index = pre[acc_bits:]
         m.d.comb += [mr.addr.eq(param_index), br.addr.eq(param_index), mr.en.eq(advance),
                      br.en.eq(advance)]
         with m.If(advance):
-            m.d.sync += [valid.eq(q_valid), acc.eq(q_item[:acc_bits])]
+            m.d.sync += [valid.eq(pre_valid), acc.eq(pre[:acc_bits])]
         # the token's exponent, registered (the feeder selects it among its tokens': a path
         # of its own): the token is the rows released, this row's from the previous row's
         # release on, so the register has it before the take
@@ -252,5 +259,6 @@ class TileDrainer(wiring.Component):
         skid_buffer(m, main.o_stream, self.o_stream, "out", clear=~self.run)
         with m.If(~self.run):
             m.d.sync += [taken.eq(0), busy.eq(0), left.eq(0), self.drained.eq(0), valid.eq(0),
+                         pre_valid.eq(0),
                          queued.eq(0), count.eq(0), head.eq(0), *(v.eq(0) for v in read_valid)]
         return m
