@@ -175,9 +175,14 @@ class TileDrainer(wiring.Component):
             m.d.comb += [src.start.eq(take), src.token.eq(taken), src.first.eq(0),
                          src.count.eq(self.residual)]
             ri = res_rq.i_stream
+            # the buffer's codes reach the residual requantiser through a skid buffer: its
+            # stall (which follows the join below, and so the main requantiser's) stops here
+            # and does not reach the buffer's read port
+            codes = stream.Signature(src.data.payload.shape()).create(path=("res_codes",))
+            skid_buffer(m, src.data, codes, "res_skid", clear=~self.run)
             x = Signal(signed(rq.acc_bits))  # the residual code, sign-extended
-            m.d.comb += [x.eq(src.data.payload), ri.valid.eq(src.data.valid),
-                         src.data.ready.eq(ri.ready),
+            m.d.comb += [x.eq(codes.payload), ri.valid.eq(codes.valid),
+                         codes.ready.eq(ri.ready),
                          ri.payload.eq(Cat(x, Const(0, rq.exp_field_bits),
                                            Const(0, rq.bias_bits), res_mult, res_shift,
                                            Const(0, rq.residual_bits), Const(0, 1)))]
@@ -186,7 +191,9 @@ class TileDrainer(wiring.Component):
             m.d.comb += res_rq.o_stream.ready.eq(valid & main.i_stream.ready)
         advance = ~valid | (main.i_stream.ready & res_ok)  # the last stage moves
         queued = Signal(range(queue_depth + 1))  # issued, not yet in the last stage
-        issue = (left != 0) & ~take & (queued != queue_depth)
+        # (no take while channels are left: they are left only while busy, and a take needs
+        # ~busy -- so the take, and the units' valid flags it follows, are not in this path)
+        issue = (left != 0) & (queued != queue_depth)
         m.d.sync += [read_valid[0].eq(issue),
                      *(read_valid[k].eq(read_valid[k - 1]) for k in range(1, depth))]
         with m.If(issue):
