@@ -102,7 +102,7 @@ class Accelerator(wiring.Component):
             xbars_busy |= port.busy.any()
         programming = Signal()
         param_we = Signal()  # a parameter write on its way to the core (below)
-        param_landing = Signal()  # ... and in its region's registers, beside its block
+        param_landing = Signal()  # ... and in its region's check (transformer_layer.region_port)
         m.d.comb += programming.eq(prog.active | xbars_busy)
         prog_cycles = Signal(32)
         prog_counting = Signal()
@@ -158,10 +158,13 @@ class Accelerator(wiring.Component):
         error_word = control.base + CONTROL["error"][0]
         busy = core.busy
         accepted = write & mapped & ~busy
-        # an accepted parameter write is registered here, then in its region's port beside its
-        # block (transformer_layer.region_port), and reaches the block's registers two cycles
-        # after (no register's write decode hangs on the address check or on the fan-out to
-        # every region); no sequence starts while it is in flight
+        # an accepted parameter write is registered here, then its region's check, then its
+        # region's port beside its block (transformer_layer.region_port), and reaches the
+        # block's registers three cycles after (no register's write decode hangs on the
+        # address check or on the fan-out to every region). s_axis takes no beat while it is
+        # on the shared port or in its region's check: a beat taken after that is written
+        # into the input buffer no sooner than the cycle the write lands, and no block reads
+        # a parameter before a whole row is in
         m.d.sync += [core.param.addr.eq(word), core.param.data.eq(self.s_axil_wdata),
                      param_we.eq(accepted), param_landing.eq(param_we)]
         m.d.comb += core.param.we.eq(param_we)

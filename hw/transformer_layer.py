@@ -394,19 +394,25 @@ class TransformerLayer(wiring.Component):
 
 def region_port(m: Module, param, region, name: str) -> wiring.PureInterface:
     """The parameter port of one register-map region: word writes of ``param`` inside it, at
-    the word address within it, registered. The region's own decode starts at these
-    registers, beside its block: only the region check is on the path from the shared
-    parameter port, which fans out to every region of the chip."""
+    the word address within it, in two registered steps: whether the write is inside the
+    region (a register of its own), then the port (address within the region, data and
+    write) beside the region's block, loaded by that register. Each step has one wire across
+    the chip in it, not two: the shared parameter port fans out to every region."""
     port = param_signature(max(1, (region.words - 1).bit_length())).create(path=(f"p_{name}",))
     inside = param.addr < region.end
     if region.base:  # (a comparison with 0 would be constant: Verilator warns)
         inside &= param.addr >= region.base
-    # the address and data load only with a write into the region: registers of different
-    # regions loading the same values every cycle would be merged into one by synthesis,
-    # which would fan out to every region again
-    m.d.sync += port.we.eq(param.we & inside)
-    with m.If(param.we & inside):
-        m.d.sync += [port.addr.eq(param.addr - region.base), port.data.eq(param.data)]
+    hit = Signal(name=f"p_{name}_hit")
+    # (a copy of the address and data per region, identical, which synthesis merges into one)
+    addr = Signal.like(param.addr, name=f"p_{name}_addr_q")
+    data = Signal.like(param.data, name=f"p_{name}_data_q")
+    m.d.sync += [hit.eq(param.we & inside), addr.eq(param.addr), data.eq(param.data)]
+    # the port's address and data load only with a write into the region: registers of
+    # different regions loading the same values every cycle would be merged into one by
+    # synthesis, which would fan out to every region again
+    m.d.sync += port.we.eq(hit)
+    with m.If(hit):
+        m.d.sync += [port.addr.eq(addr - region.base), port.data.eq(data)]
     return port
 
 

@@ -83,28 +83,34 @@ def port_group(name: str) -> str:
     return name.split("__", 1)[0] if "__" in name else "bus"
 
 
-def _fold_chain(reg: str, width: int) -> tuple[list[str], str]:
-    """A chain of ``ceil(width / 3)`` flip-flops ``reg`` folding the ``width`` bits of wire
-    ``{reg}_w``; returns its declarations and its update statement."""
-    k = -(-width // 3)  # chain length: three output bits into each stage
-    pad = 3 * k - width
-    padded = f"{{{pad}'b0, {reg}_w}}" if pad else f"{reg}_w"
-    chain = "{1'b0}" if k == 1 else f"{{{reg}[{k - 2}:0], 1'b0}}"
-    # stage j takes output bits 3j .. 3j + 2, neighbours of one port, and the stage before
-    # it the three before those: the chain follows the ports of its group
-    lines = [
-        f"  reg [{k - 1}:0] {reg};",
-        f"  wire [{width - 1}:0] {reg}_w;",
-        f"  wire [{3 * k - 1}:0] {reg}_p = {padded};",
-        f"  wire [{k - 1}:0] {reg}_in;",
-        "  generate",
-        f"    for ({reg}_j = 0; {reg}_j < {k}; {reg}_j = {reg}_j + 1) begin : {reg}_stage",
-        f"      assign {reg}_in[{reg}_j] = {reg}_p[3 * {reg}_j] ^ {reg}_p[3 * {reg}_j + 1]"
-        f" ^ {reg}_p[3 * {reg}_j + 2];",
-        "    end",
-        "  endgenerate",
-    ]
-    return [f"  genvar {reg}_j;", *lines], f"    {reg} <= {chain} ^ {reg}_in;"
+def _fold_tree(reg: str, width: int) -> tuple[list[str], list[str], str]:
+    """A registered XOR tree folding the ``width`` bits of wire ``{reg}_w`` three to a
+    flip-flop, level by level, to one bit; returns its declarations, its update statements
+    and the name of its root."""
+    decls, updates = [f"  wire [{width - 1}:0] {reg}_w;"], []
+    below, n, level = f"{reg}_w", width, 0
+    while True:
+        level += 1
+        k = -(-n // 3)  # nodes of this level: three bits of the level below into each
+        pad = 3 * k - n
+        name = f"{reg}_l{level}"
+        padded = f"{{{pad}'b0, {below}}}" if pad else below
+        decls += [
+            f"  reg [{k - 1}:0] {name};",
+            f"  wire [{3 * k - 1}:0] {name}_p = {padded};",
+            f"  wire [{k - 1}:0] {name}_x;",
+            f"  genvar {name}_j;",
+            "  generate",
+            f"    for ({name}_j = 0; {name}_j < {k}; {name}_j = {name}_j + 1) begin : {name}_node",
+            f"      assign {name}_x[{name}_j] = {name}_p[3 * {name}_j] ^ {name}_p[3 * {name}_j + 1]"
+            f" ^ {name}_p[3 * {name}_j + 2];",
+            "    end",
+            "  endgenerate",
+        ]
+        updates.append(f"    {name} <= {name}_x;")
+        if k == 1:
+            return decls, updates, f"{name}[0]"
+        below, n = name, k
 
 
 def harness_verilog(verilog: str, top: str, fold_outputs: bool = False,
@@ -136,15 +142,15 @@ def harness_verilog(verilog: str, top: str, fold_outputs: bool = False,
                 pins.append(f"input wire si_{g}")
                 wires.update(_slices(g_ins, f"in_{g}"))
             if g_outs:
-                chain_decls, update = _fold_chain(f"fold_{g}", sum(p.width for p in g_outs))
-                decls += chain_decls
-                updates.append(update)
-                k = -(-sum(p.width for p in g_outs) // 3)
+                tree_decls, tree_updates, root = _fold_tree(f"fold_{g}",
+                                                            sum(p.width for p in g_outs))
+                decls += tree_decls
+                updates += tree_updates
                 pins.append(f"output wire so_{g}")
-                observe.append(f"  assign so_{g} = fold_{g}[{k - 1}];")
+                observe.append(f"  assign so_{g} = {root};")
                 wires.update(_slices(g_outs, f"fold_{g}_w"))
-        what = (f"folded three to a flip-flop into XOR chains; {len(groups)} port groups, "
-                "each with its own chains and pins")
+        what = (f"folded three to a flip-flop into registered XOR trees; {len(groups)} port "
+                "groups, each with its own input register, tree and pins")
     else:
         decls = [f"  reg [{max(n_in, 1) - 1}:0] in_q;", f"  reg [{n_out - 1}:0] out_q;",
                  f"  wire [{n_out - 1}:0] out_w;"]
