@@ -11,15 +11,18 @@ observable), and a purely combinational block gets an fmax too.
 
 The accelerator top has about 8,000 output bits (every tile unit's crossbar pins): a load
 multiplexer each would cost the wrapper 8,000 LUTs of the 85k part. Its wrapper
-(``fold_outputs``) folds them instead, into a chain of ``ceil(bits / 3)`` flip-flops, each
-taking the one before it XOR three neighbouring output bits (one LUT4), shifted every cycle
-to a pin. Every output bit still reaches a pin (a change of any one flips it some cycles
-later), so nothing can be optimised away; the wrapper has no ``load`` pin. The chains are
-one per port group (:func:`port_group`: a crossbar shell's pins, a programming port's, the
-host's buses), each with its own input shift register and its own pins ``si_<group>`` and
-``so_<group>``, as a macro's pins are its own: one chain through every unit's ports (the
-first form of this wrapper) tied the units into one line across the chip, and the placer
-pulled each unit's output registers along it, away from the unit (``docs/ppa.md``).
+(``fold_outputs``) folds them instead, per port group (:func:`port_group`: a crossbar
+shell's pins, a programming port's, the host's buses), each group with its own pins
+``si_<group>`` and ``so_<group>`` as a macro's pins are its own: the group's inputs come
+from its own shift register, and its outputs go into a registered XOR tree -- three
+neighbouring bits into each flip-flop of the first level (one LUT4), three of those into
+each of the next, down to one flip-flop on the pin. Every output bit still reaches a pin (a
+change of any one flips it some cycles later), so nothing can be optimised away; the
+wrapper has no ``load`` pin. The first form of this wrapper folded all outputs into one
+chain of flip-flops: it tied the units into one line across the chip, and the placer pulled
+each unit's output registers along it, away from the unit; a chain per group still ran
+through each unit's registers in port order. A tree has no order to follow: each node sits
+by the bits it takes (``docs/ppa.md``).
 
 The accelerator top's reset reaches about 40,000 flip-flops: on general routing from one
 flip-flop that is the longest path of the chip, where a design would put it on a clock
