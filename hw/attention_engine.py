@@ -15,6 +15,9 @@ context value is out.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -127,16 +130,28 @@ class AttentionEngine(wiring.Component):
         k_ready, v_ready = Signal(), Signal()
         k_result, v_result = Signal(result_layout(dc)), Signal(result_layout(dc))
         k_done, v_done = Signal(), Signal()  # a result is offered by head h's macro
-        for i in range(self.heads):
-            kp, vp = getattr(self, f"k{i}"), getattr(self, f"v{i}")
-            kr, vr = getattr(self, f"kr{i}"), getattr(self, f"vr{i}")
-            m.d.comb += [kp.payload.eq(cmd), vp.payload.eq(cmd)]
-            with m.If(h_hot[i]):
-                m.d.comb += [kp.valid.eq(cmd_valid & ~weighting),
-                             vp.valid.eq(cmd_valid & weighting),
-                             k_ready.eq(kp.ready), v_ready.eq(vp.ready),
-                             k_result.eq(kr.payload), v_result.eq(vr.payload),
-                             k_done.eq(kr.valid), v_done.eq(vr.valid)]
+        # head h's macros, selected by the one-hot h_hot: every value here is one expression
+        # (and-or), none under a condition -- a conditional combinational block is an
+        # `always @*` in Verilog, which Icarus does not evaluate until an input changes, and
+        # a block whose inputs are all registers that hold their initial values (h_hot, the
+        # step flags) would read X until then
+        def pick(values):
+            return reduce(operator.or_, (Mux(h_hot[i], v, 0) for i, v in enumerate(values)))
+
+        ks = [getattr(self, f"k{i}") for i in range(self.heads)]
+        vs = [getattr(self, f"v{i}") for i in range(self.heads)]
+        krs = [getattr(self, f"kr{i}") for i in range(self.heads)]
+        vrs = [getattr(self, f"vr{i}") for i in range(self.heads)]
+        for i, (kp, vp) in enumerate(zip(ks, vs, strict=True)):
+            m.d.comb += [kp.payload.eq(cmd), vp.payload.eq(cmd),
+                         kp.valid.eq(cmd_valid & ~weighting & h_hot[i]),
+                         vp.valid.eq(cmd_valid & weighting & h_hot[i])]
+        m.d.comb += [k_ready.eq(pick([kp.ready for kp in ks])),
+                     v_ready.eq(pick([vp.ready for vp in vs])),
+                     k_result.eq(pick([kr.payload.as_value() for kr in krs])),
+                     v_result.eq(pick([vr.payload.as_value() for vr in vrs])),
+                     k_done.eq(pick([kr.valid for kr in krs])),
+                     v_done.eq(pick([vr.valid for vr in vrs]))]
         take_k, take_v = Signal(), Signal()
         for i in range(self.heads):
             m.d.comb += [getattr(self, f"kr{i}").ready.eq(take_k & h_hot[i]),
@@ -145,13 +160,9 @@ class AttentionEngine(wiring.Component):
         q = self.q_src
         m.d.comb += [q.token.eq(t), q.first.eq(h * dh), q.count.eq(dh)]
         si, so, ri = sm.i_stream, sm.o_stream, rq.i_stream
-        # the softmax's probabilities are always taken: it has a row only in the pass's SOFTMAX
-        # step, which collects every probability of the row before it ends (a ready that
-        # followed the step would reach every register of the softmax's normalise pipeline,
-        # its stall enable, from this engine's state registers)
-        m.d.comb += so.ready.eq(1)
-        # the pass's steps, as explicit state registers and an If per step (a state machine's
-        # per-signal case statements are incomplete in Verilog, which Verilator flags)
+        # the pass's steps, as explicit state registers and an If per step for the registers
+        # (a state machine's per-signal case statements are incomplete in Verilog, which
+        # Verilator flags)
         steps = ("IDLE", "Q", "SCORES", "SCORES_WAIT", "SOFTMAX", "WEIGHTED", "WEIGHTED_WAIT",
                  "CONTEXT")
         # one flip-flop a step (one-hot): each step's logic, and the wide registers it loads,
@@ -161,37 +172,48 @@ class AttentionEngine(wiring.Component):
         def goto(name):
             m.d.sync += [flag.eq(step == name) for step, flag in at.items()]
 
+        # the softmax's probabilities are taken in the pass's SOFTMAX step, the only one in
+        # which it has a row: its ready is that step's flip-flop (it reaches every register of
+        # the softmax's normalise pipeline, their stall enable, through one LUT). (A constant
+        # ready would do as well in logic, but Icarus does not evaluate an `always @*` whose
+        # inputs never change: the softmax's slot flags would stay X there)
+        m.d.comb += so.ready.eq(at["SOFTMAX"])
+
         # the context values into the requantiser, one a cycle from the pass's CONTEXT step
         # on: `issuing` is that step with values left to issue (issued < d_head), a register,
         # so the context register's shift enable starts at a flip-flop
         issuing = Signal()
-        with m.If(at["IDLE"]):
-            with m.If(self.run & self.kv_ready & (t < n)):
-                m.d.comb += q.start.eq(1)
-                m.d.sync += count.eq(0)
-                goto("Q")
+        sent = Signal(range(dc.rows + 1))  # scores into the softmax in the SOFTMAX step
+        start_q = at["IDLE"] & self.run & self.kv_ready & (t < n)
+        # what each step drives, as expressions of the step flags (see `pick` above)
+        m.d.comb += [q.start.eq(start_q),
+                     q.data.ready.eq(at["Q"]),
+                     cmd_valid.eq(at["SCORES"] | at["WEIGHTED"]),
+                     weighting.eq(at["WEIGHTED"]),
+                     take_k.eq(at["SCORES_WAIT"]),
+                     take_v.eq(at["WEIGHTED_WAIT"]),
+                     si.valid.eq(at["SOFTMAX"] & (sent < keys)),
+                     si.payload.scores[0].eq(scores[: dc.acc_bits]),
+                     si.payload.keep.eq(1), si.payload.last.eq(sent == keys - 1),
+                     ri.valid.eq(at["CONTEXT"] & issuing)]
+        with m.If(start_q):
+            m.d.sync += count.eq(0)
+            goto("Q")
         with m.If(at["Q"]):
-            m.d.comb += q.data.ready.eq(1)
             with m.If(q.data.valid):
                 m.d.sync += [qvec.eq(Cat(qvec[bits:], q.data.payload)), count.eq(count + 1)]
                 with m.If(count == dh - 1):
                     goto("SCORES")
         with m.If(at["SCORES"]):
-            m.d.comb += cmd_valid.eq(1)
             with m.If(k_ready):
                 goto("SCORES_WAIT")
         with m.If(at["SCORES_WAIT"]):
-            m.d.comb += take_k.eq(1)
             with m.If(k_done):
                 m.d.sync += [scores.eq(k_result.data.as_value()[: dc.rows * dc.acc_bits]),
                              count.eq(0), Cat(*probs).eq(0)]
                 goto("SOFTMAX")
         with m.If(at["SOFTMAX"]):
             # scores in, one per cycle; probabilities collected as they come out
-            sent = Signal(range(dc.rows + 1))
-            m.d.comb += [si.valid.eq(sent < keys),
-                         si.payload.scores[0].eq(scores[: dc.acc_bits]),
-                         si.payload.keep.eq(1), si.payload.last.eq(sent == keys - 1)]
             with m.If(si.valid & si.ready):
                 m.d.sync += [scores.eq(scores >> dc.acc_bits), sent.eq(sent + 1)]
             with m.If(so.valid):
@@ -203,17 +225,14 @@ class AttentionEngine(wiring.Component):
                     m.d.sync += sent.eq(0)
                     goto("WEIGHTED")
         with m.If(at["WEIGHTED"]):
-            m.d.comb += [cmd_valid.eq(1), weighting.eq(1)]
             with m.If(v_ready):
                 goto("WEIGHTED_WAIT")
         with m.If(at["WEIGHTED_WAIT"]):
-            m.d.comb += take_v.eq(1)
             with m.If(v_done):
                 m.d.sync += [ctx.eq(v_result.data.as_value()[: dh * dc.acc_bits]),
                              count.eq(0), issuing.eq(1)]
                 goto("CONTEXT")
         with m.If(at["CONTEXT"]):
-            m.d.comb += ri.valid.eq(issuing)
             with m.If(ri.valid & ri.ready):
                 m.d.sync += [ctx.eq(ctx >> dc.acc_bits), issued.eq(issued + 1),
                              issuing.eq(issued != dh - 1)]
