@@ -11,18 +11,17 @@ observable), and a purely combinational block gets an fmax too.
 
 The accelerator top has about 8,000 output bits (every tile unit's crossbar pins): a load
 multiplexer each would cost the wrapper 8,000 LUTs of the 85k part. Its wrapper
-(``fold_outputs``) folds them instead, per port group (:func:`port_group`: a crossbar
-shell's pins, a programming port's, the host's buses), each group with its own pins
-``si_<group>`` and ``so_<group>`` as a macro's pins are its own: the group's inputs come
-from its own shift register, and its outputs go into a registered XOR tree -- three
-neighbouring bits into each flip-flop of the first level (one LUT4), three of those into
-each of the next, down to one flip-flop on the pin. Every output bit still reaches a pin (a
-change of any one flips it some cycles later), so nothing can be optimised away; the
-wrapper has no ``load`` pin. The first form of this wrapper folded all outputs into one
-chain of flip-flops: it tied the units into one line across the chip, and the placer pulled
-each unit's output registers along it, away from the unit; a chain per group still ran
-through each unit's registers in port order. A tree has no order to follow: each node sits
-by the bits it takes (``docs/ppa.md``).
+(``fold_outputs``) folds them instead, into a chain of ``ceil(bits / 3)`` flip-flops, each
+taking the one before it XOR three neighbouring output bits (one LUT4), shifted every cycle
+to a pin. Every output bit still reaches a pin (a change of any one flips it some cycles
+later), so nothing can be optimised away; the wrapper has no ``load`` pin. The chains are
+one per port group (:func:`port_group`: a crossbar shell's pins, a programming port's, the
+host's buses), each with its own input shift register and its own pins ``si_<group>`` and
+``so_<group>``, as a macro's pins are its own: one chain through every unit's ports (the
+first form of this wrapper) tied the units into one line across the chip, and the placer
+pulled each unit's output registers along it, away from the unit (``docs/ppa.md``). A
+registered XOR tree per group (no order to follow) was tried too, and placed worse: more
+flip-flops, its levels spread over the chip.
 
 The accelerator top's reset reaches about 40,000 flip-flops: on general routing from one
 flip-flop that is the longest path of the chip, where a design would put it on a clock
@@ -86,34 +85,28 @@ def port_group(name: str) -> str:
     return name.split("__", 1)[0] if "__" in name else "bus"
 
 
-def _fold_tree(reg: str, width: int) -> tuple[list[str], list[str], str]:
-    """A registered XOR tree folding the ``width`` bits of wire ``{reg}_w`` three to a
-    flip-flop, level by level, to one bit; returns its declarations, its update statements
-    and the name of its root."""
-    decls, updates = [f"  wire [{width - 1}:0] {reg}_w;"], []
-    below, n, level = f"{reg}_w", width, 0
-    while True:
-        level += 1
-        k = -(-n // 3)  # nodes of this level: three bits of the level below into each
-        pad = 3 * k - n
-        name = f"{reg}_l{level}"
-        padded = f"{{{pad}'b0, {below}}}" if pad else below
-        decls += [
-            f"  reg [{k - 1}:0] {name};",
-            f"  wire [{3 * k - 1}:0] {name}_p = {padded};",
-            f"  wire [{k - 1}:0] {name}_x;",
-            f"  genvar {name}_j;",
-            "  generate",
-            f"    for ({name}_j = 0; {name}_j < {k}; {name}_j = {name}_j + 1) begin : {name}_node",
-            f"      assign {name}_x[{name}_j] = {name}_p[3 * {name}_j] ^ {name}_p[3 * {name}_j + 1]"
-            f" ^ {name}_p[3 * {name}_j + 2];",
-            "    end",
-            "  endgenerate",
-        ]
-        updates.append(f"    {name} <= {name}_x;")
-        if k == 1:
-            return decls, updates, f"{name}[0]"
-        below, n = name, k
+def _fold_chain(reg: str, width: int) -> tuple[list[str], str]:
+    """A chain of ``ceil(width / 3)`` flip-flops ``reg`` folding the ``width`` bits of wire
+    ``{reg}_w``; returns its declarations and its update statement."""
+    k = -(-width // 3)  # chain length: three output bits into each stage
+    pad = 3 * k - width
+    padded = f"{{{pad}'b0, {reg}_w}}" if pad else f"{reg}_w"
+    chain = "{1'b0}" if k == 1 else f"{{{reg}[{k - 2}:0], 1'b0}}"
+    # stage j takes output bits 3j .. 3j + 2, neighbours of one port, and the stage before
+    # it the three before those: the chain follows the ports of its group
+    lines = [
+        f"  reg [{k - 1}:0] {reg};",
+        f"  wire [{width - 1}:0] {reg}_w;",
+        f"  wire [{3 * k - 1}:0] {reg}_p = {padded};",
+        f"  wire [{k - 1}:0] {reg}_in;",
+        "  generate",
+        f"    for ({reg}_j = 0; {reg}_j < {k}; {reg}_j = {reg}_j + 1) begin : {reg}_stage",
+        f"      assign {reg}_in[{reg}_j] = {reg}_p[3 * {reg}_j] ^ {reg}_p[3 * {reg}_j + 1]"
+        f" ^ {reg}_p[3 * {reg}_j + 2];",
+        "    end",
+        "  endgenerate",
+    ]
+    return [f"  genvar {reg}_j;", *lines], f"    {reg} <= {chain} ^ {reg}_in;"
 
 
 def harness_verilog(verilog: str, top: str, fold_outputs: bool = False,
@@ -145,15 +138,15 @@ def harness_verilog(verilog: str, top: str, fold_outputs: bool = False,
                 pins.append(f"input wire si_{g}")
                 wires.update(_slices(g_ins, f"in_{g}"))
             if g_outs:
-                tree_decls, tree_updates, root = _fold_tree(f"fold_{g}",
-                                                            sum(p.width for p in g_outs))
-                decls += tree_decls
-                updates += tree_updates
+                chain_decls, update = _fold_chain(f"fold_{g}", sum(p.width for p in g_outs))
+                decls += chain_decls
+                updates.append(update)
+                k = -(-sum(p.width for p in g_outs) // 3)
                 pins.append(f"output wire so_{g}")
-                observe.append(f"  assign so_{g} = {root};")
+                observe.append(f"  assign so_{g} = fold_{g}[{k - 1}];")
                 wires.update(_slices(g_outs, f"fold_{g}_w"))
-        what = (f"folded three to a flip-flop into registered XOR trees; {len(groups)} port "
-                "groups, each with its own input register, tree and pins")
+        what = (f"folded three to a flip-flop into XOR chains; {len(groups)} port groups, "
+                "each with its own chains and pins")
     else:
         decls = [f"  reg [{max(n_in, 1) - 1}:0] in_q;", f"  reg [{n_out - 1}:0] out_q;",
                  f"  wire [{n_out - 1}:0] out_w;"]
