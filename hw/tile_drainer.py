@@ -190,7 +190,7 @@ class TileDrainer(wiring.Component):
             residual = res_rq.o_stream.payload
             m.d.comb += res_rq.o_stream.ready.eq(valid & main.i_stream.ready)
         advance = ~valid | (main.i_stream.ready & res_ok)  # the last stage moves
-        queued = Signal(range(queue_depth + 1))  # issued, not yet in the last stage
+        queued = Signal(range(queue_depth + 1))  # issued, not yet out of the queue
         # (no take while channels are left: they are left only while busy, and a take needs
         # ~busy -- so the take, and the units' valid flags it follows, are not in this path)
         issue = (left != 0) & (queued != queue_depth)
