@@ -3,9 +3,6 @@ calibration around the crossbar shell (the RTL of :mod:`cimforge.golden.analog_t
 
 from __future__ import annotations
 
-import operator
-from functools import reduce
-
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -27,7 +24,14 @@ from cimforge.golden.cim import (
     SCALE_FRAC_BITS,
 )
 from cimforge.hw.crossbar_shell import shell_signature
-from cimforge.hw.numerics import PackedArray, digit_shift, limit, select, tree_sum
+from cimforge.hw.numerics import (
+    PackedArray,
+    digit_shift,
+    limit,
+    select,
+    select_onehot,
+    tree_sum,
+)
 
 __all__ = ["AnalogTile", "accumulator_plan", "csr_signature", "input_layout",
            "result_signature"]
@@ -321,15 +325,14 @@ class AnalogTile(wiring.Component):
         tc = spec.conversion_cycles
         active = Signal()
         step = Signal(_counter(spec.cols_per_adc))
-        tick = Signal(_counter(tc))  # SAR bit being decided
-        # tick as a one-hot register (bit t: tick == t), so the enables decoded from it start
-        # at flip-flops
+        # the conversion cycle within a step (the SAR bit being decided), one-hot: bit t is
+        # cycle t, so the enables decoded from it start at flip-flops
         tick_hot = Signal(tc, init=1)
         conv_digit = Signal(_counter(D))
         conv_last = Signal()  # converting the vector's last read
         conv_first = Signal()  # converting its first
         m.d.comb += [x.col_sel.eq(step)]
-        # active & (tick == tc - 1), as a register: set from the counters' next values (below),
+        # active & tick_hot[tc - 1], as a register: set from the counters' next values (below),
         # it drives the enables of every code and trial bit without a comparison before them
         step_done = Signal()
         w = spec.adc_bits
@@ -349,8 +352,8 @@ class AnalogTile(wiring.Component):
                          code_last.eq(conv_last & (step == spec.cols_per_adc - 1))]
         if spec.adc_kind == "sar":
             # every SAR register holds its trial word itself: the bits decided so far, a 1 at
-            # the bit under trial (bit w-1-tick), 0 below. At tick t the comparator's decision
-            # becomes bit w-1-t and bit w-2-t becomes the next trial's 1; after the last
+            # the bit under trial (bit w-1-t at cycle t), 0 below. At cycle t the comparator's
+            # decision becomes bit w-1-t and bit w-2-t becomes the next trial's 1; after the last
             # decision the register starts again from 100..0. Each bit is one LUT: its
             # decision or 1 or the start pattern, loaded only in the ticks that change it
             start = 1 << (w - 1)
@@ -373,8 +376,7 @@ class AnalogTile(wiring.Component):
                 m.d.sync += code_all.eq(Cat(*(o.as_unsigned()[:w] for o in ones)))
         m.d.sync += step_done.eq(0)
         with m.If(active):
-            m.d.sync += [tick.eq(Mux(tick == tc - 1, 0, tick + 1)),
-                         tick_hot.eq(tick_hot.rotate_left(1))]
+            m.d.sync += tick_hot.eq(tick_hot.rotate_left(1))
             stays = ~(step_done & (step == spec.cols_per_adc - 1))  # active next cycle
             m.d.sync += step_done.eq(stays if tc == 1 else stays & tick_hot[tc - 2])
             with m.If(step_done):
@@ -382,8 +384,7 @@ class AnalogTile(wiring.Component):
                 with m.If(step == spec.cols_per_adc - 1):
                     m.d.sync += active.eq(0)
         with m.If(x.sample):  # the read sampled now is converted from the next cycle
-            m.d.sync += [active.eq(1), step.eq(0), tick.eq(0), tick_hot.eq(1),
-                         step_done.eq(tc == 1),
+            m.d.sync += [active.eq(1), step.eq(0), tick_hot.eq(1), step_done.eq(tc == 1),
                          x.conv_bank.eq(x.sample_bank),
                          conv_digit.eq(samp_digit), conv_last.eq(samp_last),
                          conv_first.eq(samp_first)]
@@ -555,8 +556,7 @@ class AnalogTile(wiring.Component):
         m.d.sync += [h.eq(d) for h, d in zip(drift_here, drift, strict=True)]
         with m.If(move):
             m.d.sync += [final.eq(rd.data.word_select(rd_slot, acc_bits)),
-                         scale.eq(reduce(operator.or_, (Mux(rd_tile[c], d, 0)
-                                                        for c, d in enumerate(drift_here))))]
+                         scale.eq(select_onehot(rd_tile, drift_here))]
         # drift compensation: final x scale / 2^SCALE_FRAC_BITS, rounded, saturated. The
         # product is taken in pieces of _PRODUCT_CHUNK bits of `final` (unsigned, the top one
         # signed), a multiplier each; all partial products but the lowest are multiples of

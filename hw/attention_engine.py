@@ -15,9 +15,6 @@ context value is out.
 
 from __future__ import annotations
 
-import operator
-from functools import reduce
-
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -28,6 +25,7 @@ from cimforge.golden.dcim import SCORES, WEIGHTED, DcimSpec
 from cimforge.golden.requant import RequantSpec
 from cimforge.golden.softmax import SoftmaxSpec
 from cimforge.hw.dcim import command_layout, result_layout
+from cimforge.hw.numerics import select_onehot
 from cimforge.hw.requant import Requantizer
 from cimforge.hw.scratchpad import row_read_signature
 from cimforge.hw.softmax import Softmax
@@ -136,7 +134,7 @@ class AttentionEngine(wiring.Component):
         # a block whose inputs are all registers that hold their initial values (h_hot, the
         # step flags) would read X until then
         def pick(values):
-            return reduce(operator.or_, (Mux(h_hot[i], v, 0) for i, v in enumerate(values)))
+            return select_onehot(h_hot, values)
 
         ks = [getattr(self, f"k{i}") for i in range(self.heads)]
         vs = [getattr(self, f"v{i}") for i in range(self.heads)]

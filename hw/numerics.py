@@ -8,7 +8,8 @@ from amaranth.lib import data
 
 __all__ = ["PackedArray", "carry_save_sum", "clamp_shift", "digit_shift", "limit",
            "partial_products", "round_shift", "round_shift_var", "round_shift_var_staged",
-           "saturate_add", "saturate_sum", "saturate_sum_unsigned", "select", "tree_sum"]
+           "saturate_add", "saturate_sum", "saturate_sum_unsigned", "select", "select_onehot",
+           "tree_sum"]
 
 
 class PackedArray(data.ArrayLayout):
@@ -65,6 +66,16 @@ def select(index, values: list):
     out = values[0]
     for i, v in enumerate(values[1:], start=1):
         out = Mux(index == i, v, out)
+    return out
+
+
+def select_onehot(hot, values: list):
+    """``values[i]`` where bit ``i`` of ``hot`` is the one set (0 where none is), as an
+    and-or: no comparison before it, and no condition (a conditional block is an ``always
+    @*`` that Icarus does not evaluate while its inputs keep their initial values)."""
+    out = Mux(hot[0], values[0], 0)
+    for i, v in enumerate(values[1:], start=1):
+        out = out | Mux(hot[i], v, 0)
     return out
 
 
