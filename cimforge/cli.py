@@ -3,12 +3,23 @@
 Each command module has ``add_parser(subparsers)`` and ``run(args) -> int``. User errors
 (:class:`~cimforge.errors.CliError`, :class:`~cimforge.config.ConfigError`) become one line on
 stderr and exit status 2; a failing regression exits with status 1.
+
+Ctrl-C (SIGINT) and SIGTERM stop a command with one line on stderr and status 130 or 143:
+the signal is turned into ``KeyboardInterrupt`` so that every ``finally`` runs (atomic writes
+delete their temporary file, synthesis tools are killed), the simulator and tool processes
+this one started are sent SIGTERM, and an interrupt some library swallowed still ends the
+run with that status rather than 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import warnings
+from collections.abc import Iterator
 
 from cimforge.config import ConfigError
 from cimforge.errors import CliError
@@ -34,14 +45,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _descendants() -> list[int]:
+    """Process ids of this process's children, grandchildren, ... (Linux ``/proc``; empty
+    where there is none)."""
+    parent: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # pid (comm) state ppid ...: comm may hold spaces and parentheses
+                    parent[int(entry)] = int(f.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier}
+        found += sorted(frontier)
+    return found
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """While a command runs: SIGINT and SIGTERM terminate its child processes (a simulator
+    under ``make`` would outlive a killed ``make``) and raise ``KeyboardInterrupt``; the list
+    yielded receives the signals seen."""
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        for pid in _descendants():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    try:
+        saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield seen
+        return
+    try:
+        yield seen
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args._run(args)
-    except (CliError, ConfigError) as e:
-        print(f"cimforge {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    with _interrupts() as seen:
+        try:
+            status = args._run(args)
+        except (CliError, ConfigError) as e:
+            print(f"cimforge {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            status = None
+            if not seen:
+                seen.append(signal.SIGINT)
+    if seen:  # raised, or swallowed by a library on the way
+        # what was half-built is dropped: no warnings about it (Amaranth's UnusedElaboratable)
+        warnings.simplefilter("ignore")
+        name = signal.Signals(seen[0]).name
+        print(f"cimforge {args.command}: interrupted ({name}); outputs are written whole or "
+              "not at all", file=sys.stderr)
+        return 128 + seen[0]
+    return status
 
 
 if __name__ == "__main__":

@@ -125,9 +125,11 @@ def _check_bool(name: str, value: Any) -> None:
 
 
 def _check_float(name: str, value: Any, *, lo: float, hi: float = math.inf,
-                 lo_open: bool = False) -> None:
+                 lo_open: bool = False, allow_inf: bool = False) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
         raise ConfigError(name, f"{value!r} must be a number")
+    if math.isinf(value) and not allow_inf:  # TOML's inf, or a literal past 1.8e308
+        raise ConfigError(name, f"{value!r} must be a finite number")
     if value < lo or (lo_open and value == lo) or value > hi:
         low = f"> {lo}" if lo_open else f">= {lo}"
         allowed = low if hi == math.inf else f"{low} and <= {hi}"
@@ -565,7 +567,7 @@ class DeviceConfig:
         _check_choice("preset", self.preset, DEVICE_PRESETS)
         _check_int("max_bits_per_cell", self.max_bits_per_cell, lo=1, hi=8)
         _check_float("g_max_us", self.g_max_us, lo=0.0, lo_open=True)
-        _check_float("on_off", self.on_off, lo=1.0, lo_open=True)
+        _check_float("on_off", self.on_off, lo=1.0, lo_open=True, allow_inf=True)
         for key in ("cell_area_f2", "write_energy_j", "write_latency_s", "endurance"):
             _check_float(key, getattr(self, key), lo=0.0, lo_open=True)
         for key in ("prog_sigma", "read_sigma"):
@@ -802,13 +804,21 @@ class Config:
             )
         nl = self.nonlinear
         d_bits = self.model.d_model.bit_length()
-        if 2 * nl.residual_bits + 2 * d_bits > WIDE_BITS:
-            raise ConfigError(
-                "nonlinear.residual_bits",
-                f"{nl.residual_bits} makes LayerNorm's exact variance sum over d_model = "
-                f"{self.model.d_model} {2 * nl.residual_bits + 2 * d_bits} bits wide: must be "
-                f"<= {WIDE_BITS // 2 - d_bits} for this model",
-            )
+        wide = 2 * nl.residual_bits + 2 * d_bits
+        if wide > WIDE_BITS:
+            # the exact sum of squares of d_model residuals: 2 * (residual_bits + d_bits) bits
+            max_residual = WIDE_BITS // 2 - d_bits
+            max_d_model = 2 ** (WIDE_BITS // 2 - nl.residual_bits) - 1
+            why = (f"LayerNorm's exact variance sum over d_model = {self.model.d_model} with "
+                   f"nonlinear.residual_bits = {nl.residual_bits} is {wide} bits wide, more "
+                   f"than the {WIDE_BITS} the golden model's int64 arithmetic holds")
+            if max_residual >= n.act_bits:
+                raise ConfigError("nonlinear.residual_bits",
+                                  f"{nl.residual_bits}: {why}: must be <= {max_residual} for "
+                                  f"this d_model (or d_model <= {max_d_model})")
+            raise ConfigError("model.d_model",
+                              f"{self.model.d_model} is too large: {why}: must be <= "
+                              f"{max_d_model} with these residual_bits")
         if nl.residual_bits < n.act_bits:
             raise ConfigError(
                 "nonlinear.residual_bits",
@@ -901,12 +911,21 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
         raise ConfigError(None, "file not found", source) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(None, f"invalid TOML: {e}", source) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(None, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                          f"{e.start}): a TOML file must be UTF-8", source) from None
+    except IsADirectoryError:
+        raise ConfigError(None, "is a folder: must be a preset name or a .toml file",
+                          source) from None
     except OSError as e:
         raise ConfigError(None, f"cannot read: {e.strerror}", source) from None
 
 
 def _resolve(spec: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], str, str]:
     """Raw merged dict for a preset name or TOML path, following ``base`` keys."""
+    if not spec.strip():
+        raise ConfigError(None, f"an empty name is neither a preset nor a TOML file: must be "
+                          f"one of {', '.join(preset_names())} or a path to a .toml file")
     path = Path(spec)
     if spec in preset_names():
         path = _preset_dir() / f"{spec}.toml"
@@ -923,6 +942,10 @@ def _resolve(spec: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], st
     if key in chain:
         raise ConfigError("base", f"{spec!r} is included twice: base presets form a cycle", source)
     raw = _read_toml(path, source)
+    if not raw:
+        # the built-in defaults are MiniLM-sized, not tiny: an empty file is a mistake
+        raise ConfigError(None, "is empty: a config names a base (base = \"tiny\") and/or "
+                          "gives sections ([model], [tile], ...)", source)
     base = raw.pop("base", None)
     if base is None:
         return raw, source, name
@@ -932,7 +955,13 @@ def _resolve(spec: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], st
         # relative paths in 'base' are relative to the file that names them
         candidate = path.parent / base
         base = str(candidate) if candidate.exists() else base
-    merged, _, _ = _resolve(base, chain + (key,))
+    try:
+        merged, _, _ = _resolve(base, chain + (key,))
+    except ConfigError as e:
+        if e.key is not None or "(the base of " in e.detail:
+            raise
+        # the base file itself is missing or unreadable: say which file names it
+        raise ConfigError(None, f"{e.detail} (the base of {source})", e.source) from None
     for section, values in raw.items():
         if (section in _NAMED_SECTIONS and isinstance(values, dict)
                 and _NAMED_SECTIONS[section][0] in values):

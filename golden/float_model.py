@@ -468,6 +468,15 @@ class Encoder:
             raise TypeError("sentences must be a sequence of strings, not one string")
         return [e.ids for e in self._tokenizer.encode_batch(list(sentences))]
 
+    def truncated(self, sentences: Sequence[str]) -> list[int]:
+        """Indexes of the sentences longer than ``max_tokens`` tokens (special tokens
+        included): the tokenizer keeps their first ``max_tokens`` and drops the rest, as the
+        sentence-transformers model does."""
+        if self._tokenizer is None:
+            raise ValueError("this encoder has no tokenizer")
+        return [i for i, e in enumerate(self._tokenizer.encode_batch(list(sentences)))
+                if e.overflowing]
+
     def _pad(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         t = max((len(s) for s in ids), default=0)
         input_ids = np.full((len(ids), t), self._pad_id, dtype=np.int64)
@@ -693,6 +702,19 @@ def _load_encoder_weights(
     )
 
 
+def _read_file(reader, path: Path, what: str):
+    """``reader(str(path))``, its failure on a damaged file (truncated, not the format) a
+    :class:`ModelFormatError` naming the file; a missing one stays FileNotFoundError."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return reader(str(path))
+    except Exception as e:  # safetensors and tokenizers raise their own (or bare) exceptions
+        raise ModelFormatError(f"{path}: not a readable {what} file ({e}): it is damaged or "
+                               "truncated; replace it (a copy in cimforge's cache: delete its "
+                               "folder and it is fetched again)") from None
+
+
 def load_minilm(path: str | Path | None = None) -> Encoder:
     """Load all-MiniLM-L6-v2 offline.
 
@@ -748,10 +770,11 @@ def load_minilm(path: str | Path | None = None) -> Encoder:
 
     weights_path = root / "model.safetensors"
     weights = _load_encoder_weights(
-        load_file(str(weights_path)), model, int(cfg.get("type_vocab_size", 2)), str(weights_path)
+        _read_file(load_file, weights_path, "safetensors weights"), model,
+        int(cfg.get("type_vocab_size", 2)), str(weights_path)
     )
 
-    tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+    tokenizer = _read_file(Tokenizer.from_file, root / "tokenizer.json", "tokenizer")
     tokenizer.no_padding()  # tokenizer.json pads to a fixed 128: pad per batch instead
     tokenizer.enable_truncation(max_length=max_tokens)
     pad_id = tokenizer.token_to_id("[PAD]")

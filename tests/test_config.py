@@ -200,8 +200,9 @@ BAD = [
     ('base = "tiny"\n[adc]\noffset_sigma_lsb = "big"\n',
      r"adc\.offset_sigma_lsb: 'big' must be a number"),
     ('base = "minilm"\n[nonlinear]\nresidual_bits = 24\n',
-     r"nonlinear\.residual_bits: 24 makes LayerNorm's exact variance sum over d_model = 384 "
-     r"66 bits wide: must be <= 22 for this model"),
+     r"nonlinear\.residual_bits: 24: LayerNorm's exact variance sum over d_model = 384 with "
+     r"nonlinear\.residual_bits = 24 is 66 bits wide, more than the 62 the golden model's int64 "
+     r"arithmetic holds: must be <= 22 for this d_model \(or d_model <= 127\)"),
     ('base = "tiny"\n[nonlinear]\nresidual_bits = 8\n[numerics]\nact_bits = 12\n',
      r"nonlinear\.residual_bits: 8 is narrower than the activations: must be >= "
      r"numerics\.act_bits \(12\)"),

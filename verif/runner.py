@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cimforge.files import locked
+from cimforge.verif.coverage import COVERAGE_BUILD_ARGS
 from cimforge.verif.lint import build_args
 from cimforge.verif.simulators import Simulator
 
@@ -96,10 +97,23 @@ def _waves() -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
+def coverage_requested() -> bool:
+    """Whether the environment asks for coverage builds (``CIMFORGE_COVERAGE=1``): the test
+    suite's switch (docs/verification.md, "Code coverage")."""
+    return os.environ.get("CIMFORGE_COVERAGE", "0") not in ("", "0")
+
+
 def build_block(
-    manifest_path: Path, block: str, sim: Simulator, cache_root: Path
+    manifest_path: Path, block: str, sim: Simulator, cache_root: Path,
+    coverage: bool | None = None,
 ) -> tuple[Path, float, bool]:
-    """Build ``block`` of a generated design for ``sim``; returns (build dir, seconds, cached)."""
+    """Build ``block`` of a generated design for ``sim``; returns (build dir, seconds, cached).
+
+    ``coverage`` (Verilator only; default: :func:`coverage_requested`) builds with line, branch
+    and toggle coverage (:data:`cimforge.verif.coverage.COVERAGE_BUILD_ARGS`), a build of its
+    own."""
+    if coverage is None:
+        coverage = coverage_requested()
     from cocotb_tools.runner import get_runner
 
     manifest = json.loads(manifest_path.read_text())
@@ -108,7 +122,8 @@ def build_block(
     args: tuple[str, ...] = ()
     keyed: tuple[str, ...] = ()  # what besides the Verilog makes the build (paths by content)
     if sim.name == "verilator":
-        args = (*VERILATOR_BUILD_ARGS, *entry.get("verilator_args", ()))
+        args = (*VERILATOR_BUILD_ARGS, *entry.get("verilator_args", ()),
+                *(COVERAGE_BUILD_ARGS if coverage else ()))
         keyed = args
         if entry.get("verilator_config"):  # a config file beside the Verilog
             vlt = (manifest_path.parent / entry["verilator_config"]).resolve()
@@ -189,6 +204,7 @@ def run_bench(
     seed: int | None = None,
     extra_env: dict[str, str] | None = None,
     check: bool = True,
+    coverage: bool | None = None,
 ) -> BenchResult:
     """Build (once) and run the cocotb bench ``cimforge.verif.benches.<block>`` on a generated
     design.
@@ -198,6 +214,9 @@ def run_bench(
 
     ``work_dir`` must be private to this run (e.g. one per pytest test id). With ``check`` a
     failing run raises :class:`BenchFailure`; otherwise the result tells.
+
+    With ``coverage`` (see :func:`build_block`) a Verilator run leaves ``coverage.dat`` in
+    ``work_dir`` and, beside it, ``coverage.json`` naming the design and block it covers.
     """
     from cocotb_tools.runner import get_runner
 
@@ -208,7 +227,11 @@ def run_bench(
             f"block must be one of {', '.join(manifest['blocks'])} (from {manifest_path}), "
             f"not {block!r}"
         )
-    build_dir, build_seconds, cached = build_block(manifest_path, block, sim, cache_root)
+    if coverage is None:
+        coverage = coverage_requested()
+    coverage = coverage and sim.name == "verilator"
+    build_dir, build_seconds, cached = build_block(manifest_path, block, sim, cache_root,
+                                                   coverage)
     if seed is None:
         seed = manifest["config"]["seed"]  # reproducible by default; COCOTB_RANDOM_SEED wins
 
@@ -217,7 +240,9 @@ def run_bench(
     records_path = work_dir / "records.jsonl"
     results_xml = work_dir / "results.xml"
     log = work_dir / "sim.log"
-    for p in (records_path, results_xml, log):
+    coverage_dat = work_dir / "coverage.dat"
+    coverage_meta = work_dir / "coverage.json"
+    for p in (records_path, results_xml, log, coverage_dat, coverage_meta):
         p.unlink(missing_ok=True)
     env = {
         "CIMFORGE_MANIFEST": str(manifest_path),
@@ -246,6 +271,8 @@ def run_bench(
         except SystemExit as e:  # cocotb's runner exits on failure under pytest
             exit_error = e
     run_seconds = time.monotonic() - t0
+    if coverage and coverage_dat.exists():
+        coverage_meta.write_text(json.dumps({"manifest": str(manifest_path), "block": block}))
 
     records = []
     if records_path.exists():

@@ -7,6 +7,8 @@ is adding one entry.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimforge.commands.paths import check_out_file, path_arg
 from cimforge.config import KNOWN_MODELS, load_config
 from cimforge.errors import CliError
 from cimforge.files import atomic_write
@@ -26,7 +29,15 @@ MODELS = ("minilm",)
 
 
 def load_model(model: str):
-    """The model named ``model`` (a name of :data:`MODELS`); a load failure is a CliError."""
+    """The model named ``model`` (a name of :data:`MODELS`), loaded once per process and
+    place its files come from; a load failure is a CliError."""
+    from cimforge.model_files import MINILM_ENV, cache_root
+
+    return _load_model(model, os.environ.get(MINILM_ENV), str(cache_root()))
+
+
+@functools.cache
+def _load_model(model: str, files_env: str | None, cache: str):
     from cimforge.golden.float_model import ModelFormatError, load_minilm
     from cimforge.model_files import ModelFilesError
 
@@ -120,8 +131,9 @@ def add_parser(sub):
         "--config", default="minilm", metavar="PRESET|FILE",
         help="hardware config for --mode int, int-only, cim and accel (default: minilm)",
     )
-    p.add_argument("--input", required=True, type=Path, help="UTF-8 text, one sentence per line")
-    p.add_argument("--output", required=True, type=Path, help=".npy file to write")
+    p.add_argument("--input", required=True, type=path_arg,
+                   help="UTF-8 text, one sentence per line")
+    p.add_argument("--output", required=True, type=path_arg, help=".npy file to write")
     p.add_argument(
         "--batch-size", default=32, type=int, metavar="N", help="sentences per pass (default: 32)"
     )
@@ -137,7 +149,7 @@ def read_sentences(path: Path) -> list[str]:
         If the file is missing, unreadable, not UTF-8 or has no non-empty line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is not text
     except FileNotFoundError:
         raise CliError(f"--input {str(path)!r}: file not found") from None
     except IsADirectoryError:
@@ -148,6 +160,9 @@ def read_sentences(path: Path) -> list[str]:
         ) from None
     except OSError as e:
         raise CliError(f"--input {str(path)!r}: cannot read: {e.strerror}") from None
+    if "\0" in text:
+        line = text[:text.index("\0")].count("\n") + 1
+        raise CliError(f"--input {str(path)!r}: a NUL byte on line {line}: not a text file")
     sentences = [s for s in (line.strip() for line in text.splitlines()) if s]
     if not sentences:
         raise CliError(
@@ -156,14 +171,16 @@ def read_sentences(path: Path) -> list[str]:
     return sentences
 
 
-def _check_output(path: Path) -> None:
-    parent = path.parent
-    if not parent.is_dir():
-        raise CliError(
-            f"--output {str(path)!r}: directory {str(parent)!r} does not exist: create it first"
-        )
-    if path.is_dir():
-        raise CliError(f"--output {str(path)!r}: is a directory: give a file name")
+def _warn_truncated(model: str, sentences: list[str], path: Path) -> None:
+    """Say which sentences the model truncates (docs/usage.md, "embed": the policy)."""
+    encoder = load_model(model)
+    long = encoder.truncated(sentences)
+    if long:
+        shown = ", ".join(str(i + 1) for i in long[:10]) + (", ..." if len(long) > 10 else "")
+        print(f"cimforge embed: warning: {len(long)} sentence(s) of {str(path)!r} longer than "
+              f"{model}'s {encoder.max_tokens} tokens are truncated to their first "
+              f"{encoder.max_tokens} (sentence {shown}, counting non-empty lines)",
+              file=sys.stderr)
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
@@ -176,7 +193,7 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise CliError(f"--batch-size {args.batch_size}: must be a positive integer")
     # Everything the user can get wrong is checked before the model is loaded.
-    _check_output(args.output)
+    check_out_file(args.output, "--output", inputs=(("--input", args.input),))
     sentences = read_sentences(args.input)
     start = time.perf_counter()
     cfg = load_config(args.config)
@@ -185,6 +202,7 @@ def run(args) -> int:
             f"--config {args.config}: its [model] is {cfg.model.name!r} with a different shape "
             f"from {args.model!r}: use a config whose [model] name is {args.model!r}"
         )
+    _warn_truncated(args.model, sentences, args.input)
     emb = MODES[args.mode](args.model, sentences, args.batch_size, cfg)
     try:
         write_npy_atomic(args.output, np.ascontiguousarray(emb, dtype=np.float32))

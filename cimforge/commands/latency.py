@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from cimforge.commands.generate import add_config_argument
+from cimforge.commands.paths import check_out_file, path_arg
 from cimforge.config import load_config
 from cimforge.errors import CliError
 
@@ -29,7 +30,8 @@ def add_parser(sub):
                    help="prefill tokens (default: half of model.seq_len)")
     p.add_argument("--max-cache", type=int, default=None,
                    help="longest cache of the decode table (default: the KV capacity)")
-    p.add_argument("--plot", type=Path, default=None, help="write the decode curve as a PNG")
+    p.add_argument("--plot", type=path_arg, default=None, metavar="FILE.png",
+                   help="write the decode curve as a PNG")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     return p
 
@@ -38,6 +40,8 @@ def run(args) -> int:
     from cimforge.golden.accel_timing import AcceleratorTiming
     from cimforge.golden.mapping import MappingError
 
+    if args.plot is not None:
+        check_out_file(args.plot, "--plot", suffix=".png")
     cfg = load_config(args.config)
     if cfg.model.kind != "decoder":
         raise CliError(f"--config {args.config} is an {cfg.model.kind} model: latency needs "

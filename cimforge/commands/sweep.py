@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimforge.commands.paths import check_out_file, path_arg
 from cimforge.config import KNOWN_MODELS, ConfigError, load_config
 from cimforge.data import REFERENCE_SENTENCES, reference_sentences
 from cimforge.errors import CliError
@@ -31,6 +32,9 @@ __all__ = ["add_parser", "run", "parse_list", "sweep_points", "hardware_points",
            "DEFAULT_SENTENCES"]
 
 DEFAULT_SENTENCES = REFERENCE_SENTENCES
+# Bounds of one sweep: each point runs MiniLM once (about a second on the reference sentences)
+MAX_SEEDS = 1000
+MAX_POINTS = 10_000
 
 CSV_HEADER = ("adc_bits,t_inference_s,seed,mean_cos,min_cos,seconds,bits_per_cell,"
               "rows_per_read,energy_j,latency_s,area_mm2,tops_per_w")
@@ -59,9 +63,9 @@ def add_parser(sub):
                    help="seconds after programming (default: 1 s, 1 h, 1 day, 1 year)")
     p.add_argument("--seeds", default=3, type=int, metavar="N",
                    help="seeds per point: the config's seed and the next N-1 (default: 3)")
-    p.add_argument("--input", type=Path, default=None,
+    p.add_argument("--input", type=path_arg, default=None,
                    help="UTF-8 text, one sentence per line (default: the 30 reference sentences)")
-    p.add_argument("--output", type=Path, default=None, metavar="OUTPUT.csv",
+    p.add_argument("--output", type=path_arg, default=None, metavar="OUTPUT.csv",
                    help="CSV to write, the plot beside it as .png (default: sweep-<config>.csv)")
     p.add_argument("--batch-size", default=32, type=int, metavar="N",
                    help="sentences per pass (default: 32)")
@@ -247,8 +251,8 @@ def run(args) -> int:
     # Everything the user can get wrong is checked before the first run.
     if args.batch_size < 1:
         raise CliError(f"--batch-size {args.batch_size}: must be a positive integer")
-    if args.seeds < 1:
-        raise CliError(f"--seeds {args.seeds}: must be a positive integer")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise CliError(f"--seeds {args.seeds}: must be an integer in [1, {MAX_SEEDS}]")
     adc_bits = parse_list("--adc-bits", args.adc_bits, int, "integers")
     times = parse_list("--t-inference", args.t_inference, float, "seconds (numbers > 0)")
     cfg = load_config(args.config)
@@ -259,13 +263,20 @@ def run(args) -> int:
            if args.bits_per_cell else None)
     rpr = (parse_list("--rows-per-read", args.rows_per_read, int, "integers")
            if args.rows_per_read else None)
+    n_points = (len(adc_bits) * len(bpc or [0]) * len(rpr or [0]) * len(times) * args.seeds)
+    if n_points > MAX_POINTS:  # counted before any point is built
+        raise CliError(f"{n_points:,} points (ADC widths x bits per cell x rows per read x "
+                       f"times x seeds): at most {MAX_POINTS:,} per sweep, each runs MiniLM "
+                       "once; shorten the lists or lower --seeds")
     points = sweep_points(cfg, adc_bits, times, args.seeds, bpc, rpr)
     output = args.output or Path(f"sweep-{cfg.name}.csv")
     if output.suffix != ".csv":
         raise CliError(f"--output {str(output)!r}: must end in .csv (the plot goes beside it)")
-    if not output.parent.is_dir():
-        raise CliError(f"--output {str(output)!r}: directory {str(output.parent)!r} does not "
-                       "exist: create it first")
+    inputs = (("--input", args.input),)
+    check_out_file(output, "--output", inputs=inputs)
+    check_out_file(output.with_suffix(".png"), "--output's plot", inputs=inputs)
+    check_out_file(output.with_name(output.stem + "-pareto.png"), "--output's Pareto plot",
+                   inputs=inputs)
     sentences = _sentences(args.input)
     from cimforge.golden.estimate import estimate
     from cimforge.golden.mapping import MappingError

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from cimforge.commands.generate import add_config_argument
+from cimforge.commands.paths import check_out_dir, path_arg
 from cimforge.config import load_config
 from cimforge.errors import CliError
 
@@ -48,7 +49,7 @@ def add_parser(sub):
     p.add_argument("--seeds", type=int, default=3, help="place-and-route seeds (default 3)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock in MHz (default 100)")
     p.add_argument("--jobs", type=int, default=2, help="tool runs at once (default 2)")
-    p.add_argument("--out", default="build/synth", type=Path, help="output directory")
+    p.add_argument("--out", default="build/synth", type=path_arg, help="output directory")
     p.add_argument("--cache", type=Path, default=None,
                    help=f"where runs are kept and reused (default: {SYNTH_CACHE})")
     p.add_argument("--timeout", type=float, default=None, metavar="MINUTES",
@@ -91,9 +92,7 @@ def run(args) -> int:
         raise CliError(f"--jobs must be in [1, 64], not {args.jobs}")
     if args.timeout is not None and not 0 < args.timeout <= 10000:
         raise CliError(f"--timeout must be in (0, 10000] minutes, not {args.timeout:g}")
-    out: Path = args.out
-    if str(out) == "" or (out.exists() and not out.is_dir()):
-        raise CliError(f"--out {str(out)!r} must name a directory")
+    out: Path = check_out_dir(args.out)
     try:
         versions = tool_versions(("yosys",) + ((target.pnr,) if target.pnr else ()))
     except ToolMissing as e:

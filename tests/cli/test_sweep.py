@@ -93,7 +93,7 @@ def test_parse_list():
     (["--adc-bits", "17"], "--adc-bits 17: "),
     (["--t-inference", "3600,-1"], "--t-inference -1: "),
     (["--t-inference", "1,a"], "--t-inference '1,a': must be a comma-separated list"),
-    (["--seeds", "0"], "--seeds 0: must be a positive integer"),
+    (["--seeds", "0"], "--seeds 0: must be an integer in [1, 1000]"),
     (["--bits-per-cell", "3"], "--bits-per-cell 3: "),
     (["--rows-per-read", "100"], "--rows-per-read 100: "),
     (["--rows-per-read", "a"], "--rows-per-read 'a': must be a comma-separated list"),

@@ -5,11 +5,35 @@ cimforge.verif.runner.)"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from cimforge.verif.runner import coverage_requested
 from cimforge.verif.simulators import SimulatorNotFound, find_simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "build" / "runs"  # the work_dir fixture's parent
+COVERAGE_REPORT = ROOT / "build" / "coverage"
+_SESSION_START = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With ``CIMFORGE_COVERAGE=1`` every Verilator bench of the session ran a coverage build:
+    merge their counts per design and block into ``build/coverage/report.md`` (docs/
+    verification.md, "Code coverage"). Once, in the controlling process under pytest-xdist."""
+    if not coverage_requested() or hasattr(session.config, "workerinput"):
+        return
+    from cimforge.verif.coverage import collect
+
+    runs = [d for d in RUNS.glob("*") if (d / "coverage.json").exists()
+            and (d / "coverage.json").stat().st_mtime >= _SESSION_START]
+    rows = collect(runs, COVERAGE_REPORT)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"coverage of {len(rows)} block run(s) of {len(runs)} bench run(s): "
+                            f"{COVERAGE_REPORT / 'report.md'}")
 
 
 @pytest.fixture(params=["verilator", "icarus"])
@@ -23,9 +47,9 @@ def simulator(request):
 
 
 @pytest.fixture
-def work_dir(request, simulator, cache_root) -> Path:
+def work_dir(request, simulator) -> Path:
     safe = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
-    d = cache_root.parent / "runs" / safe
+    d = RUNS / safe
     d.mkdir(parents=True, exist_ok=True)
     return d
 
