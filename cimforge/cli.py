@@ -7,8 +7,9 @@ stderr and exit status 2; a failing regression exits with status 1.
 Ctrl-C (SIGINT) and SIGTERM stop a command with one line on stderr and status 130 or 143:
 the signal is turned into ``KeyboardInterrupt`` so that every ``finally`` runs (atomic writes
 delete their temporary file, synthesis tools are killed), the simulator and tool processes
-this one started are sent SIGTERM, and an interrupt some library swallowed still ends the
-run with that status rather than 0.
+this one started are sent SIGTERM. An interrupt raised inside a ``__del__`` (where Python
+drops exceptions) is raised again just after, and one some library swallowed
+still ends the run with the signal's status rather than 0.
 """
 
 from __future__ import annotations
@@ -82,14 +83,30 @@ def _interrupts() -> Iterator[list[int]]:
                 os.kill(pid, signal.SIGTERM)
         raise KeyboardInterrupt
 
+    def unraisable(info):
+        # raised inside a __del__ (garbage collection), where Python prints and drops it:
+        # raise it again 10 ms later, by then (most likely) back in ordinary code; a drop
+        # again re-arms the timer
+        if seen and isinstance(info.exc_value, KeyboardInterrupt):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+        else:
+            saved_hook(info)
+
+    def again(signum, frame):
+        raise KeyboardInterrupt
+
     try:
-        saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        saved = {sig: signal.signal(sig, h) for sig, h in
+                 ((signal.SIGINT, handler), (signal.SIGTERM, handler), (signal.SIGALRM, again))}
     except ValueError:  # not the main thread: leave signals alone
         yield seen
         return
+    saved_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield seen
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sys.unraisablehook = saved_hook
         for sig, old in saved.items():
             signal.signal(sig, old)
 

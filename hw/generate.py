@@ -312,18 +312,21 @@ def convert_block(name: str, cfg: Config) -> tuple[wiring.Component, str]:
     return component, text
 
 
-def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None) -> dict[str, Any]:
+def generate(cfg: Config, out_dir: Path, *, source: str = "", blocks=None,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write ``<block>.v`` for each block and ``manifest.json`` into ``out_dir``.
 
     Everything is elaborated and converted first; files are written only once all blocks
     converted, each atomically, the manifest last. A block whose parameters the config cannot
     give raises :class:`~cimforge.config.ConfigError` naming the block, before anything is
-    written.
+    written. ``progress``, if given, is called with a line before each block is elaborated.
     """
     available = blocks_of(cfg)
     names = list(available) if blocks is None else list(blocks)
     converted = {}
-    for name in names:
+    for i, name in enumerate(names, 1):
+        if progress is not None:
+            progress(f"elaborating {name} ({i}/{len(names)})")
         try:
             component, text = convert_block(name, cfg)
         except ValueError as e:  # a block's parameter check: the config cannot be built

@@ -174,7 +174,8 @@ def run(args) -> int:
     rtl = out / "rtl"
     t0 = time.monotonic()
     _progress(f"[generate] config {cfg.name} -> {rtl}")
-    manifest = generate(cfg, rtl, source=str(args.config))
+    manifest = generate(cfg, rtl, source=str(args.config),
+                        progress=lambda line: _progress(f"[generate] {line}"))
     blocks = [name for name, entry in manifest["blocks"].items() if entry.get("bench")]
     _progress(f"[generate] {len(manifest['blocks'])} block(s): "
               f"{', '.join(manifest['blocks'])}; benches: {', '.join(blocks)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from cimforge.commands.paths import check_out_dir, path_arg
 from cimforge.config import load_config, preset_names
 
@@ -31,7 +33,8 @@ def run(args) -> int:
 
     check_out_dir(args.out)
     cfg = load_config(args.config)
-    manifest = generate(cfg, args.out, source=str(args.config))
+    manifest = generate(cfg, args.out, source=str(args.config), progress=lambda line: print(
+        f"[generate] {line}", file=sys.stderr, flush=True))
     for block in manifest["blocks"].values():
         print(f"{args.out / block['file']}: module {block['top']} "
               f"(latency {block['latency']} cycles)")
