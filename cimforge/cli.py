@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _descendants() -> list[int]:
-    """Process ids of this process's children, grandchildren, ... (Linux ``/proc``; empty
-    where there is none)."""
+def _descendants(root: int | None = None) -> list[int]:
+    """Process ids of the children, grandchildren, ... of ``root`` (default: this process)
+    (Linux ``/proc``; empty where there is none)."""
     parent: dict[int, int] = {}
     try:
         entries = os.listdir("/proc")
@@ -62,7 +62,7 @@ def _descendants() -> list[int]:
                     parent[int(entry)] = int(f.read().rpartition(")")[2].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-    found, frontier = [], {os.getpid()}
+    found, frontier = [], {os.getpid() if root is None else root}
     while frontier:
         frontier = {pid for pid, ppid in parent.items() if ppid in frontier}
         found += sorted(frontier)

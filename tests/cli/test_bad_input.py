@@ -387,3 +387,21 @@ def test_interrupted_flow_leaves_no_simulator(tmp_path, cache_root):
     time.sleep(1)
     assert _processes_in(out) == []
     assert not (out / "report.md").exists() and not (out / "report.json").exists()
+
+
+def test_interrupted_synth_leaves_no_tool_running(tmp_path):
+    proc = _cimforge(["synth", "--config", "tiny", "--blocks", "activation", "--out", "out",
+                      "--cache", "cache"], tmp_path)
+    _wait_for(proc, "nextpnr-ecp5 seed", 600)
+    time.sleep(1)
+    tools = _descendants(proc.pid)
+    assert tools  # place and route running, in processes of their own
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.endswith("cimforge synth: interrupted (SIGTERM); outputs are written whole or "
+                        "not at all\n"), err
+    time.sleep(1)
+    assert [pid for pid in tools if Path(f"/proc/{pid}").exists()] == []
+    assert not (tmp_path / "out" / "synth.json").exists()
+
