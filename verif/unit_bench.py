@@ -11,6 +11,7 @@ from cocotb.triggers import RisingEdge
 from cimforge.golden.stream_timing import Schedule
 from cimforge.verif.records import write_record
 from cimforge.verif.stream_bench import StreamBench
+from cimforge.verif.streams import trace_digest
 
 __all__ = ["UnitBench"]
 
@@ -76,5 +77,6 @@ class UnitBench(StreamBench):
                                                          - received[0].offered)
         write_record(test=b.name, pattern=self.pattern, seed=self.seed, items=len(sent),
                      results=len(received), cycles=measured, predicted_cycles=predicted,
-                     utilisation=throughput, errors=len(b.errors))
+                     utilisation=throughput, errors=len(b.errors),
+                     trace_sha256=trace_digest(sent, received))
         self.assert_clean()
