@@ -27,8 +27,8 @@ from cimforge.errors import CliError
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = ("generate", "map", "flow", "synth", "estimate", "embed", "decode", "latency",
-            "endurance", "sweep", "profile")
+COMMANDS = ("generate", "map", "flow", "regress", "synth", "estimate", "embed", "decode",
+            "latency", "endurance", "sweep", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

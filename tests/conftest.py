@@ -10,6 +10,8 @@ generate while the others wait. Simulator builds are keyed by the Verilog's cont
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import shutil
 from functools import cache
 from pathlib import Path
@@ -65,6 +67,28 @@ def design_manifest():
         return generated(str(path) if path.exists() else name)
 
     return get
+
+
+@pytest.fixture(scope="session")
+def mutated_design():
+    """``mutate(manifest, out, pattern, new, occurrence, block)``: a copy of a generated design
+    in ``out`` with the ``occurrence``-th match of regex ``pattern`` in ``block``'s Verilog
+    replaced by ``new`` (a regex template: generated net names like ``\\$12`` change when
+    the Amaranth code does, so the sites are found by their shape); its manifest's path."""
+
+    def mutate(manifest: Path, out: Path, pattern: str, new: str, occurrence: int = 0,
+               block: str = "shift_add") -> Path:
+        shutil.copytree(manifest.parent, out, ignore=shutil.ignore_patterns(".lock"))
+        entry = json.loads((out / "manifest.json").read_text())["blocks"][block]
+        v = out / entry["file"]
+        text = v.read_text()
+        matches = list(re.finditer(pattern, text))
+        assert len(matches) > occurrence, "mutation site not found: has the Verilog changed?"
+        m = matches[occurrence]
+        v.write_text(text[: m.start()] + m.expand(new) + text[m.end():])
+        return out / "manifest.json"
+
+    return mutate
 
 
 @pytest.fixture(scope="session")

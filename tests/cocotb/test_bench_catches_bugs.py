@@ -1,8 +1,5 @@
 """The benches must fail, loudly and with their seed, on a wrong design."""
 
-import json
-import re
-import shutil
 
 import pytest
 
@@ -16,22 +13,6 @@ def quick_simulator():
         return find_icarus()
     except SimulatorNotFound:
         return find_verilator()
-
-
-def mutated_design(tiny_manifest, tmp_path, pattern, new, occurrence, block="shift_add"):
-    """The design with the ``occurrence``-th match of regex ``pattern`` in ``block``'s Verilog
-    replaced by ``new`` (a regex template: generated net names like ``\\$12`` change when
-    the Amaranth code does, so the sites are found by their shape)."""
-    out = tmp_path / "rtl"
-    shutil.copytree(tiny_manifest.parent, out, ignore=shutil.ignore_patterns(".lock"))
-    manifest = json.loads((out / "manifest.json").read_text())
-    v = out / manifest["blocks"][block]["file"]
-    text = v.read_text()
-    matches = list(re.finditer(pattern, text))
-    assert len(matches) > occurrence, "mutation site not found: has the generated Verilog changed?"
-    m = matches[occurrence]
-    v.write_text(text[: m.start()] + m.expand(new) + text[m.end():])
-    return out / "manifest.json"
 
 
 @pytest.mark.parametrize(
@@ -50,11 +31,11 @@ def mutated_design(tiny_manifest, tmp_path, pattern, new, occurrence, block="shi
     ],
     ids=["saturation", "no_clear", "ready_ignores_sink"],
 )
-def test_mutant_fails_with_seed_and_log(tiny_manifest, tmp_path, cache_root, pattern, new,
-                                        occurrence, testcase, symptom):
+def test_mutant_fails_with_seed_and_log(tiny_manifest, tmp_path, cache_root, mutated_design,
+                                        pattern, new, occurrence, testcase, symptom):
     """Only the test the symptom names runs: a mutant that loses results makes a test wait
     for its whole timeout, and one timeout is enough."""
-    manifest = mutated_design(tiny_manifest, tmp_path, pattern, new, occurrence)
+    manifest = mutated_design(tiny_manifest, tmp_path / "rtl", pattern, new, occurrence)
     with pytest.raises(BenchFailure, match=symptom) as info:
         run_bench(manifest, "shift_add", quick_simulator(), work_dir=tmp_path / "run",
                   cache_root=cache_root, testcase=testcase)
@@ -83,9 +64,9 @@ def test_mutant_fails_with_seed_and_log(tiny_manifest, tmp_path, cache_root, pat
     ],
     ids=["requant_saturation", "softmax_exp_entry", "layernorm_sqrt"],
 )
-def test_nonlinear_mutant_fails(tiny_manifest, tmp_path, cache_root, block, pattern, new,
-                                testcase, symptom):
-    manifest = mutated_design(tiny_manifest, tmp_path, pattern, new, 0, block)
+def test_nonlinear_mutant_fails(tiny_manifest, tmp_path, cache_root, mutated_design, block,
+                                pattern, new, testcase, symptom):
+    manifest = mutated_design(tiny_manifest, tmp_path / "rtl", pattern, new, 0, block)
     with pytest.raises(BenchFailure, match=symptom) as info:
         run_bench(manifest, block, quick_simulator(), work_dir=tmp_path / "run",
                   cache_root=cache_root, testcase=testcase)
