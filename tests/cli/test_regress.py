@@ -28,7 +28,7 @@ def test_regress_passes_and_writes_junit(workers, tmp_path, capsys, cache_root):
     """In this process, on two pytest-xdist workers, and on two execnet gateways named as
     remote machines are (``popen`` here, ``ssh=host//python=...`` across machines)."""
     out = tmp_path / "reg"
-    assert main(["regress", "--config", TINY_BLOCKS, "--blocks", "requant,token_quant",
+    assert main(["regress", "--config", TINY_BLOCKS, "--blocks", "requant,activation",
                  "--seeds", "2", "--first-seed", "9", *workers, "--out", str(out),
                  "--build-cache", str(cache_root)]) == 0
     suite = _suite(out / "junit.xml")
@@ -37,7 +37,7 @@ def test_regress_passes_and_writes_junit(workers, tmp_path, capsys, cache_root):
     assert int(suite.get("errors")) == 0 and int(suite.get("skipped", 0)) == 0
     names = sorted(c.get("name") for c in suite.iter("testcase"))
     assert names == sorted(f"test_bench[{b}-verilator-seed{s}]" for s in seeds
-                           for b in ("requant", "token_quant"))
+                           for b in ("requant", "activation"))
     # each run used its seed: cocotb's log in the run's folder says so
     for s in seeds:
         log = (out / "runs" / f"requant-verilator-seed{s}" / "sim.log").read_text()

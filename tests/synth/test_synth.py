@@ -131,7 +131,7 @@ def test_out_naming_a_file(tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
     assert main(["synth", "--blocks", "activation", "--out", str(f)]) == 2
-    assert "must name a directory" in capsys.readouterr().err
+    assert "is a file: must be a directory (new or existing)" in capsys.readouterr().err
     assert f.read_text() == "x"
 
 
