@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             status = args._run(args)
         except (CliError, ConfigError) as e:
-            print(f"cimforge {args.command}: error: {e}", file=sys.stderr)
-            return 2
+            if not seen:  # (after a signal, what failed is the interrupted work)
+                print(f"cimforge {args.command}: error: {e}", file=sys.stderr)
+                return 2
+            status = None
         except KeyboardInterrupt:
             status = None
             if not seen:

@@ -184,6 +184,8 @@ def run(args) -> int:
     elif args.jobs > 1:
         argv += ["-n", str(args.jobs), "--dist", "load"]
     status = pytest.main(argv)
+    if status == pytest.ExitCode.INTERRUPTED:  # pytest reports Ctrl-C and returns
+        raise KeyboardInterrupt
     if not junit.exists():
         raise CliError(f"pytest wrote no {junit} (status {int(status)})")
     cases = read_junit(junit)

@@ -405,3 +405,19 @@ def test_interrupted_synth_leaves_no_tool_running(tmp_path):
     assert [pid for pid in tools if Path(f"/proc/{pid}").exists()] == []
     assert not (tmp_path / "out" / "synth.json").exists()
 
+
+
+def test_interrupted_regress(tmp_path, cache_root):
+    config = str(Path(__file__).parents[1] / "data" / "configs" / "tiny-blocks.toml")
+    proc = _cimforge(["regress", "--config", config, "--blocks", "softmax", "--seeds", "4",
+                      "--jobs", "2", "--out", "reg", "--build-cache", str(cache_root)], tmp_path)
+    _wait_for(proc, "[regress] 4 run(s)", 300)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.endswith("cimforge regress: interrupted (SIGTERM); outputs are written whole "
+                        "or not at all\n"), err
+    time.sleep(1)
+    assert _processes_in(tmp_path / "reg") == []
+    assert not (tmp_path / "reg" / "report.md").exists()
