@@ -371,24 +371,6 @@ def test_interrupted_model_runs_leave_nothing(argv, wait_for, sig, outputs, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == [], outputs
 
 
-def test_interrupted_flow_leaves_no_simulator(tmp_path, cache_root):
-    config = str(Path(__file__).parents[1] / "data" / "configs" / "tiny-blocks.toml")
-    proc = _cimforge(["flow", "--config", config, "--out", "flow", "--sim", "verilator",
-                      "--build-cache", str(cache_root)], tmp_path)
-    _wait_for(proc, "running the bench", 600)
-    time.sleep(1)
-    out = tmp_path / "flow"
-    assert _processes_in(out)  # the simulator runs in the block's folder under --out
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    assert err.endswith("cimforge flow: interrupted (SIGTERM); outputs are written whole or "
-                        "not at all\n"), err
-    time.sleep(1)
-    assert _processes_in(out) == []
-    assert not (out / "report.md").exists() and not (out / "report.json").exists()
-
-
 def test_interrupted_synth_leaves_no_tool_running(tmp_path):
     proc = _cimforge(["synth", "--config", "tiny", "--blocks", "activation", "--out", "out",
                       "--cache", "cache"], tmp_path)
@@ -407,17 +389,27 @@ def test_interrupted_synth_leaves_no_tool_running(tmp_path):
 
 
 
-def test_interrupted_regress(tmp_path, cache_root):
+@pytest.mark.parametrize("command", [
+    ["flow", "--sim", "verilator"],
+    ["regress", "--blocks", "softmax", "--seeds", "4", "--jobs", "2"],
+], ids=["flow", "regress"])
+def test_interrupted_simulations_leave_no_simulator(command, tmp_path, cache_root):
     config = str(Path(__file__).parents[1] / "data" / "configs" / "tiny-blocks.toml")
-    proc = _cimforge(["regress", "--config", config, "--blocks", "softmax", "--seeds", "4",
-                      "--jobs", "2", "--out", "reg", "--build-cache", str(cache_root)], tmp_path)
-    _wait_for(proc, "[regress] 4 run(s)", 300)
-    time.sleep(3)
+    proc = _cimforge([*command, "--config", config, "--out", "out", "--build-cache",
+                      str(cache_root)], tmp_path)
+    out = tmp_path / "out"
+    if command[0] == "flow":
+        _wait_for(proc, "running the bench", 600)
+        time.sleep(1)
+        assert _processes_in(out)  # the simulator runs in the block's folder under --out
+    else:
+        _wait_for(proc, "[regress] 4 run(s)", 600)
+        time.sleep(3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert err.endswith("cimforge regress: interrupted (SIGTERM); outputs are written whole "
-                        "or not at all\n"), err
+    assert err.endswith(f"cimforge {command[0]}: interrupted (SIGTERM); outputs are written "
+                        "whole or not at all\n"), err
     time.sleep(1)
-    assert _processes_in(tmp_path / "reg") == []
-    assert not (tmp_path / "reg" / "report.md").exists()
+    assert _processes_in(out) == []
+    assert not (out / "report.md").exists() and not (out / "report.json").exists()
