@@ -6,10 +6,10 @@ stderr and exit status 2; a failing regression exits with status 1.
 
 Ctrl-C (SIGINT) and SIGTERM stop a command with one line on stderr and status 130 or 143:
 the signal is turned into ``KeyboardInterrupt`` so that every ``finally`` runs (atomic writes
-delete their temporary file, synthesis tools are killed), the simulator and tool processes
-this one started are sent SIGTERM. An interrupt raised inside a ``__del__`` (where Python
-drops exceptions) is raised again just after, and one some library swallowed
-still ends the run with the signal's status rather than 0.
+delete their temporary file, synthesis tools are killed), and every process this one started
+(simulators, tools) is sent SIGTERM. An interrupt raised inside a ``__del__`` (where Python
+drops exceptions) is raised again just after; one that a library swallowed still ends the
+run with the signal's status rather than 0.
 """
 
 from __future__ import annotations
